@@ -1,0 +1,36 @@
+# Two entry points, each sets up what it needs in a reusable virtual environment:
+#   make demo   - generate the synthetic domains, train, adapt, print the results table
+#   make test   - lint, type-check the public API, run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned here only for this project's machines (the wheels lie on their disk);
+# the package itself asks for torch>=2.1. Override with e.g. TORCH_SPEC="torch torchvision".
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+DEMO_ARGS ?=
+
+.PHONY: demo test lint typecheck bench clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/semparts-reid demo $(DEMO_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy src/semparts_reid/__init__.py
+
+test: lint typecheck
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Layer 2 inference: feature extraction, tracker adapters, export."""

@@ -1,0 +1,1 @@
+"""Layer 0 evaluation: distances, CMC/mAP under the re-ID protocols, re-ranking."""

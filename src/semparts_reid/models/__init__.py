@@ -1,0 +1,1 @@
+"""Layer 1 models: backbones, the semantic-part network and the model factory."""
