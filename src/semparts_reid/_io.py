@@ -1,0 +1,76 @@
+"""Atomic file writes: write to a temporary file in the same folder, then ``os.replace``.
+
+A crash or Ctrl-C part-way never leaves a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success move it onto ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+        >>> with atomic_open(target, "w") as f:
+        ...     _ = f.write("hello")
+        >>> target.read_text()
+        'hello'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and return the path."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def atomic_save_numpy(path: str | os.PathLike[str], array: Any, **arrays: Any) -> Path:
+    """Save ``array`` as ``.npy``, or ``array`` plus named ``arrays`` as ``.npz`` (by suffix).
+
+    In the ``.npz`` case ``array`` is stored under the key ``features``.
+    """
+    import numpy as np
+
+    target = Path(path)
+    with atomic_open(target, "wb") as handle:
+        if target.suffix == ".npz":
+            np.savez(handle, features=array, **arrays)
+        else:
+            if arrays:
+                raise ValueError(f"{target}: extra arrays {sorted(arrays)} need an .npz file")
+            np.save(handle, array)
+    return target
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to ``path`` atomically."""
+    import torch
+
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
+    return Path(path)
