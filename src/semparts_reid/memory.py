@@ -1,0 +1,400 @@
+"""Exemplar memory for unsupervised target-domain learning (ECN, extended to parts).
+
+:class:`ExemplarMemory` follows ECN (Zhong et al., "Invariance Matters: Exemplar Memory
+for Domain Adaptive Person Re-identification", CVPR 2019) and extends it to several
+heads (the global feature plus the head / upper / lower part features):
+
+* one slot per target training image **and per head**: a tensor ``slots`` of shape
+  ``(heads, N, D)``, rows L2-normalised (zero until first written, as in ECN);
+* logits ``z = f · Kᵀ / β`` with ``β = 0.05`` (``temperature``), computed against the
+  memory **before** this step's update;
+* *exemplar invariance*: cross-entropy with the image's own slot as the label;
+* *camera invariance*: the same loss on camera-style versions of an image, which keep
+  the original slot index (the caller passes those features with the same indices);
+* *neighbourhood invariance* (``neighbours=True``; ECN switches it on from epoch 5):
+  the ``k`` slots most similar to ``f`` get weight ``1/k``, the image's own slot
+  weight ``1`` (it overrides its ``1/k`` when it is among the ``k``), and the loss is
+  ``-Σ_j w_j log softmax(z)_j``. The weights are **not** re-normalised (ECN's code
+  scatters ``softmax(ones(k)) = 1/k`` and then writes ``1`` at the own slot), so
+  they sum to ``1 + (k-1)/k`` when the own slot is among the ``k`` nearest and to
+  ``2`` otherwise;
+* update after the loss: ``K[i] <- α K[i] + (1-α) f_i`` then ``K[i] /= ||K[i]||`` with
+  ``α = 0.01 × epoch`` by default (:class:`LinearMomentum`; any callable
+  ``epoch -> α`` works).
+
+Part heads: an image whose part is invisible (``visibility == 0``) contributes no loss
+and no update for that head. Per-head losses are averaged over the images visible in
+that head; :meth:`ExemplarMemory.loss` returns their sum over heads (or the per-head
+vector with ``reduction="none"``).
+
+Distributed: under an initialised :mod:`torch.distributed` process group,
+:meth:`ExemplarMemory.update` all-gathers features, indices and visibility from every
+rank first, so all replicas apply the same update and stay identical; the loss uses
+the local features only (DDP averages the gradients). The memory is a plain tensor,
+neither an ``nn.Parameter`` nor a module buffer, so DDP never broadcasts it.
+
+Example:
+    >>> import torch
+    >>> mem = ExemplarMemory(100, 16, num_heads=4)
+    >>> feats = torch.randn(8, 4, 16, requires_grad=True)
+    >>> idx = torch.arange(8)
+    >>> vis = torch.ones(8, 3)  # head / upper / lower visible (global always is)
+    >>> loss = mem.loss(feats, idx, neighbours=False, visibility=vis)
+    >>> loss.backward()
+    >>> mem.update(feats.detach(), idx, epoch=1, visibility=vis)
+    >>> mem.slots.shape
+    torch.Size([4, 100, 16])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ExemplarMemory", "LinearMomentum", "MomentumSchedule"]
+
+MomentumSchedule = Callable[[int], float]
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class LinearMomentum:
+    """ECN's memory momentum: ``α(epoch) = min(step × epoch, max_momentum)``.
+
+    ECN uses ``step = 0.01`` with 0-based epochs, so the first epoch overwrites slots
+    (``α = 0``) and the memory becomes slower to change as training goes on.
+
+    Args:
+        step: increase of ``α`` per epoch (ECN: 0.01).
+        max_momentum: upper bound on ``α`` (must be < 1 so the memory keeps updating).
+    """
+
+    step: float = 0.01
+    max_momentum: float = 0.99
+
+    def __post_init__(self) -> None:
+        if not (self.step >= 0 and math.isfinite(self.step)):
+            raise ValueError(f"step={self.step!r}: expected a finite value >= 0")
+        if not 0.0 <= self.max_momentum < 1.0:
+            raise ValueError(f"max_momentum={self.max_momentum!r}: expected 0 <= value < 1")
+
+    def __call__(self, epoch: int) -> float:
+        return min(self.step * float(epoch), self.max_momentum)
+
+
+def _dist_world() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """All-gather ``t`` (B_r, ...) from every rank along dim 0; batch sizes may differ."""
+    dist = torch.distributed
+    world = dist.get_world_size()
+    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    counts = [int(s.item()) for s in sizes]
+    top = max(counts)
+    if t.shape[0] < top:
+        pad = t.new_zeros((top - t.shape[0], *t.shape[1:]))
+        t = torch.cat([t, pad], dim=0)
+    out = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(out, t.contiguous())
+    return torch.cat([o[:c] for o, c in zip(out, counts)], dim=0)
+
+
+class ExemplarMemory:
+    """A per-head exemplar memory with ECN's exemplar / camera / neighbourhood invariance.
+
+    Args:
+        num_samples: ``N``, the number of target training images (one slot each).
+        feat_dim: ``D``, the feature dimension.
+        num_heads: number of heads (1 for ECN's global feature; 4 for global + head +
+            upper + lower).
+        temperature: ``β`` in ``z = f·Kᵀ / β`` (ECN: 0.05).
+        knn: ``k`` for the neighbourhood-invariance term (ECN: 6); a memory with fewer
+            than ``k`` slots uses all of them.
+        momentum_schedule: callable ``epoch -> α`` in ``[0, 1)``; default
+            :class:`LinearMomentum` (``α = 0.01 × epoch``).
+        dtype: storage dtype of the slots (``torch.float32``, ``torch.bfloat16`` or
+            ``torch.float16``). Logits are computed in the storage dtype and returned in
+            fp32; bf16 halves the memory of a large bank (Duke: 16,522 × 4 × 2048).
+        device: device of the slots.
+
+    Attributes:
+        slots: ``(heads, N, D)`` tensor; rows are unit vectors once written, else zero.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        feat_dim: int,
+        *,
+        num_heads: int = 1,
+        temperature: float = 0.05,
+        knn: int = 6,
+        momentum_schedule: MomentumSchedule | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        for name, value in (
+            ("num_samples", num_samples),
+            ("feat_dim", feat_dim),
+            ("num_heads", num_heads),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: expected a positive int")
+        if not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ValueError(f"temperature={temperature!r}: expected a float > 0")
+        if isinstance(knn, bool) or not isinstance(knn, int) or knn < 0:
+            raise ValueError(f"knn={knn!r}: expected an int >= 0")
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+            raise TypeError(f"dtype={dtype!r}: expected float32, bfloat16, float16 or float64")
+        if momentum_schedule is not None and not callable(momentum_schedule):
+            raise TypeError(
+                f"momentum_schedule={momentum_schedule!r}: expected a callable epoch -> alpha"
+            )
+        self.num_samples = num_samples
+        self.feat_dim = feat_dim
+        self.num_heads = num_heads
+        self.temperature = float(temperature)
+        self.knn = knn
+        self.momentum_schedule: MomentumSchedule = momentum_schedule or LinearMomentum()
+        self.slots = torch.zeros(num_heads, num_samples, feat_dim, dtype=dtype, device=device)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.slots.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.slots.device
+
+    def to(self, device: torch.device | str) -> ExemplarMemory:
+        """Move the slots to ``device`` (in place) and return ``self``."""
+        self.slots = self.slots.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"ExemplarMemory(num_samples={self.num_samples}, feat_dim={self.feat_dim}, "
+            f"num_heads={self.num_heads}, temperature={self.temperature}, knn={self.knn}, "
+            f"momentum_schedule={self.momentum_schedule!r}, dtype={self.dtype})"
+        )
+
+    def _check(
+        self,
+        features: torch.Tensor,
+        indices: torch.Tensor,
+        visibility: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Validate inputs; return features (B, H, D), indices (B,) long, weights (B, H)."""
+        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+            raise TypeError(f"features: expected a float tensor, got {type(features).__name__}")
+        if features.dim() == 2:
+            if self.num_heads != 1:
+                raise ValueError(
+                    f"features of shape {tuple(features.shape)} are (B, D) but the memory has "
+                    f"num_heads={self.num_heads}; expected (B, {self.num_heads}, {self.feat_dim})"
+                )
+            features = features.unsqueeze(1)
+        if features.dim() != 3 or features.shape[1:] != (self.num_heads, self.feat_dim):
+            raise ValueError(
+                f"features of shape {tuple(features.shape)}: expected (B, {self.num_heads}, "
+                f"{self.feat_dim})" + (f" or (B, {self.feat_dim})" if self.num_heads == 1 else "")
+            )
+        b = features.shape[0]
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices: expected a tensor, got {type(indices).__name__}")
+        if indices.shape != (b,) or indices.is_floating_point() or indices.dtype == torch.bool:
+            raise ValueError(
+                f"indices of shape {tuple(indices.shape)} dtype {indices.dtype}: expected an "
+                f"integer tensor of shape ({b},)"
+            )
+        indices = indices.to(device=self.device, dtype=torch.long)
+        if b and (int(indices.min()) < 0 or int(indices.max()) >= self.num_samples):
+            raise ValueError(
+                f"indices out of range [{int(indices.min())}, {int(indices.max())}]: expected "
+                f"values in [0, {self.num_samples - 1}]"
+            )
+        weights = None
+        if visibility is not None:
+            if not isinstance(visibility, torch.Tensor):
+                raise TypeError(f"visibility: expected a tensor, got {type(visibility).__name__}")
+            vis = visibility.to(device=features.device, dtype=torch.float32)
+            if vis.shape == (b, self.num_heads - 1) and self.num_heads > 1:
+                # parts only: the global head (index 0) is always visible
+                vis = torch.cat([vis.new_ones(b, 1), vis], dim=1)
+            if vis.shape != (b, self.num_heads):
+                raise ValueError(
+                    f"visibility of shape {tuple(visibility.shape)}: expected ({b}, "
+                    f"{self.num_heads}) or ({b}, {self.num_heads - 1}) (parts only, the "
+                    f"global head is then always visible)"
+                )
+            weights = (vis > 0.5).to(torch.float32)
+        return features, indices, weights
+
+    # ------------------------------------------------------------------ loss
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``z = normalize(f) · Kᵀ / β`` against the current memory.
+
+        Args:
+            features: (B, H, D) or (B, D) when ``num_heads == 1``.
+
+        Returns:
+            (H, B, N) float32 logits (differentiable w.r.t. ``features``).
+        """
+        if features.dim() == 2 and self.num_heads == 1:
+            features = features.unsqueeze(1)
+        f = F.normalize(features.float(), dim=-1).transpose(0, 1)  # (H, B, D)
+        f = f.to(device=self.device, dtype=self.dtype)
+        z = torch.bmm(f, self.slots.transpose(1, 2))  # (H, B, N)
+        return z.float() / self.temperature
+
+    def loss(
+        self,
+        features: torch.Tensor,
+        indices: torch.Tensor,
+        *,
+        neighbours: bool,
+        visibility: torch.Tensor | None = None,
+        reduction: Literal["sum", "mean", "none"] = "sum",
+    ) -> torch.Tensor:
+        """ECN's invariance loss of a batch against the memory (before the update).
+
+        Use the same call for camera-style images (camera invariance): pass their
+        features with the original images' ``indices``.
+
+        Args:
+            features: (B, H, D) features (un-normalised is fine: they are L2-normalised
+                here), or (B, D) when ``num_heads == 1``.
+            indices: (B,) int slot index of every image (its position in the target
+                training list).
+            neighbours: add neighbourhood invariance (the ``knn`` nearest slots get
+                weight ``1/knn``, the own slot weight 1). ECN: from epoch 5 on.
+            visibility: optional (B, H) or (B, H-1) (parts only; the global head, index
+                0, is then always visible) with 1 where the head's feature is valid;
+                invisible entries contribute no loss.
+            reduction: ``"sum"`` over heads (default), ``"mean"`` over heads, or
+                ``"none"`` for the (H,) vector of per-head losses. Each per-head loss is
+                the mean over the images visible in that head (0 when none is).
+
+        Returns:
+            A scalar (or (H,)) float32 loss tensor.
+        """
+        if reduction not in ("sum", "mean", "none"):
+            raise ValueError(f"reduction={reduction!r}: expected 'sum', 'mean' or 'none'")
+        feats, idx, weights = self._check(features, indices, visibility)
+        z = self.logits(feats)  # (H, B, N)
+        logp = torch.log_softmax(z, dim=-1)
+        h, b, _ = z.shape
+        own = idx.view(1, b, 1).expand(h, b, 1)
+        per = -logp.gather(2, own).squeeze(2)  # (H, B) exemplar term, own slot weight 1
+        k = min(self.knn, self.num_samples)
+        if neighbours and k > 0:
+            with torch.no_grad():
+                top = z.topk(k, dim=-1).indices  # (H, B, k)
+                not_own = (top != own).to(logp.dtype)
+            per = per - (logp.gather(2, top) * not_own).sum(-1) / k
+        if weights is None:
+            per_head = per.mean(dim=1) if b else per.sum(dim=1)
+        else:
+            w = weights.to(per.device).t()  # (H, B)
+            per_head = (per * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        if reduction == "none":
+            return per_head
+        return per_head.sum() if reduction == "sum" else per_head.mean()
+
+    # ------------------------------------------------------------------ update
+    @torch.no_grad()
+    def update(
+        self,
+        features: torch.Tensor,
+        indices: torch.Tensor,
+        *,
+        epoch: int,
+        visibility: torch.Tensor | None = None,
+    ) -> None:
+        """Move the slots of ``indices`` toward ``features``, then re-normalise them.
+
+        ``K[h, i] <- α K[h, i] + (1-α) f_i / ||f_i||``, ``K[h, i] /= ||K[h, i]||``, with
+        ``α = momentum_schedule(epoch)``. Images invisible in head ``h`` leave
+        ``K[h, i]`` unchanged. When an index appears several times in the (global)
+        batch, its visible features are averaged first and the slot is updated once.
+        Under :mod:`torch.distributed`, features / indices / visibility of all ranks
+        are gathered first so every replica applies the same update.
+
+        Args:
+            features: (B, H, D) or (B, D) (``num_heads == 1``); detached here.
+            indices: (B,) int slot indices.
+            epoch: the current epoch (0-based, as ECN), fed to the momentum schedule.
+            visibility: optional (B, H) or (B, H-1), as in :meth:`loss`.
+        """
+        alpha = float(self.momentum_schedule(epoch))
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(
+                f"momentum_schedule({epoch}) = {alpha!r}: expected a momentum in [0, 1]"
+            )
+        feats, idx, weights = self._check(features.detach(), indices, visibility)
+        f = F.normalize(feats.float(), dim=-1).to(self.device)  # (B, H, D)
+        w = (
+            weights.to(self.device)
+            if weights is not None
+            else f.new_ones(f.shape[0], self.num_heads)
+        )
+        if _dist_world() > 1:
+            f = _all_gather_rows(f)
+            idx = _all_gather_rows(idx)
+            w = _all_gather_rows(w)
+        if idx.numel() == 0:
+            return
+        uniq, inv = torch.unique(idx, return_inverse=True)
+        u = uniq.numel()
+        acc = f.new_zeros(u, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
+        cnt = w.new_zeros(u, self.num_heads).index_add_(0, inv, w)  # (U, H)
+        mean = (acc / cnt.clamp_min(1.0)[..., None]).transpose(0, 1)  # (H, U, D)
+        old = self.slots[:, uniq].float()  # (H, U, D)
+        new = F.normalize(alpha * old + (1.0 - alpha) * mean, dim=-1, eps=_EPS)
+        keep = (cnt.t() > 0)[..., None]  # (H, U, 1)
+        self.slots[:, uniq] = torch.where(keep, new, old).to(self.dtype)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The memory's state: slots plus the hyper-parameters that shape them."""
+        return {
+            "slots": self.slots.detach().clone(),
+            "num_samples": self.num_samples,
+            "feat_dim": self.feat_dim,
+            "num_heads": self.num_heads,
+            "temperature": self.temperature,
+            "knn": self.knn,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the slot shape must match this memory's.
+
+        Raises:
+            KeyError: if ``state`` has no ``"slots"``.
+            ValueError: if the stored slots have another shape.
+        """
+        if "slots" not in state:
+            raise KeyError("memory state has no 'slots' entry")
+        slots = state["slots"]
+        if not isinstance(slots, torch.Tensor) or tuple(slots.shape) != tuple(self.slots.shape):
+            shape = tuple(slots.shape) if isinstance(slots, torch.Tensor) else type(slots)
+            raise ValueError(
+                f"memory state slots of shape {shape}: expected {tuple(self.slots.shape)} "
+                f"(heads, num_samples, feat_dim)"
+            )
+        self.slots = slots.to(device=self.device, dtype=self.dtype).clone()
+        self.temperature = float(state.get("temperature", self.temperature))
+        self.knn = int(state.get("knn", self.knn))
