@@ -1,0 +1,582 @@
+"""Pretrained weights: a registry, a resumable verified downloader and a key-matching loader.
+
+* :func:`list_pretrained` / :func:`get_pretrained_cfg`: the registry (name -> URL, sha256,
+  architecture, data config, licence). It holds torchvision's ImageNet ResNet-18/34/50
+  weights and has room for re-ID checkpoints (:func:`register_pretrained`).
+* :func:`download_weights`: streams to a partial file in the cache folder with timeouts,
+  bounded retries with back-off and HTTP ``Range`` resume, verifies the sha256, then
+  moves the file into place atomically. ``SEMPARTS_REID_OFFLINE=1`` uses only the cache.
+* :func:`load_pretrained`: ``torch.load(weights_only=True)``, strips ``module.`` /
+  ``_orig_mod.`` prefixes and reports missing, unexpected and shape-mismatched keys in one
+  summary (strict for our checkpoints, lenient for ImageNet backbones).
+
+Cache folder: ``$SEMPARTS_REID_HOME/weights`` (default ``~/.cache/semparts_reid/weights``).
+
+Example:
+    >>> sorted(list_pretrained(kind="backbone"))[:2]
+    ['resnet18.tv_in1k', 'resnet34.tv_in1k']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ChecksumError",
+    "DownloadError",
+    "LoadReport",
+    "PretrainedCfg",
+    "download_weights",
+    "get_cache_dir",
+    "get_pretrained_cfg",
+    "list_pretrained",
+    "load_checkpoint",
+    "load_pretrained",
+    "register_pretrained",
+    "resolve_pretrained_name",
+]
+
+logger = logging.getLogger(__name__)
+
+ENV_HOME = "SEMPARTS_REID_HOME"
+ENV_OFFLINE = "SEMPARTS_REID_OFFLINE"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.[^.]+$")  # torchvision: resnet18-f37072fd.pth
+_HEX = re.compile(r"^[a-f0-9]{6,64}$")
+_CHUNK = 1 << 20  # hashing block
+_NET_CHUNK = 1 << 16  # network block: a cut transfer loses at most this much
+
+
+class DownloadError(RuntimeError):
+    """A download failed (HTTP error, too many retries, offline without a cached file)."""
+
+
+class ChecksumError(DownloadError):
+    """The sha256 of a file does not match the expected one."""
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """One registry entry.
+
+    Attributes:
+        name: registry name, e.g. ``"resnet50.tv_in1k"``.
+        url: where the file is downloaded from.
+        sha256: full sha256 (64 hex digits) or, for torchvision files, the hex prefix the
+            file name carries (``resnet18-f37072fd.pth`` -> ``"f37072fd"``).
+        arch: ``"resnet50"`` for a backbone, a ``build_model`` name for a re-ID model.
+        kind: ``"backbone"`` (loaded leniently into ``model.backbone``) or ``"reid"``
+            (a full checkpoint, loaded strictly).
+        data_config: preprocessing the weights were trained with (input size, mean, std).
+        licence: licence / terms of the weights.
+        description: one line for humans.
+        model_kwargs: keyword arguments for ``build_model`` (re-ID checkpoints).
+    """
+
+    name: str
+    url: str
+    sha256: str
+    arch: str
+    kind: Literal["backbone", "reid"]
+    data_config: Mapping[str, Any]
+    licence: str
+    description: str = ""
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        """File name in the cache (the last component of the URL path)."""
+        return _filename_from_url(self.url)
+
+
+_REGISTRY: dict[str, PretrainedCfg] = {}
+_TV_LICENCE = (
+    "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms allow "
+    "non-commercial research and educational use"
+)
+_IN1K_224 = {
+    "input_size": (224, 224),
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "interpolation": "bilinear",
+}
+
+
+def register_pretrained(cfg: PretrainedCfg, *, overwrite: bool = False) -> PretrainedCfg:
+    """Add ``cfg`` to the registry and return it.
+
+    Re-ID checkpoints (``kind="reid"``) must carry the full 64-digit sha256; backbone
+    entries may carry a hex prefix (the torchvision convention).
+
+    Raises:
+        ValueError: on a duplicate name (unless ``overwrite``), a bad hash or kind.
+    """
+    if cfg.name in _REGISTRY and not overwrite:
+        raise ValueError(f"pretrained name {cfg.name!r} is already registered")
+    if cfg.kind not in ("backbone", "reid"):
+        raise ValueError(f"kind={cfg.kind!r}; expected 'backbone' or 'reid'")
+    if not _HEX.match(cfg.sha256):
+        raise ValueError(f"{cfg.name}: sha256={cfg.sha256!r} is not 6-64 lowercase hex digits")
+    if cfg.kind == "reid" and len(cfg.sha256) != 64:
+        raise ValueError(f"{cfg.name}: re-ID checkpoints need the full 64-digit sha256")
+    _REGISTRY[cfg.name] = cfg
+    return cfg
+
+
+for _arch, _url in (
+    ("resnet18", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+    ("resnet34", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
+    ("resnet50", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+):
+    register_pretrained(
+        PretrainedCfg(
+            name=f"{_arch}.tv_in1k",
+            url=_url,
+            sha256=_HASH_IN_NAME.search(_url).group(1),  # type: ignore[union-attr]
+            arch=_arch,
+            kind="backbone",
+            data_config=_IN1K_224,
+            licence=_TV_LICENCE,
+            description=f"torchvision {_arch} IMAGENET1K_V1 (the classic re-ID initialisation)",
+        )
+    )
+register_pretrained(
+    PretrainedCfg(
+        name="resnet50.tv2_in1k",
+        url="https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+        sha256="11ad3fa6",
+        arch="resnet50",
+        kind="backbone",
+        data_config={**_IN1K_224, "input_size": (232, 232)},
+        licence=_TV_LICENCE,
+        description="torchvision resnet50 IMAGENET1K_V2 (longer training recipe)",
+    )
+)
+
+
+def list_pretrained(kind: str | None = None) -> list[str]:
+    """Registry names, sorted; ``kind="backbone"`` or ``"reid"`` filters."""
+    if kind not in (None, "backbone", "reid"):
+        raise ValueError(f"kind={kind!r}; expected None, 'backbone' or 'reid'")
+    return sorted(n for n, c in _REGISTRY.items() if kind is None or c.kind == kind)
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The registry entry called ``name``.
+
+    Raises:
+        KeyError: naming the known entries.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = list_pretrained()
+        raise KeyError(f"no pretrained weights named {name!r}; known: {known}") from None
+
+
+def resolve_pretrained_name(source: str, arch: str | None = None) -> str | None:
+    """Turn ``"imagenet"`` (+ a model arch such as ``"semparts_resnet50"``) into a name.
+
+    Returns the registry name, ``source`` itself when it is a registry name, else ``None``.
+    """
+    if source in _REGISTRY:
+        return source
+    if source.lower() == "imagenet":
+        if arch is None:
+            raise ValueError("pretrained='imagenet' needs the model's arch to pick the weights")
+        match = re.search(r"resnet(18|34|50)", arch)
+        if match is None:
+            raise ValueError(f"no ImageNet weights registered for arch {arch!r}")
+        return f"resnet{match.group(1)}.tv_in1k"
+    return None
+
+
+# --------------------------------------------------------------------------- download
+
+
+def get_cache_dir() -> Path:
+    """Folder for downloaded weights: ``$SEMPARTS_REID_HOME/weights``."""
+    home = os.environ.get(ENV_HOME) or os.path.join("~", ".cache", "semparts_reid")
+    return Path(home).expanduser() / "weights"
+
+
+def _offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_url(text: str) -> bool:
+    return urllib.parse.urlparse(text).scheme in ("http", "https")
+
+
+def _filename_from_url(url: str) -> str:
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if not name or name.startswith("."):
+        name = "weights-" + hashlib.sha256(url.encode()).hexdigest()[:16]
+    return name
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_hash(path: Path, expected: str | None, *, delete: bool) -> None:
+    if not expected:
+        return
+    actual = file_sha256(path)
+    if not actual.startswith(expected.lower()):
+        if delete:
+            path.unlink(missing_ok=True)
+        kind = "sha256" if len(expected) == 64 else "sha256 prefix"
+        raise ChecksumError(
+            f"{path}: checksum mismatch: expected {kind} {expected}, got sha256 {actual}"
+            + ("; the file was deleted" if delete else "")
+        )
+
+
+def download_weights(
+    name_or_url: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    timeout: float | tuple[float, float] = (10.0, 60.0),
+    retries: int = 4,
+    backoff: float = 1.0,
+) -> Path:
+    """Return a local path to the weights, downloading them into the cache if needed.
+
+    Args:
+        name_or_url: a registry name (:func:`list_pretrained`), an ``http(s)`` URL or a
+            local file path.
+        sha256: expected sha256 (full, or a hex prefix). Defaults to the registry's, or the
+            hex prefix in a URL file name (``name-<hex>.pth``, as ``torch.hub`` does).
+        cache_dir: folder to download into; default :func:`get_cache_dir`.
+        progress: show a tqdm progress bar.
+        timeout: ``requests`` timeout in seconds (connect, read).
+        retries: extra attempts after a connection error, a timeout, a cut transfer or an
+            HTTP 408/429/5xx; each attempt resumes the partial file with a ``Range`` request.
+        backoff: first back-off delay in seconds, doubled after each failed attempt.
+
+    Returns:
+        Path of the verified file.
+
+    Raises:
+        DownloadError: HTTP error (e.g. 404), retries exhausted, or offline without a cache.
+        ChecksumError: the downloaded file's sha256 does not match (the file is deleted).
+        FileNotFoundError: ``name_or_url`` is neither a name, a URL nor an existing file.
+    """
+    source = os.fspath(name_or_url)
+    if sha256 is not None and not _HEX.match(sha256.lower()):
+        raise ValueError(f"sha256={sha256!r} is not 6-64 hex digits")
+    expected: str | None
+    if source in _REGISTRY:
+        cfg = _REGISTRY[source]
+        url, expected = cfg.url, sha256 or cfg.sha256
+    elif _is_url(source):
+        url = source
+        found = _HASH_IN_NAME.search(_filename_from_url(url))
+        expected = sha256 or (found.group(1) if found else None)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{source!r} is not a registry name ({list_pretrained()}), an http(s) URL "
+                "or an existing file"
+            )
+        _check_hash(path, sha256, delete=False)
+        return path
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else get_cache_dir()
+    dest = folder / _filename_from_url(url)
+    if dest.is_file():
+        try:
+            _check_hash(dest, expected, delete=not _offline())
+            return dest
+        except ChecksumError:
+            if _offline():
+                raise
+            logger.warning("cached %s failed its checksum; downloading it again", dest)
+    if _offline():
+        raise DownloadError(
+            f"{ENV_OFFLINE}=1 and {url} is not in the cache (expected {dest}); "
+            "download it once online or copy the file there"
+        )
+    if expected is None:
+        logger.warning("no sha256 known for %s: the download cannot be verified", url)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    _fetch(url, partial, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
+    _check_hash(partial, expected, delete=True)
+    os.replace(partial, dest)
+    logger.info("downloaded %s to %s", url, dest)
+    return dest
+
+
+def _fetch(
+    url: str,
+    partial: Path,
+    *,
+    progress: bool,
+    timeout: float | tuple[float, float],
+    retries: int,
+    backoff: float,
+) -> None:
+    """Download ``url`` into ``partial``, resuming what is there; bounded attempts."""
+    import requests
+    from tqdm.auto import tqdm
+
+    if retries < 0:
+        raise ValueError(f"retries={retries} must be >= 0")
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            delay = min(backoff * 2 ** (attempt - 1), 60.0)
+            logger.warning("download of %s failed (%s); retry %d/%d in %.1fs",
+                           url, last_error, attempt, retries, delay)
+            time.sleep(delay)
+        offset = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+                if resp.status_code == 416 and offset:  # nothing left to send, or stale file
+                    total = _content_range_total(resp.headers.get("Content-Range", ""))
+                    if total == offset:
+                        return
+                    partial.unlink(missing_ok=True)
+                    last_error = DownloadError(f"HTTP 416 for a resume at byte {offset}")
+                    continue
+                if resp.status_code in (408, 429) or resp.status_code >= 500:
+                    last_error = DownloadError(f"HTTP {resp.status_code} for {url}")
+                    continue
+                if resp.status_code >= 400:
+                    raise DownloadError(f"HTTP {resp.status_code} {resp.reason} for {url}")
+                resumed = resp.status_code == 206
+                if resumed and not resp.headers.get("Content-Range", "").startswith(
+                    f"bytes {offset}-"
+                ):
+                    partial.unlink(missing_ok=True)
+                    last_error = DownloadError("server answered a resume with a wrong range")
+                    continue
+                start = offset if resumed else 0
+                length = resp.headers.get("Content-Length")
+                total = start + int(length) if length is not None else None
+                with open(partial, "ab" if resumed else "wb") as fh, tqdm(
+                    total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=partial.name[: -len(".partial")], disable=not progress, leave=False,
+                ) as bar:
+                    for block in resp.iter_content(chunk_size=_NET_CHUNK):
+                        fh.write(block)
+                        bar.update(len(block))
+                size = partial.stat().st_size
+                if total is not None and size < total:
+                    last_error = DownloadError(f"transfer cut at {size} of {total} bytes")
+                    continue
+                return
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            last_error = exc
+    raise DownloadError(
+        f"could not download {url} after {retries + 1} attempts: {last_error}; "
+        f"the partial file {partial} is kept and the next call resumes it"
+    )
+
+
+def _content_range_total(header: str) -> int | None:
+    match = re.match(r"bytes \*/(\d+)", header.strip())
+    return int(match.group(1)) if match else None
+
+
+# --------------------------------------------------------------------------- loading
+
+_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did.
+
+    Attributes:
+        source: where the weights came from.
+        target: ``"model"`` or ``"backbone"`` (the sub-module the keys were matched to).
+        loaded: keys copied into the model.
+        missing: model keys absent from the weights.
+        unexpected: weight keys the model does not have.
+        mismatched: ``(key, weights shape, model shape)`` for keys whose shapes differ.
+        strict: whether any of the above would have raised.
+    """
+
+    source: str
+    target: str
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    strict: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when every key matched in name and shape."""
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self, max_keys: int = 10) -> str:
+        """One human-readable paragraph."""
+
+        def fmt(keys: list[str]) -> str:
+            more = f", ... (+{len(keys) - max_keys})" if len(keys) > max_keys else ""
+            return ", ".join(keys[:max_keys]) + more
+
+        lines = [f"loaded {len(self.loaded)} tensors from {self.source} into {self.target}"]
+        if self.missing:
+            lines.append(f"  missing in weights ({len(self.missing)}): {fmt(self.missing)}")
+        if self.unexpected:
+            lines.append(f"  unexpected in weights ({len(self.unexpected)}): "
+                         f"{fmt(self.unexpected)}")
+        if self.mismatched:
+            shown = [f"{k} {tuple(a)} vs model {tuple(b)}" for k, a, b in self.mismatched]
+            lines.append(f"  shape mismatch ({len(shown)}): {fmt(shown)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def load_checkpoint(
+    source: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint or state-dict file (registry name, URL or path) safely.
+
+    Uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
+    arbitrary pickled objects.
+
+    Returns:
+        The loaded dict: a checkpoint (``{"format", "arch", "model_kwargs",
+        "data_config", "model", ...}``) or a plain state dict.
+    """
+    path = download_weights(source, progress=logger.isEnabledFor(logging.INFO))
+    obj = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj)!r}")
+    return dict(obj)
+
+
+def _extract_state_dict(obj: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
+    state = obj["model"] if "model" in obj and isinstance(obj["model"], Mapping) else obj
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue  # checkpoint metadata mixed in a state dict
+        name = str(key)
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in _PREFIXES:
+                if name.startswith(prefix):
+                    name, stripped = name[len(prefix):], True
+        out[name] = value
+    if not out:
+        raise ValueError(f"{source}: no tensors found (expected a state dict or a 'model' key)")
+    return out
+
+
+def _pick_target(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
+    """``"backbone"`` when the keys fit ``model.backbone`` better than the model."""
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        return "model"
+    keys = set(state)
+    hits_model = len(keys & set(model.state_dict()))
+    hits_backbone = len(keys & set(backbone.state_dict()))
+    return "backbone" if hits_backbone > hits_model else "model"
+
+
+def load_pretrained(
+    model: nn.Module,
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    strict: bool | None = None,
+    sha256: str | None = None,
+) -> LoadReport:
+    """Load weights into ``model`` and report how the keys matched.
+
+    Args:
+        model: the network; a ``SemPartsNet`` exposes ``arch`` and ``backbone``.
+        source: ``"imagenet"`` (torchvision weights for ``model.arch``), a registry name, a
+            URL, a local file, or an already loaded (state) dict. Checkpoint dicts with a
+            ``"model"`` key are unwrapped; ``module.`` / ``_orig_mod.`` prefixes are stripped.
+            Weights whose keys match ``model.backbone`` (torchvision ResNet keys) go there.
+        strict: raise on any missing, unexpected or mismatched key. Default: ``True`` for
+            full-model weights, ``False`` for backbone weights (the classifier ``fc`` of an
+            ImageNet model has no counterpart).
+        sha256: expected sha256 for a URL or local file.
+
+    Returns:
+        A :class:`LoadReport`. Only keys that match in name and shape are copied; in
+        non-strict mode the summary is logged.
+
+    Raises:
+        RuntimeError: ``strict`` and some key did not match (nothing is loaded).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model)!r}")
+    if isinstance(source, Mapping):
+        obj: Mapping[str, Any] = source
+        label = "<state dict>"
+    else:
+        label = os.fspath(source)
+        name = resolve_pretrained_name(label, getattr(model, "arch", None))
+        if name is not None:
+            cfg = _REGISTRY[name]
+            arch = getattr(model, "arch", None)
+            if cfg.kind == "reid" and arch is not None and arch != cfg.arch:
+                raise ValueError(f"{name} holds weights for {cfg.arch!r}, model is {arch!r}")
+            label = name
+        obj = load_checkpoint(download_weights(name or label, sha256=sha256))
+    state = _extract_state_dict(obj, label)
+    target_name = _pick_target(model, state)
+    target: nn.Module = model.backbone if target_name == "backbone" else model  # type: ignore[assignment]
+    if strict is None:
+        strict = target_name == "model"
+    own = target.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    bad = {k for k, _, _ in mismatched}
+    loadable = {k: v for k, v in state.items() if k in own and k not in bad}
+    report = LoadReport(label, target_name, sorted(loadable), missing, unexpected,
+                        mismatched, strict)
+    if strict and not report.ok:
+        raise RuntimeError(
+            "weights do not match the model (pass strict=False to load what matches):\n"
+            + report.summary()
+        )
+    target.load_state_dict(loadable, strict=False)
+    log = logger.info if report.ok or target_name == "backbone" else logger.warning
+    log("%s", report.summary())
+    return report
