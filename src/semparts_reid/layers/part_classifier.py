@@ -1,0 +1,164 @@
+"""Semantic part classifier (BN + 1x1 conv -> K+1 part logits) and its pixel-wise loss.
+
+Channel 0 of the logits is background, channels 1..K the body parts (head, upper, lower
+for the default K = 3), following :mod:`semparts_reid.layers.parts`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .parts import IGNORE_INDEX, NUM_PART_CLASSES
+
+__all__ = ["SemanticPartClassifier", "part_map_loss", "resize_labels"]
+
+
+class SemanticPartClassifier(nn.Module):
+    """Per-pixel part classifier: ``BatchNorm2d`` then a ``1x1`` convolution.
+
+    Args:
+        in_channels: channels ``C`` of the feature map.
+        num_classes: number of part classes ``K + 1`` including background (default 4:
+            background, head, upper, lower).
+
+    Shape:
+        - input: ``(B, C, h, w)`` feature map
+        - output of :meth:`forward`: ``(B, K+1, h, w)`` logits
+        - output of :meth:`part_maps`: ``(B, K+1, h, w)`` softmax confidences
+
+    Example:
+        >>> clf = SemanticPartClassifier(16)
+        >>> clf(torch.randn(2, 16, 8, 4)).shape
+        torch.Size([2, 4, 8, 4])
+    """
+
+    def __init__(self, in_channels: int, num_classes: int = NUM_PART_CLASSES) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2 (background + parts), got {num_classes}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.bn = nn.BatchNorm2d(in_channels)
+        self.conv = nn.Conv2d(in_channels, num_classes, kernel_size=1, bias=True)
+        nn.init.normal_(self.conv.weight, std=0.001)
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
+
+    def forward(self, feature_map: Tensor) -> Tensor:
+        """Return ``(B, K+1, h, w)`` part logits for a ``(B, C, h, w)`` feature map."""
+        if feature_map.ndim != 4 or feature_map.shape[1] != self.in_channels:
+            raise ValueError(
+                f"feature_map must have shape (B, {self.in_channels}, h, w), "
+                f"got {tuple(feature_map.shape)}"
+            )
+        return self.conv(self.bn(feature_map))
+
+    @staticmethod
+    def to_maps(logits: Tensor) -> Tensor:
+        """Softmax over the class channel (computed in float32, returned in the input dtype)."""
+        return torch.softmax(logits.float(), dim=1).to(logits.dtype)
+
+    def part_maps(self, feature_map: Tensor) -> Tensor:
+        """``(B, K+1, h, w)`` part confidences that sum to one over the channel dim."""
+        return self.to_maps(self(feature_map))
+
+
+def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Nearest-neighbour resize of an integer ``(B, H, W)`` label map to ``size``.
+
+    Uses the same index rule as ``F.interpolate(mode="nearest")``
+    (``src = floor(dst * in / out)``) but gathers integer indices directly, so labels such
+    as 255 stay exact and no float copy of the map is made.
+    """
+    in_h, in_w = labels.shape[-2:]
+    out_h, out_w = size
+    if (in_h, in_w) == (out_h, out_w):
+        return labels
+    rows = (torch.arange(out_h, device=labels.device) * in_h) // out_h
+    cols = (torch.arange(out_w, device=labels.device) * in_w) // out_w
+    return labels.index_select(-2, rows).index_select(-1, cols)
+
+
+def part_map_loss(
+    logits: Tensor,
+    labels: Tensor,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+    class_balance: bool = False,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Pixel-wise cross-entropy between part logits and a part label map.
+
+    Args:
+        logits: ``(B, K+1, h, w)`` part-classifier logits (``ReIDOutput.part_logits``).
+        labels: ``(B, H, W)`` or ``(B, 1, H, W)`` integer labels in ``[0, K]`` or
+            ``ignore_index``; resized to ``(h, w)`` by nearest neighbour.
+        ignore_index: label of pixels that do not contribute.
+        class_balance: weight each class by the inverse of its pixel frequency in this
+            batch (``w_c = N / (n_classes_present * N_c)``; absent classes get weight 0),
+            so small parts such as the head are not swamped by background.
+        label_smoothing: as in :func:`torch.nn.functional.cross_entropy`, in ``[0, 1)``.
+
+    Returns:
+        Scalar float32 loss: the (weighted) mean over non-ignored pixels. When every pixel
+        is ignored the loss is an exact zero that still carries a graph to ``logits``.
+
+    Raises:
+        ValueError: shape mismatch, labels outside ``[0, K]`` other than ``ignore_index``,
+            or ``label_smoothing`` outside ``[0, 1)``.
+        TypeError: floating labels.
+
+    Example:
+        >>> logits = torch.zeros(1, 4, 2, 2)
+        >>> round(part_map_loss(logits, torch.tensor([[[0, 1], [2, 255]]])).item(), 4)
+        1.3863
+    """
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
+    if labels.ndim == 4 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 3:
+        raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels batch size {labels.shape[0]} does not match logits batch size "
+            f"{logits.shape[0]}"
+        )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    num_classes = logits.shape[1]
+    target = resize_labels(labels.long(), (logits.shape[2], logits.shape[3]))
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(
+            f"labels hold values {torch.unique(target[bad])[:8].tolist()} outside "
+            f"[0, {num_classes - 1}] and not equal to ignore_index={ignore_index}"
+        )
+    logits32 = logits.float()
+    weight: Tensor | None = None
+    if class_balance:
+        counts = torch.bincount(target[valid], minlength=num_classes).to(torch.float32)
+        present = (counts > 0).sum().clamp_min(1)
+        weight = torch.where(
+            counts > 0, counts.sum() / (present * counts.clamp_min(1.0)), torch.zeros_like(counts)
+        )
+    total = F.cross_entropy(
+        logits32,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
+    if weight is None:
+        denom = valid.sum().to(torch.float32)
+    else:
+        denom = weight[target.masked_fill(~valid, 0)].masked_fill(~valid, 0.0).sum()
+    return total / denom.clamp_min(1e-12)
