@@ -122,7 +122,9 @@ class TrainConfig:
     )
 
     # evaluation
-    eval_every: int = _f(10, "evaluate on the target query/gallery every N epochs (0: only at end)")
+    eval_every: int = _f(
+        10, "evaluate on the target query/gallery every N epochs and after the last (0: never)"
+    )
     eval_mode: Literal["global", "concat", "parts"] = _f(
         "global", "retrieval feature for evaluation"
     )

@@ -1,0 +1,127 @@
+"""Training losses of the two stages, as plain functions the trainer (or a user) calls.
+
+* :func:`identity_loss`: source cross-entropy over the global feature and the
+  head / upper / lower features (never the background), per head averaged over the
+  images where that part is visible, summed over heads.
+* :func:`part_targets`: the label maps the pixel-wise part loss is trained against
+  ("gt": maps from disk, "pseudo": self-supervised clustering of the current feature
+  map, "band": fixed horizontal bands, "none").
+* :func:`stack_heads`: ``(B, 1+K, D)`` features (global first) for the exemplar memory.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..layers.part_clustering import band_labels, pseudo_part_labels
+from ..layers.parts import IGNORE_INDEX
+
+__all__ = ["identity_loss", "part_targets", "stack_heads"]
+
+
+def identity_loss(
+    id_logits: Tensor,
+    pids: Tensor,
+    *,
+    visibility: Tensor | None = None,
+    use_parts: bool = True,
+    label_smoothing: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Cross-entropy over identity logits of the global head and the part heads.
+
+    Args:
+        id_logits: (B, 1+K, C) logits of global, head, upper, lower (``ReIDOutput.id_logits``).
+        pids: (B,) int64 identity labels in ``[0, C)``.
+        visibility: optional (B, K) part visibility; a part head averages its loss over
+            the images where the part is visible (the global head over all images).
+        use_parts: False: only the global head contributes.
+        label_smoothing: as in :func:`torch.nn.functional.cross_entropy`.
+
+    Returns:
+        ``(total, per_head)``: the scalar sum over heads and the (1+K,) per-head losses
+        (the part entries are zero when ``use_parts`` is False).
+    """
+    if id_logits.dim() != 3:
+        raise ValueError(
+            f"id_logits of shape {tuple(id_logits.shape)}: expected (B, 1+K, num_classes)"
+        )
+    b, h, c = id_logits.shape
+    if pids.shape != (b,):
+        raise ValueError(f"pids of shape {tuple(pids.shape)}: expected ({b},)")
+    if b and (int(pids.min()) < 0 or int(pids.max()) >= c):
+        raise ValueError(
+            f"pids in [{int(pids.min())}, {int(pids.max())}]: expected labels in [0, {c - 1}]"
+        )
+    heads = h if use_parts else 1
+    logits = id_logits[:, :heads].float()
+    ce = F.cross_entropy(
+        logits.reshape(b * heads, c),
+        pids.repeat_interleave(heads),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(b, heads)
+    w = torch.ones_like(ce)
+    if visibility is not None and heads > 1:
+        if visibility.shape != (b, h - 1):
+            raise ValueError(
+                f"visibility of shape {tuple(visibility.shape)}: expected ({b}, {h - 1})"
+            )
+        w[:, 1:] = (visibility[:, : heads - 1] > 0.5).to(w.dtype)
+    per_head = (ce * w).sum(0) / w.sum(0).clamp_min(1.0)
+    if heads < h:
+        per_head = torch.cat([per_head, per_head.new_zeros(h - heads)])
+    return per_head.sum(), per_head
+
+
+def part_targets(
+    source: str,
+    *,
+    parts: Tensor | None,
+    feature_map: Tensor | None,
+    image_size: tuple[int, int],
+) -> Tensor | None:
+    """Label maps (B, H, W) int64 for the part-map loss, or None when there is none.
+
+    Args:
+        source: ``"gt"`` (``parts`` from the batch; all-255 maps simply give no loss),
+            ``"pseudo"`` (ISP-style clustering of ``feature_map``, re-estimated at every
+            step from the current network, so it follows the features as they train),
+            ``"band"`` (horizontal head / upper / lower bands, no background) or
+            ``"none"``.
+        parts: (B, H, W) int64 labels from the data (255 = unknown), for ``"gt"``.
+        feature_map: (B, C, h, w) backbone features, for ``"pseudo"``.
+        image_size: (H, W) of the input images.
+    """
+    if source == "none":
+        return None
+    if source == "gt":
+        if parts is None:
+            return None
+        return parts.long()
+    if source == "band":
+        if parts is None and feature_map is None:
+            return None
+        ref = parts if parts is not None else feature_map
+        assert ref is not None
+        lab = band_labels(image_size[0], image_size[1], device=ref.device)
+        return lab.unsqueeze(0).expand(ref.shape[0], -1, -1).contiguous()
+    if source == "pseudo":
+        if feature_map is None:
+            raise ValueError("part_labels='pseudo' needs the feature map of the batch")
+        return pseudo_part_labels(feature_map.detach(), output_size=image_size)
+    raise ValueError(f"part label source {source!r}: expected 'gt', 'pseudo', 'band' or 'none'")
+
+
+def has_labels(labels: Tensor | None) -> bool:
+    """Whether a label batch has at least one pixel that is not ``IGNORE_INDEX``."""
+    return labels is not None and bool((labels != IGNORE_INDEX).any())
+
+
+def stack_heads(global_feat: Tensor, part_feats: Tensor | None, use_parts: bool) -> Tensor:
+    """(B, 1+K, D) memory features: the global feature then the K part features."""
+    g = global_feat.unsqueeze(1)
+    if not use_parts or part_feats is None or part_feats.shape[1] == 0:
+        return g
+    return torch.cat([g, part_feats.to(g.dtype)], dim=1)

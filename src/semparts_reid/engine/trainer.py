@@ -1,0 +1,578 @@
+"""``DomainAdaptTrainer``: source pre-training and joint source + target adaptation.
+
+The trainer is a thin loop over components a user can also call alone
+(:class:`~semparts_reid.memory.ExemplarMemory`, :mod:`~semparts_reid.engine.losses`,
+the model's ``forward_features`` / ``forward_head``); it can be driven piecewise::
+
+    trainer = DomainAdaptTrainer(model, source, target, config)
+    trainer.train_source(epochs=20)        # stage 1: labeled source only
+    direct = trainer.evaluate()            # direct transfer on the target query/gallery
+    trainer.adapt(epochs=30)               # stage 2: source CE + exemplar memory
+    adapted = trainer.evaluate(mode="parts")
+    trainer.save("run/final.pt")
+
+``fit()`` runs both stages as the config says. A checkpoint (``output_dir/last.pt``) is
+written every ``checkpoint_every`` epochs with model, optimiser, scheduler, memory and
+RNG states; :meth:`resume` continues from it and reproduces the uninterrupted run's
+losses (samplers are seeded from ``(seed, stage, epoch)``, the RNG states are
+restored). Only rank 0 writes files under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..memory import ExemplarMemory, LinearMomentum
+from ..precision import resolve_precision
+from .checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    model_payload,
+    restore_rng_state,
+    save_checkpoint,
+    unwrap_model,
+)
+from .config import TrainConfig
+from .distributed import (
+    barrier,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    seed_everything,
+)
+from .evaluation import evaluate_model
+from .loaders import build_train_loader, move_batch
+from .losses import has_labels, identity_loss, part_targets, stack_heads
+
+__all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("source", "adapt")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or inf; training stopped before the optimiser step."""
+
+
+class _StepNet(nn.Module):
+    """One forward per step for DDP: runs the model on the source and target batches.
+
+    Returns, per input, a dict of the :class:`ReIDOutput` fields plus ``feature_map``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *images: Tensor) -> list[dict[str, Any]]:
+        outs = []
+        model: Any = self.model
+        for x in images:
+            fmap = model.forward_features(x)
+            out = model.forward_head(fmap)
+            d = {f.name: getattr(out, f.name) for f in fields(out)}
+            d["feature_map"] = fmap
+            outs.append(d)
+        return outs
+
+
+def _check_finite(terms: dict[str, Tensor], where: str) -> None:
+    for name, value in terms.items():
+        v = float(value.detach())
+        if not math.isfinite(v):
+            raise NonFiniteLossError(
+                f"non-finite loss at {where}: term '{name}' = {v}; training stopped, the last "
+                "good checkpoint is kept (lower the learning rate or use precision='fp32')"
+            )
+
+
+class DomainAdaptTrainer:
+    """Train a :class:`~semparts_reid.models.sempartsnet.SemPartsNet` across domains.
+
+    Args:
+        model: a model with ``forward_features`` / ``forward_head`` returning a
+            ``ReIDOutput`` (any :func:`~semparts_reid.build_model` model), built with
+            ``num_classes = source.num_train_pids``.
+        source: labeled source dataset (``.train`` list of ``ImageRecord``).
+        target: unlabeled target dataset (``.train`` for adaptation, ``.query`` /
+            ``.gallery`` for evaluation); may be None for source-only training.
+        config: a :class:`TrainConfig`.
+        memory: an :class:`ExemplarMemory` to use instead of building one.
+
+    Attributes:
+        model: the (unwrapped) model, on the trainer's device.
+        memory: the exemplar memory (None without a target).
+        stage: ``"source"`` or ``"adapt"``: the stage of the last epoch run.
+        epoch: completed epochs of :attr:`stage`.
+        history: one dict per finished epoch (also appended to ``metrics.jsonl``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        source: Any,
+        target: Any | None = None,
+        config: TrainConfig | None = None,
+        *,
+        memory: ExemplarMemory | None = None,
+    ) -> None:
+        self.config = config if config is not None else TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
+        for name in ("forward_features", "forward_head", "feat_dim"):
+            if not hasattr(model, name):
+                raise TypeError(
+                    f"model: {type(model).__name__} has no '{name}'; expected a build_model model"
+                )
+        if source is None or not hasattr(source, "train") or len(source.train) == 0:
+            raise ValueError("source: expected a dataset with a non-empty .train split")
+        if target is not None and (not hasattr(target, "train") or len(target.train) == 0):
+            raise ValueError("target: expected a dataset with a non-empty .train split")
+        cfg = self.config
+        self.source = source
+        self.target = target
+        self.device = init_distributed(cfg.device)
+        self.rank, self.world = get_rank(), get_world_size()
+        for name in ("batch_size", "target_batch_size"):
+            if getattr(cfg, name) % self.world:
+                raise ValueError(
+                    f"{name}={getattr(cfg, name)} is not divisible by the {self.world} processes"
+                )
+        self.policy = resolve_precision(self.device, cfg.precision, channels_last=cfg.channels_last)
+        seed_everything(cfg.seed + self.rank)
+        self.model = self.policy.prepare_module(unwrap_model(model))
+        self.num_parts = self._probe_num_parts()
+        self.use_parts = cfg.use_parts and self.num_parts > 0
+        self.scaler = self.policy.grad_scaler()
+        self.memory = memory
+        if self.memory is None and target is not None:
+            self.memory = ExemplarMemory(
+                len(target.train),
+                int(getattr(self.model, "feat_dim")),  # noqa: B009 - checked above
+                num_heads=1 + self.num_parts if self.use_parts else 1,
+                temperature=cfg.memory_temperature,
+                knn=cfg.memory_knn,
+                momentum_schedule=LinearMomentum(step=cfg.memory_momentum),
+                dtype=torch.bfloat16 if cfg.memory_dtype == "bfloat16" else torch.float32,
+                device=self.device,
+            )
+        self.stage = "source"
+        self.epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self._net: nn.Module | None = None
+        self.output_dir = Path(cfg.output_dir)
+        logger.info(
+            "trainer: device=%s precision=%s world=%d parts=%s", self.device, self.policy.name,
+            self.world, self.use_parts,
+        )
+
+    # ------------------------------------------------------------------ setup
+    def _probe_num_parts(self) -> int:
+        """K of the model (0 for a global-only model), from one tiny forward."""
+        k = getattr(self.model, "num_parts", None)
+        if isinstance(k, int):
+            return k
+        h, w = self.config.input_size
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(torch.zeros(1, 3, h, w, device=self.device))
+        self.model.train(was)
+        pf = out.part_feats
+        return 0 if pf is None else int(pf.shape[1])
+
+    def _wrap(self) -> nn.Module:
+        if self._net is None:
+            net: nn.Module = _StepNet(self.model)
+            if is_distributed():
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                net = nn.parallel.DistributedDataParallel(
+                    net, device_ids=ids, find_unused_parameters=True
+                )
+            self._net = net
+        return self._net
+
+    def _build_optimizer(self) -> None:
+        cfg = self.config
+        backbone = getattr(self.model, "backbone", None)
+        bb_ids = (
+            {id(p) for p in backbone.parameters()} if isinstance(backbone, nn.Module) else set()
+        )
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = []
+        for mult, ps in (
+            (cfg.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
+            (1.0, [p for p in params if id(p) not in bb_ids]),
+        ):
+            if ps:
+                groups.append({"params": ps, "lr_mult": mult, "lr": cfg.lr * mult})
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(
+                groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
+            )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+
+    def _lr_factor(self, epoch: int) -> float:
+        cfg = self.config
+        if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+            return (epoch + 1) / (cfg.warmup_epochs + 1)
+        return cfg.lr_gamma ** (epoch // cfg.lr_step) if cfg.lr_step else 1.0
+
+    def _start_stage(self, stage: str) -> None:
+        """Fresh optimiser and schedule when a stage starts (not on resume)."""
+        if stage == "adapt" and (self.target is None or self.memory is None):
+            raise ValueError("adapt(): the trainer was built without a target dataset")
+        self.stage, self.epoch = stage, 0
+        self._build_optimizer()
+        if stage == "adapt" and self.memory is not None:
+            self.memory.slots.zero_()  # ECN: the memory starts empty with adaptation
+
+    # ------------------------------------------------------------------ stages
+    def fit(self) -> dict[str, Any]:
+        """Run source pre-training (``config.source_epochs``) then adaptation (``epochs``).
+
+        Continues where a :meth:`resume` left off (a finished stage is skipped).
+        Returns the last evaluation as a dict ({} when none ran).
+        """
+        cfg = self.config
+        if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
+            self.train_source(cfg.source_epochs)
+        if self.target is not None and cfg.epochs:
+            self.adapt(cfg.epochs)
+        evals = [r["eval"] for r in self.history if "eval" in r]
+        return evals[-1] if evals else {}
+
+    def train_source(self, epochs: int | None = None) -> None:
+        """Stage 1: identity CE (+ part-map loss) on the labeled source, ``epochs`` epochs."""
+        self._run_stage("source", self.config.source_epochs if epochs is None else epochs)
+
+    def adapt(self, epochs: int | None = None) -> None:
+        """Stage 2: source loss + exemplar-memory loss on the target, ``epochs`` epochs."""
+        self._run_stage("adapt", self.config.epochs if epochs is None else epochs)
+
+    def _run_stage(self, stage: str, epochs: int) -> None:
+        if epochs < 0:
+            raise ValueError(f"epochs={epochs}: expected >= 0")
+        if self.optimizer is not None and self.stage == stage:
+            if self.epoch >= epochs:
+                logger.info("%s stage already has %d epochs: nothing to do", stage, self.epoch)
+                return
+        else:
+            self._start_stage(stage)
+        cfg = self.config
+        try:
+            while self.epoch < epochs:
+                record = self._train_epoch(stage, self.epoch)
+                self.epoch += 1
+                assert self.scheduler is not None
+                self.scheduler.step()
+                last = self.epoch == epochs
+                if self.target is not None and cfg.eval_every and (
+                    self.epoch % cfg.eval_every == 0 or last
+                ):
+                    metrics = self.evaluate()
+                    if metrics is not None:
+                        record["eval"] = metrics.as_dict()
+                self._log(record)
+                if (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0) or last:
+                    self.save(self.output_dir / "last.pt")
+        except KeyboardInterrupt:
+            path = self.output_dir / "interrupted.pt"
+            logger.warning("interrupted: saving %s (resumes at the start of the epoch)", path)
+            self.save(path)
+            raise
+        if epochs:
+            self.save(self.output_dir / f"{stage}_final.pt")
+
+    # ------------------------------------------------------------------ epochs
+    def _steps_per_epoch(self) -> int:
+        cfg = self.config
+        steps = max(1, len(self.source.train) // cfg.batch_size)
+        return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+
+    def _loader(self, which: str, stage: str, epoch: int, steps: int) -> Iterator[dict[str, Any]]:
+        cfg = self.config
+        ds = self.source if which == "source" else self.target
+        assert ds is not None
+        bs = cfg.batch_size if which == "source" else cfg.target_batch_size
+        seed = (cfg.seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch) * 2 + (
+            which == "target"
+        )
+        return iter(
+            build_train_loader(
+                ds, cfg, which=which, data_config=self._data_config(), global_batch=bs,
+                steps=steps, seed=seed, rank=self.rank, world=self.world,
+            )
+        )
+
+    def _data_config(self) -> dict[str, Any]:
+        dc = dict(getattr(self.model, "data_config", {}) or {})
+        dc["input_size"] = tuple(self.config.input_size)
+        return dc
+
+    def _train_epoch(self, stage: str, epoch: int) -> dict[str, Any]:
+        steps = self._steps_per_epoch()
+        src = self._loader("source", stage, epoch, steps)
+        tgt = self._loader("target", stage, epoch, steps) if stage == "adapt" else None
+        net = self._wrap()
+        net.train()
+        sums: dict[str, float] = {}
+        t0 = time.time()
+        bar = None
+        if self.config.progress and is_main_process():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=steps, desc=f"{stage} {epoch + 1}", leave=False, dynamic_ncols=True)
+        try:
+            for i in range(steps):
+                batch_s = move_batch(next(src), self.policy)
+                batch_t = move_batch(next(tgt), self.policy) if tgt is not None else None
+                terms = self.train_step(batch_s, batch_t, epoch=epoch, where=f"{stage} "
+                                        f"epoch {epoch + 1} step {i + 1}/{steps}")
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{terms['loss']:.3f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "step": self.global_step}
+        record.update({k: v / steps for k, v in sums.items()})
+        assert self.optimizer is not None
+        record["lr"] = self.optimizer.param_groups[-1]["lr"]
+        record["time_s"] = round(time.time() - t0, 3)
+        return record
+
+    # ------------------------------------------------------------------ one step
+    def train_step(
+        self,
+        batch_s: dict[str, Any],
+        batch_t: dict[str, Any] | None,
+        *,
+        epoch: int,
+        where: str = "",
+    ) -> dict[str, float]:
+        """One optimiser step; returns the loss terms as floats.
+
+        Args:
+            batch_s: source batch dict (``image``, ``pid``, ``parts``) on the device.
+            batch_t: target batch dict (``image``, ``index``, ``parts``, optional
+                ``image_cam``) or None for a source-only step.
+            epoch: 0-based epoch of the current stage (memory momentum, neighbours).
+        """
+        cfg = self.config
+        assert self.optimizer is not None
+        net = self._wrap()
+        images = [batch_s["image"]]
+        if batch_t is not None:
+            images.append(self._target_images(batch_t))
+        with self.policy.autocast():
+            outs = net(*images)
+        terms: dict[str, Tensor] = {}
+        out_s = outs[0]
+        if out_s["id_logits"] is None:
+            raise ValueError("model returned no id_logits: build it with num_classes > 0")
+        vis_s = out_s["visibility"] if self.num_parts else None
+        terms["source_id"], _ = identity_loss(
+            out_s["id_logits"], batch_s["pid"], visibility=vis_s, use_parts=self.use_parts,
+            label_smoothing=cfg.label_smoothing,
+        )
+        part_terms = [self._part_loss(out_s, batch_s)]
+        if batch_t is not None:
+            assert self.memory is not None
+            out_t = outs[1]
+            feats = stack_heads(out_t["global_feat"], out_t["part_feats"], self.use_parts).float()
+            vis_t = out_t["visibility"].float() if self.use_parts else None
+            neighbours = epoch >= cfg.neighbour_start_epoch
+            terms["target_memory"] = self.memory.loss(
+                feats, batch_t["index"], neighbours=neighbours, visibility=vis_t
+            )
+            if cfg.target_part_loss:
+                part_terms.append(self._part_loss(out_t, batch_t))
+        valid = [p for p in part_terms if p is not None]
+        if valid:
+            terms["part_map"] = torch.stack(valid).mean()
+        ws, wt = cfg.loss_weights() if batch_t is not None else (1.0, 0.0)
+        loss = ws * terms["source_id"]
+        if "target_memory" in terms:
+            loss = loss + wt * terms["target_memory"]
+        if "part_map" in terms:
+            loss = loss + cfg.part_loss_weight * terms["part_map"]
+        terms["loss"] = loss
+        _check_finite(terms, where or f"step {self.global_step + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if batch_t is not None:
+            assert self.memory is not None
+            self.memory.update(feats.detach(), batch_t["index"], epoch=epoch, visibility=vis_t)
+        self.global_step += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def _target_images(self, batch_t: dict[str, Any]) -> Tensor:
+        """ECN camera invariance: swap in the camera-style image with prob (C-1)/C."""
+        x = batch_t["image"]
+        if not self.config.camstyle or "image_cam" not in batch_t:
+            return x
+        cams = max(2, int(getattr(self.target, "num_train_cams", 2)))
+        swap = torch.rand(x.shape[0], device=x.device) < (cams - 1) / cams
+        return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
+
+    def _part_loss(self, out: dict[str, Any], batch: dict[str, Any]) -> Tensor | None:
+        from ..layers.part_classifier import part_map_loss
+
+        if self.config.part_labels == "none" or out.get("part_logits") is None:
+            return None
+        labels = part_targets(
+            self.config.part_labels, parts=batch.get("parts"), feature_map=out["feature_map"],
+            image_size=tuple(batch["image"].shape[-2:]),
+        )
+        if not has_labels(labels):
+            return None
+        assert labels is not None
+        return part_map_loss(out["part_logits"].float(), labels)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self,
+        query: list[Any] | None = None,
+        gallery: list[Any] | None = None,
+        *,
+        mode: str | None = None,
+    ) -> Any:
+        """CMC / mAP of the current model on ``query`` vs ``gallery`` (default: target's).
+
+        Args:
+            query, gallery: lists of ``ImageRecord``.
+            mode: ``"global"``, ``"concat"`` or ``"parts"`` (visibility-aware part
+                distance); default ``config.eval_mode``.
+
+        Returns:
+            ``ReIDMetrics`` on rank 0; None on other ranks (they wait at a barrier).
+        """
+        mode = mode or self.config.eval_mode
+        if query is None or gallery is None:
+            if self.target is None:
+                raise ValueError("evaluate(): give query and gallery, or build with a target")
+            query = self.target.query if query is None else query
+            gallery = self.target.gallery if gallery is None else gallery
+        result = None
+        if is_main_process():
+            result = evaluate_model(
+                self.model, query, gallery, mode=mode, policy=self.policy,
+                data_config=self._data_config(), batch_size=self.config.eval_batch_size,
+                num_workers=self.config.num_workers,
+            )
+        barrier()
+        return result
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The full training state (see ``docs/architecture.md``, checkpoint format)."""
+        payload = model_payload(self.model)
+        payload.update(
+            {
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "memory": self.memory.state_dict() if self.memory is not None else None,
+                "sampler": {"seed": self.config.seed, "world": self.world},
+                "rng": capture_rng_state(),
+                "stage": self.stage,
+                "epoch": self.epoch,
+                "global_step": self.global_step,
+                "config": self.config.to_dict(),
+                "history": json.loads(json.dumps(self.history, default=float)),
+            }
+        )
+        return payload
+
+    def save(self, path: str | os.PathLike[str]) -> Path | None:
+        """Write a checkpoint atomically (rank 0 only; other ranks return None)."""
+        if not is_main_process():
+            return None
+        out = save_checkpoint(self.state_dict(), path)
+        logger.info("checkpoint: %s (%s epoch %d)", out, self.stage, self.epoch)
+        return out
+
+    def resume(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint from :meth:`save`: model, optimiser, memory, RNG, epoch.
+
+        The next :meth:`fit` / :meth:`train_source` / :meth:`adapt` call continues with
+        the epoch after the saved one and gives the same losses as the uninterrupted run.
+        """
+        ckpt = load_checkpoint(path, map_location="cpu")
+        self.model.load_state_dict(ckpt["model"])
+        stage = ckpt.get("stage", "source")
+        if stage not in STAGES:
+            raise ValueError(f"{path}: stage {stage!r}, expected one of {STAGES}")
+        if ckpt.get("optimizer") is not None:
+            self._start_stage(stage)
+            assert self.optimizer is not None and self.scheduler is not None
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scheduler") is not None:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler") is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("memory") is not None:
+            if self.memory is None:
+                raise ValueError(f"{path} holds an exemplar memory but the trainer has no target")
+            self.memory.load_state_dict(ckpt["memory"])
+        self.stage, self.epoch = stage, int(ckpt.get("epoch", 0))
+        self.global_step = int(ckpt.get("global_step", 0))
+        self.history = list(ckpt.get("history", []))
+        if "rng" in ckpt:
+            restore_rng_state(ckpt["rng"])
+            if self.rank:
+                seed_everything(self.config.seed + self.rank + 7919 * self.epoch)
+        logger.info("resumed %s: %s epoch %d", path, self.stage, self.epoch)
+
+    def load_weights(self, path_or_state: str | os.PathLike[str] | dict[str, Any]) -> None:
+        """Load only model weights (a checkpoint path or dict, or a plain state dict).
+
+        Identity classifiers whose shape does not match (another source) are skipped.
+        """
+        if isinstance(path_or_state, dict):
+            state = path_or_state.get("model", path_or_state)
+        else:
+            state = load_checkpoint(path_or_state)["model"]
+        own = self.model.state_dict()
+        keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        skipped = sorted(set(state) - set(keep))
+        if skipped:
+            logger.info("load_weights: skipped %d entries (%s ...)", len(skipped), skipped[:3])
+        self.model.load_state_dict(keep, strict=False)
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if not is_main_process():
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=float) + "\n")
+        logger.info(
+            "%s epoch %d: %s", record["stage"], record["epoch"],
+            ", ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float)),
+        )
