@@ -1,0 +1,331 @@
+"""``FeatureExtractor``: batched, precision-aware re-ID feature extraction.
+
+Example:
+    >>> import numpy as np
+    >>> from semparts_reid.inference import FeatureExtractor
+    >>> extractor = FeatureExtractor("semparts_resnet18", device="cpu", batch_size=8)
+    >>> crops = [np.zeros((100, 40, 3), np.uint8), np.zeros((90, 50, 3), np.uint8)]
+    >>> extractor(crops, bgr=True).shape
+    (2, 512)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..precision import PrecisionPolicy, resolve_precision, to_memory_format
+from .preprocess import (
+    Inputs,
+    PathDataset,
+    classify_inputs,
+    pil_to_crop,
+    resize_batch,
+    resize_crops,
+)
+
+__all__ = ["FeatureExtractor", "PartFeatures", "load_model_from_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+ArrayLike = np.ndarray | Tensor
+
+
+@dataclass
+class PartFeatures:
+    """Output of :meth:`FeatureExtractor.extract_parts` (numpy arrays or CPU tensors).
+
+    Attributes:
+        global_feat: ``(N, D)`` float32, L2-normalised.
+        part_feats: ``(N, K, D)`` float32, each part L2-normalised (zero where invisible);
+            ``K = 3`` (head, upper, lower), ``K = 0`` for global-only models.
+        visibility: ``(N, K)`` float32, 1.0 where the part is visible.
+    """
+
+    global_feat: ArrayLike
+    part_feats: ArrayLike
+    visibility: ArrayLike
+
+
+def load_model_from_checkpoint(
+    source: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> nn.Module:
+    """Rebuild a model from a checkpoint (path, URL or registry name) and load its weights.
+
+    The checkpoint carries ``arch``, ``model_kwargs`` and ``data_config``
+    (see ``docs/architecture.md``); keys are matched strictly.
+
+    Raises:
+        ValueError: the file is a bare state dict without ``arch``.
+    """
+    from ..hub import get_pretrained_cfg, list_pretrained, load_checkpoint, load_pretrained
+    from ..models.factory import build_model
+
+    label = os.fspath(source)
+    if label in list_pretrained(kind="reid"):
+        cfg = get_pretrained_cfg(label)
+        model = build_model(cfg.arch, **dict(cfg.model_kwargs))
+        load_pretrained(model, label)
+        model.data_config = dict(cfg.data_config)
+        return model
+    ckpt = load_checkpoint(label, map_location=map_location)
+    if "arch" not in ckpt:
+        raise ValueError(
+            f"{label} is a bare state dict without 'arch'; build the model yourself and pass "
+            "it to FeatureExtractor, or save a checkpoint with arch/model_kwargs/data_config"
+        )
+    model = build_model(str(ckpt["arch"]), **dict(ckpt.get("model_kwargs") or {}))
+    load_pretrained(model, ckpt, strict=True)
+    if ckpt.get("data_config"):
+        model.data_config = dict(ckpt["data_config"])
+    return model
+
+
+def _resolve_model(source: Any, pretrained: str | None) -> nn.Module:
+    if isinstance(source, nn.Module):
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            "model must be an nn.Module, a build_model name, a checkpoint path/URL or a "
+            f"registry name, got {type(source).__name__}"
+        )
+    from ..models.factory import build_model, list_models
+
+    name = os.fspath(source)
+    if name in list_models():
+        if pretrained is None:
+            logger.warning("%s built with random weights: pass pretrained= for real features",
+                           name)
+        return build_model(name, pretrained=pretrained)
+    return load_model_from_checkpoint(name)
+
+
+class FeatureExtractor:
+    """Turn person crops into L2-normalised re-ID features.
+
+    Args:
+        model: an ``nn.Module`` with ``data_config`` (a ``SemPartsNet``), a
+            :func:`~semparts_reid.build_model` name, a checkpoint file / URL, or a
+            registry name of a re-ID checkpoint. The module is put in eval mode and moved
+            to the device and memory format in place.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda:N"``.
+        batch_size: images per forward pass.
+        precision: ``"auto"`` (bf16 where native, fp16 on older GPUs, else fp32),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"``; see
+            :func:`~semparts_reid.precision.resolve_precision`.
+        flip: average the features of each image and its horizontal mirror.
+        compile: wrap the model in ``torch.compile`` (falls back to eager on failure).
+        num_workers: DataLoader workers decoding image files; default 4 on CUDA, 0 on CPU.
+        data_config: ``{"input_size": (H, W), "mean", "std"}`` for models without one.
+        pretrained: weights for a ``build_model`` name (``"imagenet"``, a path, ...).
+        progress: tqdm bar over batches; default: when there are more than 8 batches.
+
+    Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
+    arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
+    tensors or an ``(N, 3, H, W)`` tensor (uint8, or float in ``[0, 1]``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | str | os.PathLike[str],
+        *,
+        device: str | torch.device = "auto",
+        batch_size: int = 64,
+        precision: str = "auto",
+        flip: bool = False,
+        compile: bool = False,
+        num_workers: int | None = None,
+        data_config: Mapping[str, Any] | None = None,
+        pretrained: str | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if num_workers is not None and num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.policy: PrecisionPolicy = resolve_precision(device, precision)
+        self.device = self.policy.device
+        self.model = _resolve_model(model, pretrained).eval()
+        config = dict(data_config or getattr(self.model, "data_config", None) or {})
+        missing = {"input_size", "mean", "std"} - set(config)
+        if missing:
+            raise ValueError(
+                f"the model has no data_config and data_config= lacks {sorted(missing)}; "
+                "expected {'input_size': (H, W), 'mean': (3,), 'std': (3,)}"
+            )
+        self.data_config = config
+        self.input_size: tuple[int, int] = (int(config["input_size"][0]),
+                                            int(config["input_size"][1]))
+        mean = torch.tensor(config["mean"], dtype=torch.float32, device=self.device)
+        std = torch.tensor(config["std"], dtype=torch.float32, device=self.device)
+        self._mean, self._std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
+        self.batch_size = batch_size
+        self.flip = bool(flip)
+        self.num_workers = (
+            num_workers if num_workers is not None
+            else (min(4, os.cpu_count() or 1) if self.device.type == "cuda" else 0)
+        )
+        self.progress = progress
+        self.policy.prepare_module(self.model)
+        self._forward_fn: Any = self.model
+        self._compiled = False
+        if compile:
+            self._forward_fn = torch.compile(self.model)
+            self._compiled = True
+
+    def __repr__(self) -> str:
+        return (f"FeatureExtractor({getattr(self.model, 'arch', type(self.model).__name__)}, "
+                f"{self.policy}, batch_size={self.batch_size}, flip={self.flip})")
+
+    # ------------------------------------------------------------------ public API
+
+    def __call__(self, inputs: Any, *, bgr: bool = False,
+                 return_numpy: bool | None = None) -> ArrayLike:
+        """Global features ``(N, D)`` float32, L2-normalised.
+
+        Args:
+            inputs: see the class docstring; an empty list gives an ``(0, D)`` result.
+            bgr: numpy/tensor inputs are BGR (OpenCV) rather than RGB.
+            return_numpy: numpy array (default, unless the input was a tensor) or CPU tensor.
+        """
+        feats, _, _ = self._run(inputs, bgr, parts=False)
+        return self._out(feats, inputs, return_numpy)
+
+    def extract_parts(self, inputs: Any, *, bgr: bool = False,
+                      return_numpy: bool | None = None) -> PartFeatures:
+        """Global ``(N, D)``, part ``(N, K, D)`` features and visibility ``(N, K)``."""
+        g, p, v = self._run(inputs, bgr, parts=True)
+        assert p is not None and v is not None
+        return PartFeatures(*(self._out(t, inputs, return_numpy) for t in (g, p, v)))
+
+    @property
+    def feat_dim(self) -> int | None:
+        """``D`` when the model declares it."""
+        dim = getattr(self.model, "feat_dim", None)
+        return int(dim) if dim is not None else None
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _out(t: Tensor, inputs: Any, return_numpy: bool | None) -> ArrayLike:
+        if return_numpy is None:
+            return_numpy = not isinstance(inputs, torch.Tensor)
+        return t.numpy() if return_numpy else t
+
+    def _empty(self, parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        dim = self.feat_dim
+        if dim is not None and not parts:
+            return torch.zeros(0, dim), None, None
+        # shapes not declared (or K wanted): ask the model with one blank image
+        with torch.inference_mode():
+            dummy = torch.zeros(1, 3, *self.input_size, device=self.device)
+            g, p, v = self._forward(to_memory_format(dummy, self.policy.channels_last), parts)
+        return g[:0], None if p is None else p[:0], None if v is None else v[:0]
+
+    def _run(self, inputs: Any, bgr: bool,
+             parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        spec = classify_inputs(inputs)
+        if len(spec) == 0:
+            return self._empty(parts)
+        if bgr and spec.kind in ("path", "pil"):
+            raise ValueError(f"bgr=True applies to numpy arrays and tensors, not {spec.kind} "
+                             "inputs (files and PIL images are decoded as RGB)")
+        if spec.kind == "path":
+            missing = [p for p in spec.items or [] if not os.path.isfile(p)]
+            if missing:
+                raise FileNotFoundError(
+                    f"{len(missing)} input file(s) not found, first: {missing[0]}")
+        n_batches = -(-len(spec) // self.batch_size)
+        show = self.progress if self.progress is not None else n_batches > 8
+        outs: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
+        with torch.inference_mode():
+            for x in tqdm(self._batches(spec, bgr), total=n_batches, disable=not show,
+                          desc="extract", unit="batch"):
+                outs.append(self._forward(x, parts))
+        g = torch.cat([o[0] for o in outs])
+        if not parts:
+            return g, None, None
+        return g, torch.cat([o[1] for o in outs]), torch.cat([o[2] for o in outs])  # type: ignore[misc]
+
+    def _normalise(self, x: Tensor, bgr: bool, scale: float) -> Tensor:
+        """uint8/float batch -> normalised float32 ``(B, 3, H, W)`` on the device."""
+        x = x.to(self.device, non_blocking=True).to(torch.float32)
+        if bgr:
+            x = x.flip(1)
+        x = (x - self._mean * scale) / (self._std * scale)
+        return to_memory_format(x, self.policy.channels_last)
+
+    def _batches(self, spec: Inputs, bgr: bool) -> Iterator[Tensor]:
+        bs, size = self.batch_size, self.input_size
+        if spec.kind == "path":
+            loader = torch.utils.data.DataLoader(
+                PathDataset(spec.items or [], size), batch_size=bs, shuffle=False,
+                num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+            )
+            for x in loader:
+                yield self._normalise(x, False, 255.0)
+            return
+        if spec.batch is not None:
+            scale = 255.0 if spec.batch.dtype == torch.uint8 else 1.0
+            for start in range(0, len(spec.batch), bs):
+                chunk = spec.batch[start:start + bs].to(self.device, non_blocking=True)
+                yield self._normalise(resize_batch(chunk, size), bgr, scale)
+            return
+        items = spec.items or []
+        for start in range(0, len(items), bs):
+            part = items[start:start + bs]
+            crops = [pil_to_crop(im) for im in part] if spec.kind == "pil" else part
+            scale = 255.0 if crops[0].dtype == torch.uint8 else 1.0
+            yield self._normalise(resize_crops(crops, size, self.device), bgr, scale)
+
+    def _call_model(self, x: Tensor) -> Any:
+        if self._compiled:
+            try:
+                return self._forward_fn(x)
+            except Exception as exc:  # compiler missing or unsupported op: stay usable
+                logger.warning("torch.compile failed (%s); running the model eagerly", exc)
+                self._forward_fn, self._compiled = self.model, False
+        return self._forward_fn(x)
+
+    def _forward(self, x: Tensor, parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        b = x.shape[0]
+        if self.flip:
+            x = torch.cat([x, x.flip(3)])
+        with self.policy.autocast():
+            out = self._call_model(x)
+        g, p, v = _unpack(out)
+        g = g.float()
+        if self.flip:
+            g = g[:b] + g[b:]
+        g = F.normalize(g, dim=1).cpu()
+        if not parts:
+            return g, None, None
+        if p is None or v is None:
+            raise TypeError(f"{type(self.model).__name__} returns no part features; "
+                            "extract_parts needs a model returning a ReIDOutput")
+        p, v = p.float(), v.float()
+        if self.flip:
+            p, v = p[:b] + p[b:], torch.maximum(v[:b], v[b:])
+        return g, F.normalize(p, dim=-1).cpu(), v.cpu()
+
+
+def _unpack(out: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``ReIDOutput`` (or a bare ``(B, D)`` tensor) -> (global, parts, visibility)."""
+    if isinstance(out, Tensor):
+        if out.ndim != 2:
+            raise ValueError(f"model returned a tensor of shape {tuple(out.shape)}; "
+                             "expected (B, D) features or a ReIDOutput")
+        return out, None, None
+    g = getattr(out, "global_feat", None)
+    if not isinstance(g, Tensor):
+        raise TypeError(f"model output {type(out).__name__} has no global_feat tensor")
+    return g, getattr(out, "part_feats", None), getattr(out, "visibility", None)
