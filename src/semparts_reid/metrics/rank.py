@@ -1,0 +1,411 @@
+"""CMC, mAP and mINP under the Market-1501 and CUHK03 re-ID evaluation protocols.
+
+See ``docs/evaluation.md`` for the protocol, the two AP variants, mINP, tie-breaking and
+memory bounds. In short, for each query:
+
+* **valid gallery**: every gallery item except those with the query's pid *and* camera
+  (and, optionally, those whose pid is in ``junk_pids``, e.g. Market's ``-1``);
+* **true matches**: valid items with the query's pid; a query without any is left out
+  of the averages and counted (``num_queries - num_valid_queries``);
+* the valid items are ordered by ascending distance, **ties broken by gallery index**
+  (the order of a stable argsort);
+* with ``r_1 < ... < r_m`` the 0-based positions of the ``m`` matches:
+  CMC(k) = ``[r_1 < k]``; AP = ``mean_t t / (r_t + 1)`` (non-interpolated);
+  INP = ``m / (r_m + 1)`` (fast-reid's mINP); trapezoidal AP (official Market-1501
+  MATLAB code) = ``mean_t (p(r_t - 1) + p(r_t)) / 2`` with ``p(-1) = 1``.
+
+The work is chunked over queries and never orders the whole gallery: only the position
+of each match among the valid items is computed (see ``_match_rank``). Peak memory is
+``O(chunk_size * G)``; from features the ``(Q, G)`` matrix never exists whole.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._match_rank import match_ranks, single_shot_ranks
+from .distance import _prepared_blocks
+
+__all__ = ["PROTOCOLS", "AP_MODES", "ReIDMetrics", "evaluate_cmc_map"]
+
+PROTOCOLS: tuple[str, ...] = ("market1501", "cuhk03")
+AP_MODES: tuple[str, ...] = ("standard", "trapezoid")
+_BLOCK_ELEMS = 1 << 22  # default chunk: about 4M distances (16 MB in float32) per block
+
+
+@dataclass(frozen=True)
+class ReIDMetrics:
+    """Result of :func:`evaluate_cmc_map`. Scores are fractions in ``[0, 1]``.
+
+    Attributes:
+        cmc: ``(max_rank,)`` float64 cumulative match characteristic; ``cmc[k - 1]`` is
+            the rank-k accuracy.
+        mAP: mean average precision over the valid queries (``ap_mode`` variant).
+        mINP: mean inverse negative penalty over the valid queries.
+        num_valid_queries: queries with at least one true match (those averaged).
+        num_queries: all queries given.
+        protocol: ``"market1501"`` or ``"cuhk03"``.
+        ap_mode: ``"standard"`` or ``"trapezoid"``.
+    """
+
+    cmc: np.ndarray
+    mAP: float
+    mINP: float
+    num_valid_queries: int
+    num_queries: int
+    protocol: str = "market1501"
+    ap_mode: str = "standard"
+    _ks: tuple[int, ...] = field(default=(1, 5, 10, 20), repr=False)
+
+    def rank(self, k: int) -> float:
+        """Rank-k accuracy (``k`` is 1-based: ``rank(1)`` is the rank-1 accuracy)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be an int, got {type(k).__name__}")
+        if not 1 <= k <= len(self.cmc):
+            raise ValueError(f"k must be in [1, {len(self.cmc)}] (max_rank), got {k}")
+        return float(self.cmc[k - 1])
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary: mAP, mINP, rank-1/5/10/20 (when within max_rank),
+        query counts, protocol, AP mode and the full CMC as a list."""
+        out: dict[str, Any] = {"mAP": self.mAP, "mINP": self.mINP}
+        for k in self._ks:
+            if k <= len(self.cmc):
+                out[f"rank{k}"] = self.rank(k)
+        out.update(
+            num_valid_queries=self.num_valid_queries,
+            num_queries=self.num_queries,
+            protocol=self.protocol,
+            ap_mode=self.ap_mode,
+            cmc=[float(x) for x in self.cmc],
+        )
+        return out
+
+    def __str__(self) -> str:
+        ranks = "  ".join(f"R{k} {100 * self.rank(k):.2f}%" for k in self._ks if k <= len(self.cmc))
+        ap = "mAP" if self.ap_mode == "standard" else "mAP (trapezoid)"
+        return (
+            f"{self.protocol}: {ap} {100 * self.mAP:.2f}%  mINP {100 * self.mINP:.2f}%  "
+            f"{ranks}  ({self.num_valid_queries}/{self.num_queries} queries with a match)"
+        )
+
+
+def _labels(name: str, x: object, n: int, what: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        arr = x.detach().cpu().numpy()
+    else:
+        arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one entry per {what}, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"{name} has shape {arr.shape} but there are {n} {what} items: expected ({n},)"
+        )
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
+        return arr.astype(np.int64)
+    raise ValueError(f"{name} must hold integers, got shape {arr.shape} and dtype {arr.dtype}")
+
+
+def _as_dist_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "iubf":
+            raise TypeError(f"distmat must be a real numeric array, got dtype {x.dtype}")
+        t = torch.from_numpy(x)
+    else:
+        t = x.detach()
+        if t.is_complex():
+            raise TypeError(f"distmat must be real-valued, got dtype {t.dtype}")
+    if t.ndim != 2:
+        raise ValueError(
+            f"distmat must have shape (num_query, num_gallery), got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def _to_numpy_block(block: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A C-contiguous float32/float64 numpy copy or view of a block of distances."""
+    if isinstance(block, torch.Tensor):
+        if block.dtype != torch.float64:
+            block = block.to(torch.float32 if block.is_floating_point() else torch.float64)
+        return np.ascontiguousarray(block.cpu().numpy())
+    if block.dtype != np.float64:
+        block = block.astype(np.float32 if block.dtype.kind == "f" else np.float64)
+    return np.ascontiguousarray(block)
+
+
+def _matrix_blocks(
+    dist: np.ndarray | torch.Tensor, chunk_size: int, keep: np.ndarray | None
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    keep_t = None
+    if keep is not None and isinstance(dist, torch.Tensor):
+        keep_t = torch.from_numpy(keep).to(dist.device)
+    for a in range(0, dist.shape[0], chunk_size):
+        b = min(a + chunk_size, dist.shape[0])
+        block = dist[a:b]
+        if keep_t is not None:
+            block = block.index_select(1, keep_t)  # type: ignore[union-attr]
+        elif keep is not None:
+            block = block[:, keep]
+        yield a, b, _to_numpy_block(block)
+
+
+def _check_finite(block: np.ndarray, start: int, shape: tuple[int, ...], source: str) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(block.sum()):  # one cheap pass; overflow falls through to the exact test
+            return
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{source} of shape {shape} holds {int(bad.sum())}+ NaN/inf value(s), first at "
+            f"[{start + row}, {col}]; expected finite distances"
+        )
+
+
+def _pairs(
+    q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """All (query, gallery) pairs with the same pid, grouped by query, columns ascending.
+
+    Returns ``(q_idx, g_idx, is_match, own_group, (order, start, size))``.
+    """
+    order = np.argsort(g_pids, kind="stable")
+    uniq, start, size = np.unique(g_pids[order], return_index=True, return_counts=True)
+    pos = np.minimum(np.searchsorted(uniq, q_pids), max(len(uniq) - 1, 0))
+    present = uniq[pos] == q_pids if len(uniq) else np.zeros(len(q_pids), bool)
+    cnt = np.where(present, size[pos], 0)
+    q_idx = np.repeat(np.arange(len(q_pids)), cnt)
+    offs = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    g_idx = order[np.repeat(start[pos], cnt) + offs]
+    is_match = g_cams[g_idx] != q_cams[q_idx]
+    return q_idx, g_idx, is_match, pos, (order, start, size)
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def evaluate_cmc_map(
+    distmat_or_feats: np.ndarray
+    | torch.Tensor
+    | tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor],
+    q_pids: Sequence[int] | np.ndarray | torch.Tensor,
+    g_pids: Sequence[int] | np.ndarray | torch.Tensor,
+    q_camids: Sequence[int] | np.ndarray | torch.Tensor,
+    g_camids: Sequence[int] | np.ndarray | torch.Tensor,
+    *,
+    metric: str = "cosine",
+    max_rank: int = 50,
+    protocol: str = "market1501",
+    ap_mode: str = "standard",
+    chunk_size: int | None = None,
+    num_repeats: int = 10,
+    seed: int = 0,
+    junk_pids: Sequence[int] = (),
+) -> ReIDMetrics:
+    """Evaluate retrieval with CMC, mAP and mINP under a re-ID protocol.
+
+    Args:
+        distmat_or_feats: a ``(Q, G)`` distance matrix (numpy or torch, smaller is
+            closer), or a tuple ``(query_feats (Q, D), gallery_feats (G, D))`` from which
+            distances are computed block by block with ``metric``.
+        q_pids, g_pids: ``(Q,)`` / ``(G,)`` integer identities (gallery distractors such
+            as Market's pid 0 are ordinary non-matching identities).
+        q_camids, g_camids: ``(Q,)`` / ``(G,)`` integer camera ids.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``; features path only.
+        max_rank: length of the CMC curve. Positions past the number of valid gallery
+            items are allowed: the curve is cumulative, so it stays at its last value
+            (1.0, every valid query has a match by then).
+        protocol: ``"market1501"`` (all valid gallery items) or ``"cuhk03"``
+            (single-gallery-shot CMC: one random image per gallery identity, averaged
+            over ``num_repeats`` seeded draws; mAP and mINP use the full valid gallery).
+        ap_mode: ``"standard"`` (non-interpolated AP, torchreid/fast-reid) or
+            ``"trapezoid"`` (official Market-1501 MATLAB code / ECN evaluator).
+        chunk_size: query rows per block; ``None`` picks about 4M distances per block.
+            Peak extra memory is ``O(chunk_size * G)``.
+        num_repeats, seed: draws of the ``cuhk03`` protocol (ignored otherwise). Draws
+            are a counter-based hash of ``(seed, repeat, query, identity)``, so results do
+            not depend on ``chunk_size``.
+        junk_pids: gallery pids removed for every query (e.g. ``(-1,)`` to reproduce the
+            official Market-1501 script on a gallery that still holds junk images).
+
+    Returns:
+        :class:`ReIDMetrics`.
+
+    Raises:
+        ValueError: wrong ndim or mismatched lengths, NaN/inf distances or features, an
+            empty gallery or query set, no query with a valid match, bad options.
+        TypeError: non-numeric inputs.
+
+    Example:
+        >>> import numpy as np
+        >>> dist = np.array([[0.1, 0.5, 0.3], [0.9, 0.2, 0.4]])
+        >>> m = evaluate_cmc_map(dist, [1, 2], [1, 2, 1], [0, 0], [1, 1, 1], max_rank=3)
+        >>> m.rank(1), round(m.mAP, 4), m.num_valid_queries
+        (1.0, 1.0, 2)
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if ap_mode not in AP_MODES:
+        raise ValueError(f"ap_mode must be one of {AP_MODES}, got {ap_mode!r}")
+    max_rank = _check_int("max_rank", max_rank, 1)
+    num_repeats = _check_int("num_repeats", num_repeats, 1)
+    seed = _check_int("seed", seed, 0)
+    if chunk_size is not None:
+        chunk_size = _check_int("chunk_size", chunk_size, 1)
+
+    feats = isinstance(distmat_or_feats, (tuple, list))
+    if feats:
+        if len(distmat_or_feats) != 2:
+            raise ValueError(
+                "distmat_or_feats as a sequence must be (query_feats, gallery_feats), "
+                f"got {len(distmat_or_feats)} items"
+            )
+        qf, gf = distmat_or_feats
+        for name, f in (("query_feats", qf), ("gallery_feats", gf)):
+            if not isinstance(f, (np.ndarray, torch.Tensor)) or f.ndim != 2:
+                raise ValueError(
+                    f"{name} must be a 2-D array (N, D), got "
+                    f"{type(f).__name__} of shape {tuple(getattr(f, 'shape', ()))}"
+                )
+        num_q, num_g = int(qf.shape[0]), int(gf.shape[0])
+        source = f"distances computed from features ({num_q}, {num_g})"
+    else:
+        if not isinstance(distmat_or_feats, (np.ndarray, torch.Tensor)):
+            raise TypeError(
+                "distmat_or_feats must be a (Q, G) numpy array / torch tensor or a "
+                f"(query_feats, gallery_feats) tuple, got {type(distmat_or_feats).__name__}"
+            )
+        dist = _as_dist_tensor(distmat_or_feats)
+        num_q, num_g = int(dist.shape[0]), int(dist.shape[1])
+        source = "distmat"
+    shape_txt = f"({num_q}, {num_g})"
+    if num_q == 0:
+        raise ValueError(f"no queries: distances have shape {shape_txt}, expected Q >= 1")
+    if num_g == 0:
+        raise ValueError(f"empty gallery: distances have shape {shape_txt}, expected G >= 1")
+
+    qp = _labels("q_pids", q_pids, num_q, "query")
+    gp = _labels("g_pids", g_pids, num_g, "gallery")
+    qc = _labels("q_camids", q_camids, num_q, "query")
+    gc = _labels("g_camids", g_camids, num_g, "gallery")
+
+    keep_np: np.ndarray | None = None
+    if len(junk_pids):
+        keep_mask = ~np.isin(gp, np.asarray(list(junk_pids), dtype=np.int64))
+        if not keep_mask.all():
+            keep_np = np.flatnonzero(keep_mask)
+            if keep_np.size == 0:
+                raise ValueError(f"empty gallery: all {num_g} gallery pids are in junk_pids")
+            gp, gc = gp[keep_np], gc[keep_np]
+    g_eff = len(gp)
+    if chunk_size is None:
+        chunk_size = max(1, _BLOCK_ELEMS // g_eff)
+
+    blocks: Iterator[tuple[int, int, np.ndarray]]
+    if feats:
+        if keep_np is not None:
+            gf = gf[torch.from_numpy(keep_np)] if isinstance(gf, torch.Tensor) else gf[keep_np]
+        _, _, tblocks = _prepared_blocks(qf, gf, metric, chunk_size)
+        blocks = ((a, b, _to_numpy_block(blk)) for a, b, blk in tblocks)
+    else:
+        blocks = _matrix_blocks(dist, chunk_size, keep_np)
+
+    q_idx, g_idx, is_match, own_group, groups = _pairs(qp, qc, gp, gc)
+    mq, mg = q_idx[is_match], g_idx[is_match]
+    jq, jg = q_idx[~is_match], g_idx[~is_match]
+    n_match = np.bincount(mq, minlength=num_q)
+    valid = n_match > 0
+    num_valid = int(valid.sum())
+    if num_valid == 0:
+        raise ValueError(
+            f"no valid query: none of the {num_q} queries has a gallery item with the same "
+            "pid in another camera (check q_pids/g_pids and q_camids/g_camids)"
+        )
+
+    ranks = np.empty(len(mq), dtype=np.int64)
+    ss_ranks = np.empty((num_valid, num_repeats), dtype=np.int64) if protocol == "cuhk03" else None
+    valid_pos = np.cumsum(valid) - 1
+
+    def rank_rows(block: np.ndarray, start: int, lo: int, hi: int) -> None:
+        """Fill the outputs for global query rows [lo, hi) held in block[lo - start:]."""
+        sub = block[lo - start : hi - start]
+        ma, mb = np.searchsorted(mq, [lo, hi])
+        ja, jb = np.searchsorted(jq, [lo, hi])
+        ranks[ma:mb] = match_ranks(
+            sub, mq[ma:mb] - lo, mg[ma:mb], jq[ja:jb] - lo, jg[ja:jb],
+            qp[lo:hi], qc[lo:hi], gp, gc,
+        )  # fmt: skip
+        if ss_ranks is not None:
+            rows = np.flatnonzero(valid[lo:hi])
+            if rows.size:
+                m_first = np.searchsorted(mq, lo + rows) - ma
+                ss_ranks[valid_pos[lo + rows]] = single_shot_ranks(
+                    sub[rows], lo + rows, (m_first, mg[ma:mb]), own_group[lo + rows],
+                    groups, num_repeats, seed,
+                )  # fmt: skip
+
+    n_threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    with ThreadPoolExecutor(n_threads) as pool:
+        for start, stop, block in blocks:
+            _check_finite(block, start, (num_q, num_g), source)
+            cuts = np.linspace(start, stop, min(n_threads, stop - start) + 1).astype(int)
+            list(
+                pool.map(
+                    rank_rows,
+                    *zip(*((block, start, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]))),
+                )
+            )
+    return _aggregate(mq, ranks, n_match, num_q, ss_ranks, max_rank, protocol, ap_mode)
+
+
+def _aggregate(
+    mq: np.ndarray,
+    ranks: np.ndarray,
+    n_match: np.ndarray,
+    num_q: int,
+    ss_ranks: np.ndarray | None,
+    max_rank: int,
+    protocol: str,
+    ap_mode: str,
+) -> ReIDMetrics:
+    """Per-query AP/INP/first rank from the match positions, then averages."""
+    order = np.lexsort((ranks, mq))
+    q, r = mq[order], ranks[order].astype(np.float64)
+    first = np.cumsum(n_match) - n_match  # first pair of each query in `order`
+    t = np.arange(1, len(q) + 1, dtype=np.float64) - first[q]  # 1-based match count
+    prec = t / (r + 1.0)
+    if ap_mode == "trapezoid":
+        prev = np.where(r > 0, (t - 1.0) / np.maximum(r, 1.0), 1.0)
+        prec = 0.5 * (prev + prec)
+    valid = n_match > 0
+    m = n_match[valid].astype(np.float64)
+    ap = np.bincount(q, weights=prec, minlength=num_q)[valid] / m
+    last = r[first[valid] + n_match[valid] - 1]
+    inp = m / (last + 1.0)
+    if ss_ranks is None:
+        hits = r[first[valid]].astype(np.int64)[:, None]  # first-match rank, (V, 1)
+    else:
+        hits = ss_ranks
+    hist = np.bincount(np.minimum(hits, max_rank).ravel(), minlength=max_rank + 1)[:max_rank]
+    cmc = np.cumsum(hist) / float(hits.size)
+    return ReIDMetrics(
+        cmc=cmc,
+        mAP=float(ap.mean()),
+        mINP=float(inp.mean()),
+        num_valid_queries=int(valid.sum()),
+        num_queries=num_q,
+        protocol=protocol,
+        ap_mode=ap_mode,
+    )
