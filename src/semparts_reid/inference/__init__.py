@@ -1,1 +1,23 @@
-"""Layer 2 inference: feature extraction, tracker adapters, export."""
+"""Layer 2 inference: feature extraction, tracker adapters, export.
+
+* :class:`FeatureExtractor`: paths, PIL images, numpy crops or tensors -> L2-normalised
+  features, batched, with the shared precision policy (bf16 autocast + channels_last
+  where the hardware runs them natively).
+* :class:`TrackerEmbedder`: the deep-sort-realtime (``predict``) and boxmot
+  (``get_features``) embedder contracts.
+* :func:`export_onnx`: ONNX export checked against PyTorch (``onnx`` extra).
+"""
+
+from .export import export_onnx
+from .extractor import FeatureExtractor, PartFeatures, load_model_from_checkpoint
+from .trackers import TrackerEmbedder, clip_boxes, crop_boxes
+
+__all__ = [
+    "FeatureExtractor",
+    "PartFeatures",
+    "TrackerEmbedder",
+    "clip_boxes",
+    "crop_boxes",
+    "export_onnx",
+    "load_model_from_checkpoint",
+]
