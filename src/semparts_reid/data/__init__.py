@@ -1,1 +1,123 @@
-"""Layer 1 data: dataset layouts, synthetic domains, part labels, transforms, samplers."""
+"""Layer 1 data: dataset layouts, synthetic domains, part labels, transforms, samplers.
+
+The dataset readers (numpy/PIL only) import eagerly; the torch-facing pieces
+(transforms, the image dataset, samplers, camera-style augmentation, part labels) are
+resolved lazily on first access so ``from semparts_reid.data import build_dataset``
+stays cheap.
+
+Example:
+    >>> from semparts_reid.data import build_dataset, build_transforms, ReIDImageDataset
+    >>> ds = build_dataset("synthetic:a?size=tiny")  # doctest: +SKIP
+    >>> cfg = {"input_size": (64, 32), "mean": (0.485, 0.456, 0.406),
+    ...        "std": (0.229, 0.224, 0.225), "interpolation": "bilinear"}
+    >>> train = ReIDImageDataset(ds.train, build_transforms(cfg, train=True))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .datasets import (
+    MSMT17,
+    DatasetLayoutError,
+    DukeMTMCreID,
+    ImageListDataset,
+    ImageRecord,
+    Market1501,
+    ReIDDataset,
+    build_dataset,
+    list_datasets,
+    parse_spec,
+    read_image_list,
+    relabel,
+)
+from .image_io import CorruptImageError, load_rgb
+
+_LAZY: dict[str, str] = {
+    "SyntheticConfig": ".synthetic",
+    "generate_synthetic": ".synthetic",
+    "synthetic_dataset": ".synthetic",
+    "cache_dir": ".synthetic",
+    "SIZE_PRESETS": ".synthetic",
+    "JointTransform": ".transforms",
+    "build_transforms": ".transforms",
+    "ReIDImageDataset": ".image_dataset",
+    "PKSampler": ".samplers",
+    "RandomIndexSampler": ".samplers",
+    "seed_worker": ".samplers",
+    "make_generator": ".samplers",
+    "CameraStyleAugmenter": ".camstyle",
+    "ColorStatsTransfer": ".camstyle",
+    "find_camstyle_images": ".camstyle",
+    "GROUPING_TABLES": ".part_labels",
+    "read_part_map": ".part_labels",
+    "part_map_path": ".part_labels",
+    "make_lut": ".part_labels",
+    "band_prior": ".part_labels",
+}
+
+__all__ = [
+    "CameraStyleAugmenter",
+    "ColorStatsTransfer",
+    "CorruptImageError",
+    "DatasetLayoutError",
+    "DukeMTMCreID",
+    "GROUPING_TABLES",
+    "ImageListDataset",
+    "ImageRecord",
+    "JointTransform",
+    "MSMT17",
+    "Market1501",
+    "PKSampler",
+    "RandomIndexSampler",
+    "ReIDDataset",
+    "ReIDImageDataset",
+    "SIZE_PRESETS",
+    "SyntheticConfig",
+    "band_prior",
+    "build_dataset",
+    "build_transforms",
+    "cache_dir",
+    "find_camstyle_images",
+    "generate_synthetic",
+    "list_datasets",
+    "load_rgb",
+    "make_generator",
+    "make_lut",
+    "parse_spec",
+    "part_map_path",
+    "read_image_list",
+    "read_part_map",
+    "relabel",
+    "seed_worker",
+    "synthetic_dataset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'semparts_reid.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .camstyle import CameraStyleAugmenter, ColorStatsTransfer, find_camstyle_images
+    from .image_dataset import ReIDImageDataset
+    from .part_labels import GROUPING_TABLES, band_prior, make_lut, part_map_path, read_part_map
+    from .samplers import PKSampler, RandomIndexSampler, make_generator, seed_worker
+    from .synthetic import (
+        SIZE_PRESETS,
+        SyntheticConfig,
+        cache_dir,
+        generate_synthetic,
+        synthetic_dataset,
+    )
+    from .transforms import JointTransform, build_transforms

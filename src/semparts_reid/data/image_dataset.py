@@ -1,0 +1,120 @@
+"""``ReIDImageDataset``: a torch Dataset over a split of :class:`ImageRecord`.
+
+Each item is a dict (the batch contract of ``docs/architecture.md``)::
+
+    image      float32 (3, H, W)   normalised by the transform's mean/std
+    parts      int64   (H, W)      0 bg / 1 head / 2 upper / 3 lower, 255 where unknown
+    pid        int                 identity (relabelled 0..N-1 in training splits)
+    camid      int                 0-based camera
+    index      int                 position in the split list = exemplar-memory slot
+    path       str
+    image_cam  float32 (3, H, W)   only with ``camstyle``: the same image in another
+                                   camera's style, same crop/flip, same ``index``
+
+Example:
+    >>> ds = build_dataset("synthetic:a?size=tiny")                      # doctest: +SKIP
+    >>> data = ReIDImageDataset(ds.train, build_transforms(cfg, train=True))  # doctest: +SKIP
+    >>> item = data[0]; item["image"].shape                              # doctest: +SKIP
+    torch.Size([3, 64, 32])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .datasets import ImageRecord
+from .image_io import load_rgb
+from .part_labels import make_lut, part_map_path, read_part_map
+from .transforms import JointTransform
+
+__all__ = ["ReIDImageDataset"]
+
+CamStyleFn = Callable[[int, np.ndarray, "torch.Generator | None"], np.ndarray]
+
+
+class ReIDImageDataset(Dataset[dict[str, Any]]):
+    """Load images (and part maps) of one split and apply a joint transform.
+
+    Args:
+        records: the split, a sequence of :class:`ImageRecord` (or ``(path, pid, camid)``).
+        transform: a :class:`JointTransform` (see :func:`build_transforms`).
+        part_maps: ``"auto"`` reads ``<stem>.parts.png`` where it exists (255 elsewhere),
+            ``True`` requires it for every image, ``False`` never reads it.
+        part_table: grouping table for the part maps (name, ``{class: part}`` dict or
+            lookup table); ``"parts4"`` for maps already in 0..3.
+        camstyle: optional callable ``(index, image uint8 (H, W, 3), generator) -> image``
+            giving the image in another camera's style (a
+            :class:`~semparts_reid.data.camstyle.CameraStyleAugmenter`); adds ``image_cam``.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord | tuple[str, int, int]],
+        transform: JointTransform,
+        *,
+        part_maps: bool | str = "auto",
+        part_table: str | Mapping[int, int] | np.ndarray | None = "parts4",
+        camstyle: CamStyleFn | None = None,
+    ) -> None:
+        if part_maps not in (True, False, "auto"):
+            raise ValueError(f"part_maps={part_maps!r}: expected True, False or 'auto'")
+        if not callable(transform):
+            raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        self.records = [ImageRecord(str(p), int(pid), int(c)) for p, pid, c in records]
+        self.transform = transform
+        self.part_maps = part_maps
+        self.lut = part_table if isinstance(part_table, np.ndarray) else make_lut(part_table)
+        self.camstyle = camstyle
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def pids(self) -> list[int]:
+        """Identity of every item (for identity samplers)."""
+        return [r.pid for r in self.records]
+
+    @property
+    def camids(self) -> list[int]:
+        """Camera of every item."""
+        return [r.camid for r in self.records]
+
+    def _parts(self, path: str, size: tuple[int, int]) -> np.ndarray | None:
+        if self.part_maps is False:
+            return None
+        pm = part_map_path(path)
+        if not os.path.isfile(pm):
+            if self.part_maps is True:
+                raise FileNotFoundError(f"missing part map {pm} for image {path}")
+            return None
+        return read_part_map(pm, table=self.lut, size=size)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} records")
+        index = index % len(self)
+        rec = self.records[index]
+        pil = load_rgb(rec.path)
+        parts = self._parts(rec.path, pil.size)
+        geometry = None
+        if self.camstyle is not None and hasattr(self.transform, "sample_geometry"):
+            geometry = self.transform.sample_geometry()
+        image, labels = self.transform(pil, parts, geometry=geometry)
+        item: dict[str, Any] = {
+            "image": image,
+            "parts": labels,
+            "pid": rec.pid,
+            "camid": rec.camid,
+            "index": index,
+            "path": rec.path,
+        }
+        if self.camstyle is not None:
+            styled = self.camstyle(index, np.asarray(pil), None)
+            item["image_cam"], _ = self.transform(styled, None, geometry=geometry)
+        return item
