@@ -122,11 +122,29 @@ def test_channels_last_is_consumed_without_copy() -> None:
     torch.testing.assert_close(part_mask_pool(cl, masks)[0], part_mask_pool(fmap, masks)[0])
 
 
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_feature_gradient_keeps_the_input_layout(memory_format: torch.memory_format) -> None:
+    fmap = torch.randn(2, 16, 6, 4).to(memory_format=memory_format).requires_grad_()
+    masks = torch.rand(2, 4, 6, 4)
+    part_mask_pool(fmap, masks)[0].sum().backward()
+    assert fmap.grad is not None
+    assert fmap.grad.is_contiguous(memory_format=memory_format)
+    torch.testing.assert_close(fmap.grad.sum((-2, -1)), torch.full((2, 16), 4.0))
+
+
+def test_non_contiguous_features() -> None:
+    fmap = torch.randn(2, 6, 16, 4).transpose(1, 2)  # neither NCHW nor NHWC contiguous
+    masks = torch.rand(2, 3, 6, 4)
+    torch.testing.assert_close(part_mask_pool(fmap, masks)[0], naive_pool(fmap, masks))
+
+
 def test_gradcheck_features_and_masks() -> None:
     g = torch.Generator().manual_seed(6)
     fmap = torch.randn(2, 3, 4, 3, generator=g, dtype=torch.float64, requires_grad=True)
     masks = (torch.rand(2, 3, 8, 6, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
     assert torch.autograd.gradcheck(lambda f, m: part_mask_pool(f, m)[0], (fmap, masks))
+    cl = fmap.detach().to(memory_format=torch.channels_last).requires_grad_()
+    assert torch.autograd.gradcheck(lambda f, m: part_mask_pool(f, m)[0], (cl, masks))
 
 
 def test_gradients_flow_to_both_inputs() -> None:

@@ -9,7 +9,9 @@ Each part ``k`` of image ``b`` is pooled as the mask-weighted mean of the featur
 where ``p`` runs over the ``h*w`` positions of the feature map ``M`` and ``P`` are the
 part masks resized to ``h x w``. The masks are normalised first (in float32) and the
 pooling of all parts of all images is then one ``torch.bmm`` of the normalised masks
-``(B, K, h*w)`` with the features ``(B, h*w, C)``. The feature map is never expanded to
+``(B, K, h*w)`` with the features ``(B, h*w, C)`` (for NCHW-contiguous features the same
+product is taken as ``(B, C, h*w) @ (B, h*w, K)``, so that the features' gradient is
+produced in their own layout). The feature map is never expanded to
 ``(B, K, C, h, w)`` and there is no Python loop over parts, so time and memory grow like
 ``B*K*h*w + B*C*h*w`` instead of ``B*K*C*h*w``.
 
@@ -205,11 +207,16 @@ def part_mask_pool(
     mass = m32.sum(dim=-1, keepdim=True)  # (B, K, 1)
     weights = m32 / mass.clamp_min(_NORM_EPS)  # empty part -> all-zero row
 
-    feats = _flatten_spatial(feature_map)  # (B, hw, C), a view
-    if torch.is_autocast_enabled(feature_map.device.type):
-        part_feats = torch.bmm(weights, feats)  # autocast picks the compute dtype
+    if not torch.is_autocast_enabled(feature_map.device.type):
+        weights = weights.to(feature_map.dtype)  # under autocast, bmm picks the dtype
+    if feature_map.is_contiguous():
+        # NCHW: (B, C, hw) @ (B, hw, K); the gradient of the features then comes out
+        # NCHW-contiguous as well (no transposing copy when it is accumulated)
+        pooled = torch.bmm(feature_map.flatten(2), weights.transpose(1, 2))
+        part_feats = pooled.transpose(1, 2).contiguous()
     else:
-        part_feats = torch.bmm(weights.to(feature_map.dtype), feats)
+        # channels_last (or other strides): (B, K, hw) @ (B, hw, C), a view for channels_last
+        part_feats = torch.bmm(weights, _flatten_spatial(feature_map))
 
     with torch.no_grad():
         peak = m32.amax(dim=1, keepdim=True)
