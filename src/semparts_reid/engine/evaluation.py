@@ -82,6 +82,7 @@ def distance_matrix(
         raise ValueError(f"mode={mode!r}: expected one of {MODES}")
     if mode == "parts" and q["parts"].shape[1] == 0:
         mode = "global"  # a global-only model has no parts to compare
+    d: Any
     if mode == "global":
         d = compute_distance(q["global"], g["global"], metric="cosine")
     elif mode == "concat":
@@ -90,7 +91,7 @@ def distance_matrix(
         from ..metrics.part_distance import part_aware_distance
 
         d = part_aware_distance(
-            q["global"], q["parts"], q["visibility"], g["global"], g["parts"], g["visibility"]
+            q["global"], g["global"], q["parts"], g["parts"], q["visibility"], g["visibility"]
         )
     return d.cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
 

@@ -18,40 +18,19 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..precision import PrecisionPolicy
 
-__all__ = ["GlobalBatchSampler", "build_eval_loader", "build_train_loader", "move_batch"]
+__all__ = [
+    "GlobalBatchSampler",
+    "build_eval_loader",
+    "build_train_dataset",
+    "build_train_loader",
+    "move_batch",
+]
 
 
 def _random_order(n: int, total: int, g: torch.Generator) -> torch.Tensor:
     """``total`` indices from concatenated random permutations of ``range(n)``."""
     reps = -(-total // n)
     return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:total]
-
-
-def _pk_order(pids: Sequence[int], k: int, total: int, g: torch.Generator) -> torch.Tensor:
-    """P×K order: consecutive groups of ``k`` images of one identity, identities shuffled.
-
-    Identities with fewer than ``k`` images are sampled with replacement. Vectorised
-    over identities (one argsort, one gather), no loop over images.
-    """
-    pid_t = torch.as_tensor(list(pids), dtype=torch.long)
-    uniq, inv = torch.unique(pid_t, return_inverse=True)
-    order = torch.argsort(inv, stable=True)  # images grouped by identity
-    counts = torch.bincount(inv, minlength=uniq.numel())
-    starts = torch.cumsum(counts, 0) - counts
-    groups = -(-total // k)
-    chosen: list[torch.Tensor] = []
-    while sum(c.numel() for c in chosen) < groups:
-        chosen.append(torch.randperm(uniq.numel(), generator=g))
-    ids = torch.cat(chosen)[:groups]  # (groups,)
-    cnt = counts[ids, None]  # (groups, 1)
-    # without replacement where the identity has >= k images: the k smallest of random
-    # keys over its valid positions; with replacement otherwise
-    keys = torch.rand(groups, int(counts.max()), generator=g)
-    keys = keys.masked_fill(torch.arange(keys.shape[1])[None, :] >= cnt, 2.0)
-    distinct = keys.argsort(dim=1)[:, :k] if keys.shape[1] >= k else None
-    repl = (torch.rand(groups, k, generator=g) * cnt).long().clamp_max(cnt - 1)
-    pos = repl if distinct is None else torch.where(cnt >= k, distinct, repl)
-    return order[starts[ids, None] + pos].flatten()[:total]
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -64,7 +43,8 @@ class GlobalBatchSampler(Sampler[list[int]]):
         seed: generator seed (the trainer derives it from seed, stage and epoch).
         rank, world: this process's slice of each global batch.
         pids: identity of each item for P×K batches (with ``num_instances``).
-        num_instances: ``K`` of P×K sampling; 0 for uniform random batches.
+        num_instances: ``K`` of P×K sampling (the data package's ``PKSampler`` draws the
+            global batches); 0 for uniform random batches.
     """
 
     def __init__(
@@ -96,8 +76,13 @@ class GlobalBatchSampler(Sampler[list[int]]):
         g = torch.Generator().manual_seed(int(self.seed) % (2**63))
         total = self.steps * self.global_batch
         if self.num_instances:
+            from ..data.samplers import PKSampler
+
             assert self.pids is not None
-            order = _pk_order(self.pids, self.num_instances, total, g)
+            k = self.num_instances
+            pk = PKSampler(self.pids, self.global_batch // k, k, num_batches=self.steps,
+                           seed=self.seed, rank=0, world_size=1)
+            order = torch.from_numpy(pk.global_batches()).reshape(-1)
         else:
             order = _random_order(self.num_items, total, g)
         local = self.global_batch // self.world
@@ -106,44 +91,58 @@ class GlobalBatchSampler(Sampler[list[int]]):
         yield from mine.tolist()
 
 
-def _torch_dataset(records: Sequence[Any], data_config: dict[str, Any], train: bool,
-                   cfg: Any = None, camstyle: bool = False) -> Any:
+def _torch_dataset(
+    records: Sequence[Any],
+    data_config: dict[str, Any],
+    train: bool,
+    cfg: Any = None,
+    camstyle: bool = False,
+) -> Any:
     """The data package's torch dataset (dict items per docs/architecture.md)."""
-    from ..data.torch_dataset import ReIDImageDataset
+    from ..data.camstyle import CameraStyleAugmenter
+    from ..data.image_dataset import ReIDImageDataset
     from ..data.transforms import build_transforms
 
     aug: dict[str, Any] = {}
     if cfg is not None and train:
-        aug = dict(
-            random_crop=cfg.random_crop, flip_prob=cfg.flip_prob,
-            random_erasing=cfg.random_erasing,
-        )
+        h = int(data_config["input_size"][0])
+        # 10 px of padding at 256 px height (the usual re-ID setting), scaled with height
+        pad = max(1, round(10 * h / 256)) if cfg.random_crop else 0
+        aug = dict(pad=pad, flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing)
     transform = build_transforms(data_config, train=train, **aug)
-    return ReIDImageDataset(records, transform=transform, camstyle=camstyle)
+    style = CameraStyleAugmenter(records) if camstyle else None
+    return ReIDImageDataset(records, transform, camstyle=style)
+
+
+def build_train_dataset(
+    records: Sequence[Any], cfg: Any, data_config: dict[str, Any], *, camstyle: bool = False
+) -> Any:
+    """Torch dataset with training augmentation (and camera-style images) over ``records``.
+
+    Build it once per run: the camera-style augmenter fits per-camera colour statistics.
+    """
+    return _torch_dataset(records, data_config, True, cfg, camstyle=camstyle)
 
 
 def build_train_loader(
-    dataset: Any,
+    torch_dataset: Any,
+    pids: Sequence[int],
     cfg: Any,
     *,
-    which: str,
-    data_config: dict[str, Any],
     global_batch: int,
     steps: int,
     seed: int,
+    num_instances: int = 0,
     rank: int = 0,
     world: int = 1,
 ) -> DataLoader:
-    """Loader over ``dataset.train`` for one epoch of ``steps`` (this rank's slices)."""
-    records = dataset.train
-    target = which == "target"
-    ds = _torch_dataset(records, data_config, True, cfg, camstyle=target and cfg.camstyle)
+    """Loader over ``torch_dataset`` for one epoch of ``steps`` (this rank's slices)."""
     sampler = GlobalBatchSampler(
-        len(records), global_batch, steps, seed, rank=rank, world=world,
-        pids=[r[1] for r in records], num_instances=0 if target else cfg.num_instances,
+        len(torch_dataset), global_batch, steps, seed, rank=rank, world=world,
+        pids=pids, num_instances=num_instances,
     )
     return DataLoader(
-        ds, batch_sampler=sampler, num_workers=cfg.num_workers,
+        torch_dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
         persistent_workers=False, pin_memory=False,
     )
 

@@ -54,7 +54,7 @@ from .distributed import (
     seed_everything,
 )
 from .evaluation import evaluate_model
-from .loaders import build_train_loader, move_batch
+from .loaders import build_train_dataset, build_train_loader, move_batch
 from .losses import has_labels, identity_loss, part_targets, stack_heads
 
 __all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
@@ -177,6 +177,7 @@ class DomainAdaptTrainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self._net: nn.Module | None = None
+        self._datasets: dict[str, Any] = {}
         self.output_dir = Path(cfg.output_dir)
         logger.info(
             "trainer: device=%s precision=%s world=%d parts=%s", self.device, self.policy.name,
@@ -313,14 +314,19 @@ class DomainAdaptTrainer:
         cfg = self.config
         ds = self.source if which == "source" else self.target
         assert ds is not None
-        bs = cfg.batch_size if which == "source" else cfg.target_batch_size
+        if which not in self._datasets:
+            self._datasets[which] = build_train_dataset(
+                ds.train, cfg, self._data_config(), camstyle=which == "target" and cfg.camstyle
+            )
         seed = (cfg.seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch) * 2 + (
             which == "target"
         )
         return iter(
             build_train_loader(
-                ds, cfg, which=which, data_config=self._data_config(), global_batch=bs,
+                self._datasets[which], [r[1] for r in ds.train], cfg,
+                global_batch=cfg.batch_size if which == "source" else cfg.target_batch_size,
                 steps=steps, seed=seed, rank=self.rank, world=self.world,
+                num_instances=cfg.num_instances if which == "source" else 0,
             )
         )
 
