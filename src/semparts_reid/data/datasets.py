@@ -181,8 +181,6 @@ def _filter_corrupt(
         raise bad[0][1]  # type: ignore[misc]
     for r, e in bad:
         logger.warning("skipping corrupt image %s (%s)", r.path, e)
-    if bad:
-        logger.warning("skipped %d corrupt images", len(bad))
     return [r for r, e in zip(records, errors) if e is None], len(bad)
 
 
@@ -210,6 +208,8 @@ def _finish(
         kept, n = _filter_corrupt(recs, skip_corrupt, verify)
         splits.append(kept)
         bad += n
+    if bad:
+        logger.warning("skipped %d corrupt images in %s", bad, root)
     return ReIDDataset(name, root, relabel(splits[0]), splits[1], splits[2], num_corrupt=bad)
 
 
@@ -391,10 +391,10 @@ def ImageListDataset(  # noqa: N802
 # ----------------------------------------------------------------------------- factory
 
 
-def _synthetic(root: str, **kw: Any) -> ReIDDataset:
+def _synthetic(domain: str, **kw: Any) -> ReIDDataset:
     from .synthetic import synthetic_dataset
 
-    return synthetic_dataset(root, **kw)
+    return synthetic_dataset(domain, **kw)
 
 
 _FACTORIES: dict[str, Callable[..., ReIDDataset]] = {

@@ -56,7 +56,7 @@ from .synthetic_render import (
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = "COMPLETE.json"
 SCENES_PER_CAMERA = 5
 _CHUNK = 64
@@ -135,7 +135,8 @@ def _plan(cfg: SyntheticConfig, rng: np.random.Generator) -> dict[str, np.ndarra
     n_extra = max(2, cfg.test_ids // 4)
     ident += list(range(n_ids, n_ids + n_extra))
     cam += rng.integers(0, st.num_cams, n_extra).tolist()
-    split += [3] * (n_extra - n_extra // 4) + [4] * (n_extra // 4)
+    n_junk = max(1, n_extra // 4)
+    split += [3] * (n_extra - n_junk) + [4] * n_junk
     return {"ident": np.asarray(ident), "cam": np.asarray(cam), "split": np.asarray(split)}
 
 
