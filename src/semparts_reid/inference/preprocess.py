@@ -11,6 +11,7 @@ No PIL resize per image.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,13 @@ class Inputs:
         return len(self.batch) if self.batch is not None else len(self.items or [])
 
 
+def _from_numpy(arr: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy`` without the read-only warning: crops are only ever read."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
+
+
 def _kind_of(item: Any) -> str | None:
     if isinstance(item, (str, os.PathLike)):
         return "path"
@@ -83,7 +91,7 @@ def _numpy_crop(arr: np.ndarray, where: str) -> torch.Tensor:
         raise ValueError(f"{where}: empty image of shape {tuple(arr.shape)}")
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return torch.from_numpy(arr).permute(2, 0, 1)
+    return _from_numpy(arr).permute(2, 0, 1)
 
 
 def _tensor_crop(t: torch.Tensor, where: str) -> torch.Tensor:
@@ -112,7 +120,7 @@ def classify_inputs(inputs: Any, name: str = "inputs") -> Inputs:
         if inputs.dtype != np.uint8:
             raise TypeError(f"{name}: expected a uint8 image array, got dtype {inputs.dtype}")
         arr = np.ascontiguousarray(inputs)
-        return Inputs("numpy", None, torch.from_numpy(arr).permute(0, 3, 1, 2))
+        return Inputs("numpy", None, _from_numpy(arr).permute(0, 3, 1, 2))
     if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
         if inputs.shape[1] != 3:
             raise ValueError(f"{name}: expected an (N, 3, H, W) tensor, got {tuple(inputs.shape)}")
@@ -169,13 +177,13 @@ def decode_image(path: str) -> torch.Tensor:
         raise FileNotFoundError(f"image file not found: {path}") from None
     except OSError as exc:
         raise ValueError(f"cannot decode image {path}: {exc}") from exc
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    return _from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
 def pil_to_crop(img: Image.Image) -> torch.Tensor:
     """A PIL image as an RGB ``(3, h, w)`` uint8 tensor."""
     arr = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    return _from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
 def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
