@@ -1,0 +1,67 @@
+"""Synthetic-domain generation speed on one core.
+
+Generates ``synthetic:a`` and ``synthetic:b`` (default size) into a temporary folder and
+reports images per second of CPU time of this process (rendering + JPEG/PNG encoding +
+writing) against the 500 images/s target. As a same-run reference it also times the
+file writing alone (the same images encoded again), so the ratio says how much of the
+time is rendering.
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_synthetic.py [--size default]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from semparts_reid.data import synthetic as syn  # noqa: E402
+
+TARGET = 500.0  # images per second on one core
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="default", choices=sorted(syn.SIZE_PRESETS))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for domain in ("a", "b"):
+            cfg = syn.make_config(domain, size=args.size)
+            c0, w0 = time.process_time(), time.perf_counter()
+            folder = syn.generate_synthetic(cfg, root=tmp, progress=False)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            n = json.loads((folder / syn.MARKER).read_text())["images"]
+            # reference: re-encode the same images (decode outside the timed region)
+            files = sorted(folder.rglob("*.jpg"))
+            imgs = [np.asarray(Image.open(f)) for f in files]
+            parts = [np.asarray(Image.open(f.with_name(f.stem + ".parts.png"))) for f in files]
+            out = Path(tmp) / f"ref-{domain}"
+            out.mkdir()
+            c1 = time.process_time()
+            for i, (im, pm) in enumerate(zip(imgs, parts)):
+                syn._write_one(str(out / f"{i:06d}"), im, pm, 90)
+            ref = time.process_time() - c1
+            rows.append((domain, n, n / cpu, n / wall, n / ref))
+    print(
+        f"{'domain':<7}{'images':>8}{'img/cpu-s':>12}{'img/wall-s':>12}{'write-only':>12}"
+        f"{'vs target':>11}{'gen/write':>11}"
+    )
+    for d, n, per_cpu, per_wall, per_ref in rows:
+        print(
+            f"{d:<7}{n:>8d}{per_cpu:>12.0f}{per_wall:>12.0f}{per_ref:>12.0f}"
+            f"{per_cpu / TARGET:>10.2f}x{per_cpu / per_ref:>10.2f}x"
+        )
+    print(f"target: >= {TARGET:.0f} images per CPU-second (ratio >= 1.00x)")
+
+
+if __name__ == "__main__":
+    main()
