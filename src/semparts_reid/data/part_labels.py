@@ -27,8 +27,10 @@ name              classes
 Choices: dresses, coats, jumpsuits, scarves, gloves and bags count as *upper*; belts,
 socks, skirts and shoes as *lower*. Pixel value 255 in a map always means "ignore".
 
-The self-supervised pseudo labels (ISP-style clustering of feature maps) live in
-:mod:`semparts_reid.layers.part_clustering` (pure tensor code, layer 0).
+The self-supervised pseudo labels (ISP-style clustering of feature maps,
+:func:`pseudo_part_labels`) and the horizontal-band prior (:func:`band_prior`) are pure
+tensor code in :mod:`semparts_reid.layers.part_clustering`; they are re-exported here so
+every way of getting part labels is reachable from one module.
 """
 
 from __future__ import annotations
@@ -38,17 +40,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from ..layers.part_clustering import band_labels, band_prior, pseudo_part_labels
 from ..layers.parts import BACKGROUND, HEAD, IGNORE_INDEX, LOWER, NUM_PART_CLASSES, UPPER
 
 __all__ = [
     "GROUPING_TABLES",
     "PartMapError",
+    "band_labels",
     "band_prior",
     "make_lut",
     "part_map_path",
+    "pseudo_part_labels",
     "read_part_map",
 ]
 
@@ -211,37 +215,3 @@ def read_part_map(
         bad = sorted(np.unique(raw[out == 254]).tolist())
         raise PartMapError(f"part map {path} holds classes {bad} that the grouping table lacks")
     return out
-
-
-def band_prior(
-    height: int,
-    width: int,
-    *,
-    bounds: tuple[float, float] = (0.2, 0.55),
-    softness: float = 0.04,
-    margin: float = 0.02,
-) -> torch.Tensor:
-    """Horizontal-band part prior: soft head / upper / lower bands over a full-body crop.
-
-    Args:
-        height, width: map size.
-        bounds: fractions of the height where head->upper and upper->lower switch.
-        softness: width of the sigmoid edges, in fractions of the height.
-        margin: fraction at the top and bottom given to background.
-
-    Returns:
-        float32 tensor (4, H, W): background, head, upper, lower; sums to 1 per pixel.
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"height={height}, width={width}: expected >= 1")
-    if not 0.0 < bounds[0] < bounds[1] < 1.0:
-        raise ValueError(f"bounds={bounds}: expected 0 < head/upper < upper/lower < 1")
-    if softness <= 0:
-        raise ValueError(f"softness={softness}: expected > 0")
-    y = (torch.arange(height, dtype=torch.float32) + 0.5) / height
-    edges = torch.tensor([margin, bounds[0], bounds[1], 1.0 - margin])
-    step = torch.sigmoid((y[:, None] - edges[None, :]) / softness)  # (H, 4)
-    head, upper, lower = step[:, 0] - step[:, 1], step[:, 1] - step[:, 2], step[:, 2] - step[:, 3]
-    bg = 1.0 - (head + upper + lower)
-    maps = torch.stack([bg, head, upper, lower])  # (4, H)
-    return maps[:, :, None].expand(4, height, width).contiguous()
