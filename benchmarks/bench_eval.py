@@ -84,7 +84,7 @@ def reference_eval(
 
 
 def bench_market(args: argparse.Namespace) -> None:
-    shape = (3368, 15913, 751, 6) if not args.quick else (400, 2000, 100, 6)
+    shape = (3368, 15913, 751, 6) if not args.quick else (200, 1000, 60, 6)
     qf, gf, qp, gp, qc, gc = make_data(*shape, dim=64, seed=0)
     dist = 1.0 - qf @ gf.T
     print(f"Market-1501 scale: distmat {dist.shape} {dist.dtype}, {shape[2]} ids, "
@@ -113,7 +113,7 @@ def bench_market(args: argparse.Namespace) -> None:
 
 
 def _msmt_child(quick: bool, dim: int, noise: float) -> None:
-    shape = (11659, 82161, 3060, 15) if not quick else (600, 4000, 150, 15)
+    shape = (11659, 82161, 3060, 15) if not quick else (300, 2000, 100, 15)
     qf, gf, qp, gp, qc, gc = make_data(*shape, dim=dim, seed=1, noise=noise)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
