@@ -106,7 +106,8 @@ def _prepare(
     if q.dtype != g.dtype:  # one is float64: compute both in float64
         q, g = q.to(torch.float64), g.to(torch.float64)
     for name, t in (("query", q), ("gallery", g)):
-        if not bool(torch.isfinite(t).all()):
+        # one cheap reduction; only a non-finite sum (NaN/inf, or overflow) needs the exact test
+        if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise ValueError(
                 f"{name} of shape {tuple(t.shape)} holds {bad} NaN/inf value(s); "
