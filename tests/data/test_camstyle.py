@@ -75,7 +75,7 @@ def test_camstyle_files_are_used_and_index_kept(tmp_path: Path) -> None:
     assert found == {0: {other: str(fake)}}
     aug = CameraStyleAugmenter(ds.train)
     data = ReIDImageDataset(
-        ds.train, build_transforms(CFG, train=True, erasing_p=0.0), camstyle=aug
+        ds.train, build_transforms(CFG, train=True, erasing_p=0.0, pad=0), camstyle=aug
     )
     item = data[0]
     assert item["index"] == 0 and item["image_cam"].shape == item["image"].shape
