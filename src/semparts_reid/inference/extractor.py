@@ -28,6 +28,7 @@ from .preprocess import (
     Inputs,
     PathDataset,
     classify_inputs,
+    normalize_batch,
     pil_to_crop,
     resize_batch,
     resize_crops,
@@ -167,7 +168,7 @@ class FeatureExtractor:
                                             int(config["input_size"][1]))
         mean = torch.tensor(config["mean"], dtype=torch.float32, device=self.device)
         std = torch.tensor(config["std"], dtype=torch.float32, device=self.device)
-        self._mean, self._std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
+        self._mean, self._inv_std = mean, 1.0 / std  # (3,), applied on NHWC views
         self.batch_size = batch_size
         self.flip = bool(flip)
         self.num_workers = (
@@ -258,11 +259,9 @@ class FeatureExtractor:
 
     def _normalise(self, x: Tensor, bgr: bool, scale: float) -> Tensor:
         """uint8/float batch -> normalised float32 ``(B, 3, H, W)`` on the device."""
-        x = x.to(self.device, non_blocking=True).to(torch.float32)
-        if bgr:
-            x = x.flip(1)
-        x = (x - self._mean * scale) / (self._std * scale)
-        return to_memory_format(x, self.policy.channels_last)
+        x = x.to(self.device, non_blocking=True)
+        y = normalize_batch(x, self._mean, self._inv_std, scale=scale, bgr=bgr)
+        return to_memory_format(y, self.policy.channels_last)
 
     def _batches(self, spec: Inputs, bgr: bool) -> Iterator[Tensor]:
         bs, size = self.batch_size, self.input_size

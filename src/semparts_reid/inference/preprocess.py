@@ -26,6 +26,7 @@ __all__ = [
     "PathDataset",
     "classify_inputs",
     "decode_image",
+    "normalize_batch",
     "pil_to_crop",
     "resize_batch",
     "resize_crops",
@@ -186,6 +187,34 @@ def pil_to_crop(img: Image.Image) -> torch.Tensor:
     return _from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
+def normalize_batch(
+    x: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor, *, scale: float, bgr: bool
+) -> torch.Tensor:
+    """``(x[:, rgb] / scale - mean) * inv_std`` as a new float32 ``(N, 3, H, W)`` tensor.
+
+    Args:
+        x: uint8 (``scale=255``) or float (``scale=1``) batch, NCHW or channels_last.
+        mean, inv_std: ``(3,)`` float32 on ``x``'s device.
+        bgr: ``x`` holds BGR channels (they are swapped to RGB).
+
+    The result keeps ``x``'s memory format. The per-channel affine runs on the layout's
+    natural view (a trailing ``(3,)`` broadcast for channels_last), which avoids
+    PyTorch's slow broadcasting path over NHWC tensors. ``x`` is never modified.
+    """
+    if x.dtype not in (torch.uint8, torch.float32):
+        x = x.to(torch.float32)
+    nhwc = x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
+    if nhwc:
+        view = x.permute(0, 2, 3, 1)
+        view = view.flip(-1) if bgr else view
+        y = torch.sub(view, mean * scale)  # new float32 tensor (uint8 promotes)
+        y.mul_(inv_std / scale)
+        return y.permute(0, 3, 1, 2)
+    x = x.flip(1) if bgr else x
+    y = torch.sub(x, (mean * scale).view(1, 3, 1, 1))
+    return y.mul_((inv_std / scale).view(1, 3, 1, 1))
+
+
 def resize_batch(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize an ``(N, 3, h, w)`` batch to ``size`` (bilinear, antialiased); no-op if equal.
 
@@ -214,8 +243,8 @@ def resize_crops(
         device: where the batch should end up.
 
     Returns:
-        ``(N, 3, H, W)`` batch on ``device``, uint8 where every crop was uint8 and the
-        resize ran on CPU, else float32 (values keep their 0-255 or 0-1 range).
+        ``(N, 3, H, W)`` contiguous batch on ``device``, uint8 where every crop was uint8
+        and the resize ran on CPU, else float32 (values keep their 0-255 or 0-1 range).
     """
     if not crops:
         raise ValueError("resize_crops needs at least one crop")
@@ -225,17 +254,20 @@ def resize_crops(
     for i, c in enumerate(crops):
         groups.setdefault((tuple(c.shape), c.dtype, c.device), []).append(i)
     floaty = any(c.is_floating_point() for c in crops) or device.type != "cpu"
-    dtype = torch.float32 if floaty else torch.uint8
-    out = torch.empty((len(crops), 3, *size), dtype=dtype, device=device)
-    out = out.contiguous(memory_format=torch.channels_last)
+    resized: list[torch.Tensor] = [crops[0]] * len(crops)
     for idx in groups.values():
         group = torch.stack([crops[i] for i in idx]) if len(idx) > 1 else crops[idx[0]][None]
-        resized = resize_batch(group.to(device, non_blocking=True), size)
-        if len(idx) == len(crops):
-            out.copy_(resized)
-        else:
-            out[torch.as_tensor(idx, device=device)] = resized.to(dtype)
-    return out
+        # NCHW out: a single-image interpolate returns NCHW anyway, and stacking mixed
+        # layouts (or copying NCHW into an NHWC buffer) is a slow strided copy
+        out = resize_batch(group.to(device, non_blocking=True), size).contiguous()
+        for j, i in enumerate(idx):
+            resized[i] = out[j]
+    if device.type == "cpu":  # one single-threaded memcpy; torch.stack/cat of many small
+        # tensors opens one OpenMP region each, which stalls on a busy machine
+        batch = _from_numpy(np.stack([r.numpy() for r in resized]))
+    else:
+        batch = torch.stack(resized)
+    return batch.float() if floaty and batch.dtype != torch.float32 else batch
 
 
 def _upload(crops: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
