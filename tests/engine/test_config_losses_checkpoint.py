@@ -1,0 +1,152 @@
+"""TrainConfig, the loss functions, the checkpoint helpers and the batch sampler (fast)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semparts_reid.engine.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from semparts_reid.engine.config import TrainConfig
+from semparts_reid.engine.loaders import GlobalBatchSampler
+from semparts_reid.engine.losses import identity_loss, part_targets, stack_heads
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_config_defaults_are_the_papers() -> None:
+    c = TrainConfig()
+    assert (c.arch, c.input_size, c.optimizer, c.lr, c.weight_decay, c.epochs) == (
+        "semparts_resnet50", (256, 128), "adam", 3e-4, 5e-4, 80
+    )
+    assert c.random_crop and c.flip_prob == 0.5 and c.random_erasing == 0.5
+    assert (c.memory_temperature, c.memory_knn, c.memory_momentum) == (0.05, 6, 0.01)
+    assert c.neighbour_start_epoch == 5 and c.target_weight == 0.3
+    assert c.loss_weights() == pytest.approx((0.7, 0.3))
+    assert c.replace(loss_mix="sum", target_weight=1.0).loss_weights() == (1.0, 1.0)
+
+
+def test_every_field_has_help_and_round_trips_through_json() -> None:
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help"), f"field {f.name} has no help"
+    c = TrainConfig(input_size=(64, 32), epochs=3, memory_dtype="bfloat16")
+    assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+    with pytest.raises(ValueError, match="unknown"):
+        TrainConfig.from_dict({"no_such_field": 1})
+
+
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        ({"lr": 0.0}, "lr"),
+        ({"epochs": -1}, "epochs"),
+        ({"input_size": (8, 4)}, "input_size"),
+        ({"part_labels": "parser"}, "part_labels"),
+        ({"flip_prob": 1.5}, "flip_prob"),
+        ({"batch_size": 30, "num_instances": 4}, "num_instances"),
+        ({"target_weight": 2.0}, "target_weight"),
+    ],
+)
+def test_config_validation_names_the_field(kw: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        TrainConfig(**kw)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_identity_loss_matches_manual_cross_entropy_with_visibility() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 4, 7, generator=g)
+    pids = torch.tensor([0, 3, 6, 2, 2])
+    vis = torch.tensor([[1, 0, 1], [1, 1, 1], [0, 0, 1], [1, 1, 0], [0, 1, 1]]).float()
+    total, per = identity_loss(logits, pids, visibility=vis)
+    expect = [F.cross_entropy(logits[:, 0], pids)]
+    for k in range(3):
+        keep = vis[:, k] > 0
+        expect.append(F.cross_entropy(logits[keep, k + 1], pids[keep]))
+    torch.testing.assert_close(per, torch.stack(expect))
+    torch.testing.assert_close(total, per.sum())
+    g_only, per_g = identity_loss(logits, pids, use_parts=False)
+    torch.testing.assert_close(g_only, expect[0])
+    assert torch.all(per_g[1:] == 0)
+    with pytest.raises(ValueError, match="pids"):
+        identity_loss(logits, torch.tensor([0, 1, 2, 3, 7]))
+
+
+def test_part_targets_sources() -> None:
+    parts = torch.randint(0, 4, (2, 16, 8))
+    assert part_targets("none", parts=parts, feature_map=None, image_size=(16, 8)) is None
+    assert torch.equal(part_targets("gt", parts=parts, feature_map=None, image_size=(16, 8)),
+                       parts)
+    band = part_targets("band", parts=parts, feature_map=None, image_size=(16, 8))
+    assert band is not None and band.shape == (2, 16, 8)
+    assert band[0, 0, 0] == 1 and band[0, -1, 0] == 3  # head on top, lower at the bottom
+    fmap = torch.randn(2, 8, 4, 2)
+    pseudo = part_targets("pseudo", parts=None, feature_map=fmap, image_size=(16, 8))
+    assert pseudo is not None and pseudo.shape == (2, 16, 8) and int(pseudo.max()) <= 3
+
+
+def test_stack_heads() -> None:
+    g, p = torch.randn(3, 5), torch.randn(3, 2, 5)
+    assert stack_heads(g, p, True).shape == (3, 3, 5)
+    assert stack_heads(g, p, False).shape == (3, 1, 5)
+    assert stack_heads(g, torch.zeros(3, 0, 5), True).shape == (3, 1, 5)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path) -> None:
+    state = capture_rng_state()
+    ref = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    path = save_checkpoint({"model": {}, "rng": state}, tmp_path / "c.pt")
+    for _ in range(3):
+        random.random(), np.random.rand(), torch.rand(())
+    restore_rng_state(load_checkpoint(path, weights_only=True)["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == ref
+
+
+def test_checkpoint_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"model": {}, "format": "other/9"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="format"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="payload"):
+        save_checkpoint({"no_model": 1}, tmp_path / "x.pt")
+    assert not list(tmp_path.glob(".x.pt*"))  # no temp file left behind
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+def test_global_batch_sampler_shards_the_same_global_batches() -> None:
+    whole = list(GlobalBatchSampler(10, 4, 5, seed=3))
+    r0 = list(GlobalBatchSampler(10, 4, 5, seed=3, rank=0, world=2))
+    r1 = list(GlobalBatchSampler(10, 4, 5, seed=3, rank=1, world=2))
+    assert [a + b for a, b in zip(r0, r1)] == whole
+    assert list(GlobalBatchSampler(10, 4, 5, seed=3)) == whole  # a pure function of the seed
+    assert list(GlobalBatchSampler(10, 4, 5, seed=4)) != whole
+    flat = [i for b in whole[:2] for i in b]
+    assert len(set(flat)) == 8  # one pass of a permutation before any repeat
+    pids = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    pk = list(GlobalBatchSampler(12, 4, 3, seed=0, pids=pids, num_instances=2))
+    for batch in pk:
+        ids = [pids[i] for i in batch]
+        assert ids[0] == ids[1] and ids[2] == ids[3]
+    with pytest.raises(ValueError, match="divisible"):
+        GlobalBatchSampler(10, 5, 1, seed=0, world=2)
