@@ -313,3 +313,13 @@ def test_reidmetrics_api() -> None:
     with pytest.raises(TypeError):
         m.rank(1.5)  # type: ignore[arg-type]
     assert "trapezoid" in str(evaluate_cmc_map(*HAND, ap_mode="trapezoid"))
+
+
+def test_trapezoid_never_exceeds_standard_ap() -> None:
+    qf, gf, qp, gp, qc, gc = _clustered(seed=4)
+    dist = compute_distance(qf, gf)
+    std = evaluate_cmc_map(dist, qp, gp, qc, gc)
+    trap = evaluate_cmc_map(dist, qp, gp, qc, gc, ap_mode="trapezoid")
+    assert trap.mAP < std.mAP
+    np.testing.assert_array_equal(trap.cmc, std.cmc)
+    assert trap.mINP == std.mINP
