@@ -140,21 +140,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "give either --query-features and --gallery-features, or --checkpoint and --target"
         )
     from .data.datasets import build_dataset
-    from .inference.evaluate import evaluate_checkpoint
+    from .engine.evaluation import distance_matrix, extract_features
+    from .inference.extractor import load_model_from_checkpoint
+    from .precision import resolve_precision
 
     dataset = build_dataset(args.target)
-    metrics = evaluate_checkpoint(
-        args.checkpoint,
-        dataset.query,
-        dataset.gallery,
-        mode=args.mode,
-        metric=args.metric,
-        device=args.device,
-        batch_size=args.batch_size,
+    policy = resolve_precision(args.device)
+    model = policy.prepare_module(load_model_from_checkpoint(args.checkpoint))
+    kw: dict[str, Any] = {
+        "policy": policy,
+        "data_config": model.data_config,
+        "batch_size": args.batch_size,
+    }
+    q = extract_features(model, dataset.query, **kw)
+    g = extract_features(model, dataset.gallery, **kw)
+    dist = distance_matrix(q, g, args.mode)
+    if args.rerank:
+        from .metrics.rerank import re_ranking
+
+        dist = re_ranking(dist, distance_matrix(q, q, args.mode), distance_matrix(g, g, args.mode))
+    metrics = evaluate_cmc_map(
+        dist,
+        q["pids"].numpy(),
+        g["pids"].numpy(),
+        q["camids"].numpy(),
+        g["camids"].numpy(),
         max_rank=args.max_rank,
         protocol=args.protocol,
         ap_mode=args.ap_mode,
-        rerank=args.rerank,
     )
     _print_metrics(metrics, args.json_path, {"checkpoint": args.checkpoint, "target": args.target})
     return EXIT_OK

@@ -1,0 +1,293 @@
+"""The ``semparts-reid`` command: exit codes, messages, and each sub-command end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semparts_reid.cli import main
+from semparts_reid.metrics.rank import evaluate_cmc_map
+
+TINY = "synthetic:{}?size=tiny"
+
+# a tiny, fast training configuration (every TrainConfig field is a flag)
+TINY_FLAGS = [
+    "--arch",
+    "semparts_resnet18",
+    "--pretrained",
+    "none",
+    "--input-size",
+    "64",
+    "32",
+    "--batch-size",
+    "8",
+    "--target-batch-size",
+    "8",
+    "--num-workers",
+    "0",
+    "--max-steps-per-epoch",
+    "2",
+    "--eval-batch-size",
+    "64",
+    "--no-progress",
+    "--neighbour-start-epoch",
+    "1",
+]
+
+
+def _features_file(path: Path, n: int, n_ids: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pids = rng.integers(0, n_ids, n)
+    centroids = np.random.default_rng(99).normal(size=(n_ids, 16))
+    arrays = {
+        "features": centroids[pids] + 0.8 * rng.normal(size=(n, 16)),
+        "pids": pids,
+        "camids": rng.integers(0, 4, n),
+    }
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "train", "adapt", "evaluate", "extract", "download", "export", "datasets"):
+        assert cmd in out
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "semparts_reid", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    assert "semparts-reid" in proc.stdout
+
+
+def test_every_train_config_field_is_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    import dataclasses
+
+    from semparts_reid.engine.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["adapt", "--help"])
+    out = capsys.readouterr().out
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in out, field.name
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["evaluate"], "give either --query-features"),
+        (
+            ["evaluate", "--query-features", "missing_q.npz", "--gallery-features", "g.npz"],
+            "missing_q.npz",
+        ),
+        (["adapt", "--source", "synthetic:a"], "--target"),
+        (["train", "--source", "nonsense"], "nonsense"),
+        (["train", "--source", "market1501:/no/such/folder"], "/no/such/folder"),
+        (["train", "--source", "synthetic:a", "--epochs", "-1"], "epochs"),
+        (["extract", "-o", "x.npy"], "--checkpoint"),
+        (["no-such-command"], "no-such-command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err
+    assert "Traceback" not in err
+    assert len(err.splitlines()) <= 2  # argparse may print its usage line first
+
+
+def test_evaluate_from_saved_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    q = _features_file(tmp_path / "q.npz", 40, 10, 1)
+    g = _features_file(tmp_path / "g.npz", 120, 10, 2)
+    out_json = tmp_path / "m.json"
+    code = main(
+        [
+            "evaluate",
+            "--query-features",
+            str(tmp_path / "q.npz"),
+            "--gallery-features",
+            str(tmp_path / "g.npz"),
+            "--json",
+            str(out_json),
+        ]
+    )
+    assert code == 0
+    expected = evaluate_cmc_map(
+        (q["features"], g["features"]), q["pids"], g["pids"], q["camids"], g["camids"]
+    )
+    got = json.loads(out_json.read_text())
+    assert got["mAP"] == pytest.approx(expected.mAP, abs=1e-9)
+    assert "mAP" in capsys.readouterr().out
+
+
+def test_evaluate_rejects_a_feature_file_without_ids(tmp_path: Path) -> None:
+    np.savez(tmp_path / "q.npz", features=np.zeros((3, 4)))
+    _features_file(tmp_path / "g.npz", 10, 3, 0)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--query-features",
+                str(tmp_path / "q.npz"),
+                "--gallery-features",
+                str(tmp_path / "g.npz"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_datasets_and_download_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["datasets"]) == 0
+    assert "market1501" in capsys.readouterr().out
+    assert main(["datasets", TINY.format("a")]) == 0
+    assert "train" in capsys.readouterr().out
+    assert main(["download", "--list"]) == 0
+    assert "resnet50" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_extract_evaluate_export(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--source",
+            TINY.format("a"),
+            "--target",
+            TINY.format("b"),
+            *TINY_FLAGS,
+            "--epochs",
+            "1",
+            "--output-dir",
+            str(run),
+        ]
+    )
+    assert code == 0
+    ckpt = run / "source_final.pt"
+    assert ckpt.is_file()
+    for split in ("query", "gallery"):
+        assert (
+            main(
+                [
+                    "extract",
+                    "--checkpoint",
+                    str(ckpt),
+                    "--dataset",
+                    TINY.format("b"),
+                    "--split",
+                    split,
+                    "-o",
+                    str(tmp_path / f"{split}.npz"),
+                ]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--query-features",
+                str(tmp_path / "query.npz"),
+                "--gallery-features",
+                str(tmp_path / "gallery.npz"),
+                "--json",
+                str(tmp_path / "from_feats.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--target",
+                TINY.format("b"),
+                "--json",
+                str(tmp_path / "from_ckpt.json"),
+            ]
+        )
+        == 0
+    )
+    from_feats = json.loads((tmp_path / "from_feats.json").read_text())
+    from_ckpt = json.loads((tmp_path / "from_ckpt.json").read_text())
+    assert from_feats["mAP"] == pytest.approx(from_ckpt["mAP"], abs=2e-3)
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_adapt_with_checkpoint_then_resume(tmp_path: Path) -> None:
+    run = tmp_path / "adapt"
+    common = [
+        "adapt",
+        "--source",
+        TINY.format("a"),
+        "--target",
+        TINY.format("b"),
+        *TINY_FLAGS,
+        "--output-dir",
+        str(run),
+    ]
+    assert main([*common, "--epochs", "1"]) == 0
+    first = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in first] == [1]
+    assert (
+        main(
+            [
+                "adapt",
+                "--source",
+                TINY.format("a"),
+                "--target",
+                TINY.format("b"),
+                "--resume",
+                str(run / "last.pt"),
+                "--epochs",
+                "2",
+            ]
+        )
+        == 0
+    )
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert "eval" in records[-1]
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--direction", "a2b", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Adapted: ECN + semantic parts" in text
+    payload = json.loads((out / "results.json").read_text())
+    rows = payload["results"]["a -> b"]
+    assert set(rows) == {
+        "Direct transfer: ECN (global)",
+        "Direct transfer: ECN + semantic parts",
+        "Adapted: ECN (global)",
+        "Adapted: ECN + semantic parts",
+    }
+    for row in rows.values():
+        assert 0.0 <= row["mAP"] <= 1.0 and 0.0 <= row["R1"] <= row["R5"] <= row["R10"] <= 1.0
+    pytest.importorskip("matplotlib")
+    assert (out / "cmc.png").stat().st_size > 1000
+    assert (out / "part_maps.png").stat().st_size > 1000
