@@ -158,7 +158,9 @@ def hashed_choice(
         int64 indices, same broadcast shape.
     """
     with np.errstate(over="ignore"):
-        base = _mix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0x9E3779B97F4A7C15))
+        base = _mix64(
+            np.asarray(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0x9E3779B97F4A7C15))
+        )
         base = _mix64(base + np.uint64(repeat) * np.uint64(0xD1B54A32D192ED03))
         x = base + q_idx.astype(np.uint64) * np.uint64(0xA24BAED4963EE407)
         x = _mix64(x + group.astype(np.uint64) * np.uint64(0x9FB21C651E98DF25))

@@ -173,7 +173,9 @@ def _check_finite(block: np.ndarray, start: int, shape: tuple[int, ...], source:
 
 def _pairs(
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]
+]:
     """All (query, gallery) pairs with the same pid, grouped by query, columns ascending.
 
     Returns ``(q_idx, g_idx, is_match, own_group, (order, start, size))``.
