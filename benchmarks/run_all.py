@@ -1,0 +1,129 @@
+"""Run every benchmark and write ``benchmarks/RESULTS.md`` (date, machine, outputs).
+
+Each benchmark prints its own ratio against a reference measured in the same run; this
+script runs them one after another in fresh processes (so none disturbs another's
+timings or memory peak), keeps their full output, and collects the lines that state a
+ratio or a target into a summary table.
+
+Usage::
+
+    python benchmarks/run_all.py            # full sizes (about 10-20 minutes on 2 cores)
+    python benchmarks/run_all.py --quick    # smoke run of every script
+    python benchmarks/run_all.py --only eval pooling
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (script, arguments of a full run, arguments of a quick run)
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "eval": ("bench_eval.py", [], ["--quick"]),
+    "pooling": ("bench_pooling.py", [], ["--repeats", "2", "--skip-model"]),
+    "extract": ("bench_extract.py", [], ["--quick"]),
+    "adapt": ("bench_adapt.py", [], ["--quick"]),
+    "synthetic": ("bench_synthetic.py", [], ["--size", "tiny"]),
+}
+
+# lines worth lifting into the summary
+_KEY = re.compile(r"(ratio|speed-?up|faster|×|\bx\b|target|peak|overhead|img/s|images/s)", re.I)
+
+
+def machine_description() -> str:
+    """One line: CPU model, cores, Python, torch and whether bf16 is native."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [cpu, f"{os.cpu_count()} cores", f"Python {platform.python_version()}"]
+    try:
+        import torch
+
+        from semparts_reid.precision import has_native_bf16
+
+        parts.append(f"torch {torch.__version__}")
+        parts.append("native bf16" if has_native_bf16("cpu") else "no native bf16")
+        if torch.cuda.is_available():
+            parts.append(torch.cuda.get_device_name(0))
+    except ImportError:
+        pass
+    return ", ".join(parts)
+
+
+def run_one(name: str, quick: bool) -> tuple[int, float, str]:
+    script, full, smoke = BENCHMARKS[name]
+    cmd = [sys.executable, str(HERE / script), *(smoke if quick else full)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
+    seconds = time.perf_counter() - t0
+    return proc.returncode, seconds, (proc.stdout + proc.stderr).strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run of every benchmark")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="a subset")
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="report file")
+    args = parser.parse_args(argv)
+
+    names = args.only or list(BENCHMARKS)
+    sections: list[str] = []
+    summary: list[str] = []
+    failed = []
+    for name in names:
+        print(f"== {name} ...", flush=True)
+        code, seconds, output = run_one(name, args.quick)
+        print(output[-2000:], flush=True)
+        if code:
+            failed.append(name)
+        key_lines = [ln.strip() for ln in output.splitlines() if _KEY.search(ln)]
+        status = "ok" if code == 0 else f"FAILED (exit {code})"
+        summary.append(
+            f"| {name} | {status} | {seconds:.0f} s | "
+            + "<br>".join(ln.replace("|", "/") for ln in key_lines[:8])
+            + " |"
+        )
+        sections.append(
+            f"## {name}\n\n`{BENCHMARKS[name][0]}` ({seconds:.0f} s, {status})\n\n"
+            f"```\n{output}\n```\n"
+        )
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    report = "\n".join(
+        [
+            "# Benchmark results",
+            "",
+            f"- date: {now}",
+            f"- machine: {machine_description()}",
+            f"- mode: {'quick (smoke sizes)' if args.quick else 'full sizes'}",
+            "",
+            "Ratios are against references measured in the same run; absolute times on",
+            "shared machines are not comparable between runs.",
+            "",
+            "| benchmark | status | wall time | key lines |",
+            "| --- | --- | --- | --- |",
+            *summary,
+            "",
+            *sections,
+        ]
+    )
+    Path(args.output).write_text(report + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
