@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..memory import ExemplarMemory, LinearMomentum
 from ..precision import resolve_precision
@@ -55,49 +53,14 @@ from .distributed import (
 )
 from .evaluation import evaluate_model
 from .loaders import build_train_dataset, build_train_loader, move_batch
-from .losses import has_labels, identity_loss, part_targets, stack_heads
+from .optim import build_optimizer
+from .step import NonFiniteLossError, StepNet, camstyle_swap, check_finite, step_losses
 
 __all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("source", "adapt")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or inf; training stopped before the optimiser step."""
-
-
-class _StepNet(nn.Module):
-    """One forward per step for DDP: runs the model on the source and target batches.
-
-    Returns, per input, a dict of the :class:`ReIDOutput` fields plus ``feature_map``.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *images: Tensor) -> list[dict[str, Any]]:
-        outs = []
-        model: Any = self.model
-        for x in images:
-            fmap = model.forward_features(x)
-            out = model.forward_head(fmap)
-            d = {f.name: getattr(out, f.name) for f in fields(out)}
-            d["feature_map"] = fmap
-            outs.append(d)
-        return outs
-
-
-def _check_finite(terms: dict[str, Tensor], where: str) -> None:
-    for name, value in terms.items():
-        v = float(value.detach())
-        if not math.isfinite(v):
-            raise NonFiniteLossError(
-                f"non-finite loss at {where}: term '{name}' = {v}; training stopped, the last "
-                "good checkpoint is kept (lower the learning rate or use precision='fp32')"
-            )
 
 
 class DomainAdaptTrainer:
@@ -201,7 +164,7 @@ class DomainAdaptTrainer:
 
     def _wrap(self) -> nn.Module:
         if self._net is None:
-            net: nn.Module = _StepNet(self.model)
+            net: nn.Module = StepNet(self.model)
             if is_distributed():
                 ids = [self.device.index] if self.device.type == "cuda" else None
                 net = nn.parallel.DistributedDataParallel(
@@ -211,32 +174,7 @@ class DomainAdaptTrainer:
         return self._net
 
     def _build_optimizer(self) -> None:
-        cfg = self.config
-        backbone = getattr(self.model, "backbone", None)
-        bb_ids = (
-            {id(p) for p in backbone.parameters()} if isinstance(backbone, nn.Module) else set()
-        )
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        groups: list[dict[str, Any]] = []
-        for mult, ps in (
-            (cfg.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
-            (1.0, [p for p in params if id(p) not in bb_ids]),
-        ):
-            if ps:
-                groups.append({"params": ps, "lr_mult": mult, "lr": cfg.lr * mult})
-        if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(
-                groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
-            )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-
-    def _lr_factor(self, epoch: int) -> float:
-        cfg = self.config
-        if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
-            return (epoch + 1) / (cfg.warmup_epochs + 1)
-        return cfg.lr_gamma ** (epoch // cfg.lr_step) if cfg.lr_step else 1.0
+        self.optimizer, self.scheduler = build_optimizer(self.model, self.config)
 
     def _start_stage(self, stage: str) -> None:
         """Fresh optimiser and schedule when a stage starts (not on resume)."""
@@ -386,78 +324,27 @@ class DomainAdaptTrainer:
                 ``image_cam``) or None for a source-only step.
             epoch: 0-based epoch of the current stage (memory momentum, neighbours).
         """
-        cfg = self.config
         assert self.optimizer is not None
         net = self._wrap()
         images = [batch_s["image"]]
         if batch_t is not None:
-            images.append(self._target_images(batch_t))
+            cams = int(getattr(self.target, "num_train_cams", 2))
+            images.append(camstyle_swap(batch_t, cams, self.config.camstyle))
         with self.policy.autocast():
             outs = net(*images)
-        terms: dict[str, Tensor] = {}
-        out_s = outs[0]
-        if out_s["id_logits"] is None:
-            raise ValueError("model returned no id_logits: build it with num_classes > 0")
-        vis_s = out_s["visibility"] if self.num_parts else None
-        terms["source_id"], _ = identity_loss(
-            out_s["id_logits"], batch_s["pid"], visibility=vis_s, use_parts=self.use_parts,
-            label_smoothing=cfg.label_smoothing,
+        terms, feats, vis_t = step_losses(
+            outs[0], batch_s, outs[1] if batch_t is not None else None, batch_t,
+            memory=self.memory, config=self.config, use_parts=self.use_parts, epoch=epoch,
         )
-        part_terms = [self._part_loss(out_s, batch_s)]
-        if batch_t is not None:
-            assert self.memory is not None
-            out_t = outs[1]
-            feats = stack_heads(out_t["global_feat"], out_t["part_feats"], self.use_parts).float()
-            vis_t = out_t["visibility"].float() if self.use_parts else None
-            neighbours = epoch >= cfg.neighbour_start_epoch
-            terms["target_memory"] = self.memory.loss(
-                feats, batch_t["index"], neighbours=neighbours, visibility=vis_t
-            )
-            if cfg.target_part_loss:
-                part_terms.append(self._part_loss(out_t, batch_t))
-        valid = [p for p in part_terms if p is not None]
-        if valid:
-            terms["part_map"] = torch.stack(valid).mean()
-        ws, wt = cfg.loss_weights() if batch_t is not None else (1.0, 0.0)
-        loss = ws * terms["source_id"]
-        if "target_memory" in terms:
-            loss = loss + wt * terms["target_memory"]
-        if "part_map" in terms:
-            loss = loss + cfg.part_loss_weight * terms["part_map"]
-        terms["loss"] = loss
-        _check_finite(terms, where or f"step {self.global_step + 1}")
+        check_finite(terms, where or f"step {self.global_step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(terms["loss"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if batch_t is not None:
-            assert self.memory is not None
+        if batch_t is not None and self.memory is not None and feats is not None:
             self.memory.update(feats.detach(), batch_t["index"], epoch=epoch, visibility=vis_t)
         self.global_step += 1
         return {k: float(v.detach()) for k, v in terms.items()}
-
-    def _target_images(self, batch_t: dict[str, Any]) -> Tensor:
-        """ECN camera invariance: swap in the camera-style image with prob (C-1)/C."""
-        x = batch_t["image"]
-        if not self.config.camstyle or "image_cam" not in batch_t:
-            return x
-        cams = max(2, int(getattr(self.target, "num_train_cams", 2)))
-        swap = torch.rand(x.shape[0], device=x.device) < (cams - 1) / cams
-        return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
-
-    def _part_loss(self, out: dict[str, Any], batch: dict[str, Any]) -> Tensor | None:
-        from ..layers.part_classifier import part_map_loss
-
-        if self.config.part_labels == "none" or out.get("part_logits") is None:
-            return None
-        labels = part_targets(
-            self.config.part_labels, parts=batch.get("parts"), feature_map=out["feature_map"],
-            image_size=tuple(batch["image"].shape[-2:]),
-        )
-        if not has_labels(labels):
-            return None
-        assert labels is not None
-        return part_map_loss(out["part_logits"].float(), labels)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

@@ -1,0 +1,50 @@
+"""Optimiser and learning-rate schedule from a :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+__all__ = ["build_optimizer", "lr_factor"]
+
+
+def lr_factor(config: TrainConfig, epoch: int) -> float:
+    """Multiplier of the base learning rate at (0-based) ``epoch``: linear warm-up over
+    ``warmup_epochs``, then ``lr_gamma ** (epoch // lr_step)`` (constant if ``lr_step == 0``).
+    """
+    if config.warmup_epochs and epoch < config.warmup_epochs:
+        return (epoch + 1) / (config.warmup_epochs + 1)
+    return config.lr_gamma ** (epoch // config.lr_step) if config.lr_step else 1.0
+
+
+def build_optimizer(
+    model: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam (or SGD with Nesterov momentum) over the trainable parameters, the backbone
+    at ``backbone_lr_mult`` times the learning rate, and a per-epoch ``LambdaLR``."""
+    backbone = getattr(model, "backbone", None)
+    bb_ids = {id(p) for p in backbone.parameters()} if isinstance(backbone, nn.Module) else set()
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = []
+    for mult, ps in (
+        (config.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
+        (1.0, [p for p in params if id(p) not in bb_ids]),
+    ):
+        if ps:
+            groups.append({"params": ps, "lr_mult": mult, "lr": config.lr * mult})
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+        )
+
+    def schedule(epoch: int) -> float:  # a function, so LambdaLR's state stays tensor-free
+        return lr_factor(config, epoch)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
