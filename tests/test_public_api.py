@@ -69,3 +69,11 @@ def test_import_is_lazy() -> None:
 def test_subpackages_import() -> None:
     for sub in ("layers", "metrics", "models", "data", "engine", "inference"):
         importlib.import_module(f"semparts_reid.{sub}")
+
+
+def test_every_public_name_is_documented() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    missing = [n for n in PUBLIC_NAMES if n != "__version__" and f"### `{n}`" not in text]
+    assert not missing, f"docs/api.md lacks {missing}"
