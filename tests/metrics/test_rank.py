@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -304,6 +306,7 @@ def test_reidmetrics_api() -> None:
     d = m.as_dict()
     assert set(d) >= {"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid_queries", "cmc"}
     assert "rank20" not in d and len(d["cmc"]) == 10
+    assert json.loads(json.dumps(d)) == d
     s = str(m)
     assert "mAP 50.00%" in s and "R1 0.00%" in s and "1/1 queries" in s
     with pytest.raises(ValueError, match=r"k must be in \[1, 10\]"):

@@ -30,6 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._eval_inputs import (
+    as_dist_tensor,
+    check_finite,
+    check_int,
+    labels,
+    matrix_blocks,
+    to_numpy_block,
+)
 from ._match_rank import match_ranks, single_shot_ranks
 from .distance import _prepared_blocks
 
@@ -97,80 +105,6 @@ class ReIDMetrics:
         )
 
 
-def _labels(name: str, x: object, n: int, what: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        arr = x.detach().cpu().numpy()
-    else:
-        arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D with one entry per {what}, got shape {arr.shape}")
-    if arr.shape[0] != n:
-        raise ValueError(
-            f"{name} has shape {arr.shape} but there are {n} {what} items: expected ({n},)"
-        )
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int64)
-    if arr.dtype.kind == "f" and np.isfinite(arr).all() and (arr == np.round(arr)).all():
-        return arr.astype(np.int64)
-    raise ValueError(f"{name} must hold integers, got shape {arr.shape} and dtype {arr.dtype}")
-
-
-def _as_dist_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        if x.dtype.kind not in "iubf":
-            raise TypeError(f"distmat must be a real numeric array, got dtype {x.dtype}")
-        t = torch.from_numpy(x)
-    else:
-        t = x.detach()
-        if t.is_complex():
-            raise TypeError(f"distmat must be real-valued, got dtype {t.dtype}")
-    if t.ndim != 2:
-        raise ValueError(
-            f"distmat must have shape (num_query, num_gallery), got shape {tuple(t.shape)}"
-        )
-    return t
-
-
-def _to_numpy_block(block: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A C-contiguous float32/float64 numpy copy or view of a block of distances."""
-    if isinstance(block, torch.Tensor):
-        if block.dtype != torch.float64:
-            block = block.to(torch.float32 if block.is_floating_point() else torch.float64)
-        return np.ascontiguousarray(block.cpu().numpy())
-    if block.dtype != np.float64:
-        block = block.astype(np.float32 if block.dtype.kind == "f" else np.float64)
-    return np.ascontiguousarray(block)
-
-
-def _matrix_blocks(
-    dist: np.ndarray | torch.Tensor, chunk_size: int, keep: np.ndarray | None
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    keep_t = None
-    if keep is not None and isinstance(dist, torch.Tensor):
-        keep_t = torch.from_numpy(keep).to(dist.device)
-    for a in range(0, dist.shape[0], chunk_size):
-        b = min(a + chunk_size, dist.shape[0])
-        block = dist[a:b]
-        if keep_t is not None:
-            block = block.index_select(1, keep_t)  # type: ignore[union-attr]
-        elif keep is not None:
-            block = block[:, keep]
-        yield a, b, _to_numpy_block(block)
-
-
-def _check_finite(block: np.ndarray, start: int, shape: tuple[int, ...], source: str) -> None:
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(block.sum()):  # one cheap pass; overflow falls through to the exact test
-            return
-    bad = ~np.isfinite(block)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(
-            f"{source} of shape {shape} holds {int(bad.sum())}+ NaN/inf value(s), first at "
-            f"[{start + row}, {col}]; expected finite distances"
-        )
-
-
 def _pairs(
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray
 ) -> tuple[
@@ -190,12 +124,6 @@ def _pairs(
     g_idx = order[np.repeat(start[pos], cnt) + offs]
     is_match = g_cams[g_idx] != q_cams[q_idx]
     return q_idx, g_idx, is_match, pos, (order, start, size)
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def evaluate_cmc_map(
@@ -243,6 +171,9 @@ def evaluate_cmc_map(
         junk_pids: gallery pids removed for every query (e.g. ``(-1,)`` to reproduce the
             official Market-1501 script on a gallery that still holds junk images).
 
+    Tensors on an accelerator are fine: distances from features are computed on their
+    device and each block is ranked on the CPU (one ``(chunk_size, G)`` block at a time).
+
     Returns:
         :class:`ReIDMetrics`.
 
@@ -262,11 +193,11 @@ def evaluate_cmc_map(
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if ap_mode not in AP_MODES:
         raise ValueError(f"ap_mode must be one of {AP_MODES}, got {ap_mode!r}")
-    max_rank = _check_int("max_rank", max_rank, 1)
-    num_repeats = _check_int("num_repeats", num_repeats, 1)
-    seed = _check_int("seed", seed, 0)
+    max_rank = check_int("max_rank", max_rank, 1)
+    num_repeats = check_int("num_repeats", num_repeats, 1)
+    seed = check_int("seed", seed, 0)
     if chunk_size is not None:
-        chunk_size = _check_int("chunk_size", chunk_size, 1)
+        chunk_size = check_int("chunk_size", chunk_size, 1)
 
     feats = isinstance(distmat_or_feats, (tuple, list))
     if feats:
@@ -290,7 +221,7 @@ def evaluate_cmc_map(
                 "distmat_or_feats must be a (Q, G) numpy array / torch tensor or a "
                 f"(query_feats, gallery_feats) tuple, got {type(distmat_or_feats).__name__}"
             )
-        dist = _as_dist_tensor(distmat_or_feats)
+        dist = as_dist_tensor(distmat_or_feats)
         num_q, num_g = int(dist.shape[0]), int(dist.shape[1])
         source = "distmat"
     shape_txt = f"({num_q}, {num_g})"
@@ -299,10 +230,10 @@ def evaluate_cmc_map(
     if num_g == 0:
         raise ValueError(f"empty gallery: distances have shape {shape_txt}, expected G >= 1")
 
-    qp = _labels("q_pids", q_pids, num_q, "query")
-    gp = _labels("g_pids", g_pids, num_g, "gallery")
-    qc = _labels("q_camids", q_camids, num_q, "query")
-    gc = _labels("g_camids", g_camids, num_g, "gallery")
+    qp = labels("q_pids", q_pids, num_q, "query")
+    gp = labels("g_pids", g_pids, num_g, "gallery")
+    qc = labels("q_camids", q_camids, num_q, "query")
+    gc = labels("g_camids", g_camids, num_g, "gallery")
 
     keep_np: np.ndarray | None = None
     if len(junk_pids):
@@ -321,9 +252,9 @@ def evaluate_cmc_map(
         if keep_np is not None:
             gf = gf[torch.from_numpy(keep_np)] if isinstance(gf, torch.Tensor) else gf[keep_np]
         _, _, tblocks = _prepared_blocks(qf, gf, metric, chunk_size)
-        blocks = ((a, b, _to_numpy_block(blk)) for a, b, blk in tblocks)
+        blocks = ((a, b, to_numpy_block(blk)) for a, b, blk in tblocks)
     else:
-        blocks = _matrix_blocks(dist, chunk_size, keep_np)
+        blocks = matrix_blocks(dist, chunk_size, keep_np)
 
     q_idx, g_idx, is_match, own_group, groups = _pairs(qp, qc, gp, gc)
     mq, mg = q_idx[is_match], g_idx[is_match]
@@ -362,7 +293,7 @@ def evaluate_cmc_map(
     n_threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
     with ThreadPoolExecutor(n_threads) as pool:
         for start, stop, block in blocks:
-            _check_finite(block, start, (num_q, num_g), source)
+            check_finite(block, start, (num_q, num_g), source)
             cuts = np.linspace(start, stop, min(n_threads, stop - start) + 1).astype(int)
             list(
                 pool.map(
