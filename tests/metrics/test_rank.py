@@ -9,6 +9,7 @@ import pytest
 import torch
 from eval_reference import per_query_reference
 
+from semparts_reid.metrics import _match_rank
 from semparts_reid.metrics._match_rank import hashed_choice
 from semparts_reid.metrics.distance import compute_distance
 from semparts_reid.metrics.rank import ReIDMetrics, evaluate_cmc_map
@@ -33,9 +34,16 @@ def _random_case(rng: np.random.Generator, case: int):
     return dist, qp, gp, qc, gc
 
 
-@pytest.mark.parametrize("ap_mode", ["standard", "trapezoid"])
-def test_matches_per_query_reference(ap_mode: str) -> None:
-    rng = np.random.default_rng(0 if ap_mode == "standard" else 1)
+@pytest.mark.parametrize(
+    ("ap_mode", "sort_fraction"), [("standard", 0.35), ("trapezoid", 0.35), ("standard", 0.0),
+                                   ("trapezoid", 2.0)],
+)  # fmt: skip
+def test_matches_per_query_reference(
+    ap_mode: str, sort_fraction: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sort_fraction 0 forces the row-sorting path, 2 the candidate-keying path
+    monkeypatch.setattr(_match_rank, "_SORT_FRACTION", sort_fraction)
+    rng = np.random.default_rng(int(sort_fraction * 10) + (ap_mode == "trapezoid"))
     checked = 0
     for case in range(300):
         dist, qp, gp, qc, gc = _random_case(rng, case)

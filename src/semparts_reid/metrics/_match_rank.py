@@ -14,15 +14,20 @@ positions for one block of query rows without ordering the whole gallery:
    float64 values that round to the same float32) is recomputed exactly by a slow
    path that compares the full row in the input precision.
 
-Work is ``O(c * G)`` elementwise plus a sort of the selected items (about the rank of
-the hardest positive per row on informative distances); memory is ``O(c * G)``.
+Work is ``O(c * G)`` elementwise plus ``O(log m)`` per selected item (about the rank
+of the hardest positive per row on informative distances); memory is ``O(c * G)``.
+When more than ``_SORT_FRACTION`` of the block is selected (weak features, whose
+hardest positives sit deep in the gallery), rows are instead value-sorted, with junk
+set to +inf, and the match distances binary-searched in them: the same positions.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 _TIE_BATCH_ELEMS = 1 << 24  # elements per slow-path batch (bounds its memory)
+_SORT_FRACTION = 0.35  # above this share of candidates, sort rows instead (see match_ranks)
 
 
 def sortable_keys(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -79,6 +84,17 @@ def match_ranks(
     mask = dist <= vmax[:, None]  # rows without a match select nothing
     if len(j_rows):
         mask[j_rows, j_cols] = False
+    if np.count_nonzero(mask) > _SORT_FRACTION * mask.size:
+        # weak features: most of the gallery precedes the hardest positives, so sorting
+        # the rows' values is cheaper than keying every candidate
+        del mask
+        ranks = _ranks_by_sorting(dist, m_rows, v, starts, j_rows, j_cols)
+        tie_idx = np.flatnonzero(ranks < 0)
+        if len(tie_idx):
+            ranks[tie_idx] = _exact_ranks(
+                dist, m_rows[tie_idx], m_cols[tie_idx], row_pids, row_cams, g_pids, g_cams
+            )
+        return ranks
     flat = np.flatnonzero(mask)  # candidates that may precede a match, row-major
     del mask
     a_rows = flat // G
@@ -105,6 +121,30 @@ def match_ranks(
             dist, m_rows[tie_idx], m_cols[tie_idx], row_pids, row_cams, g_pids, g_cams
         )
     return ranks
+
+
+def _ranks_by_sorting(
+    dist: np.ndarray,
+    m_rows: np.ndarray,
+    v: np.ndarray,
+    starts: np.ndarray,
+    j_rows: np.ndarray,
+    j_cols: np.ndarray,
+) -> np.ndarray:
+    """Match positions by sorting each row's values (junk set to +inf) and a batched
+    binary search of the match distances; ``-1`` where the value is tied (slow path)."""
+    work = dist.copy()
+    if len(j_rows):
+        work[j_rows, j_cols] = np.inf  # after every finite value: never counted
+    work.sort(axis=1)
+    counts = np.diff(np.append(starts, len(m_rows)))
+    k = np.arange(len(m_rows)) - np.repeat(starts, counts)  # index of a match in its row
+    vpad = np.full((dist.shape[0], int(counts.max())), np.inf, dtype=dist.dtype)
+    vpad[m_rows, k] = v
+    sorted_t, vals_t = torch.from_numpy(work), torch.from_numpy(vpad)
+    left = torch.searchsorted(sorted_t, vals_t).numpy()[m_rows, k]
+    right = torch.searchsorted(sorted_t, vals_t, right=True).numpy()[m_rows, k]
+    return np.where(right - left > 1, -1, left)
 
 
 def _exact_ranks(
