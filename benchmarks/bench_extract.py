@@ -177,7 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args(argv)
     quick = args.quick
-    args.crops = args.crops or (32 if quick else 512)
+    if args.crops is None:
+        args.crops = 32 if quick else 512
     args.arch = args.arch or ("semparts_resnet18" if quick else "semparts_resnet50")
     args.size = args.size or ("128x64" if quick else "256x128")
     if args.crops < 1 or args.batch_size < 1 or args.repeats < 1:
