@@ -78,3 +78,12 @@ def test_band_prior_and_pseudo_labels_are_reexported() -> None:
     from semparts_reid.data import pseudo_part_labels
 
     assert pseudo_part_labels is part_clustering.pseudo_part_labels
+
+
+def test_data_namespace_resolves_every_name() -> None:
+    import semparts_reid.data as data
+
+    for name in data.__all__:
+        assert getattr(data, name) is not None, name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        data.no_such_name  # noqa: B018
