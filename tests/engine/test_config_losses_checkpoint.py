@@ -150,3 +150,40 @@ def test_global_batch_sampler_shards_the_same_global_batches() -> None:
         assert ids[0] == ids[1] and ids[2] == ids[3]
     with pytest.raises(ValueError, match="divisible"):
         GlobalBatchSampler(10, 5, 1, seed=0, world=2)
+
+
+# ----------------------------------------------------------------------------- step losses
+
+
+def _fake_out(b: int, k: int, d: int, c: int, g: torch.Generator) -> dict:
+    return {
+        "id_logits": torch.randn(b, 1 + k, c, generator=g),
+        "global_feat": torch.randn(b, d, generator=g),
+        "part_feats": torch.randn(b, k, d, generator=g),
+        "visibility": torch.ones(b, k),
+        "part_logits": None,
+        "feature_map": torch.randn(b, d, 4, 2, generator=g),
+    }
+
+
+@pytest.mark.parametrize("mix, heads", [("convex", "sum"), ("sum", "sum"), ("convex", "mean")])
+def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
+    from semparts_reid.engine.step import step_losses
+    from semparts_reid.memory import ExemplarMemory
+
+    g = torch.Generator().manual_seed(0)
+    out_s, out_t = _fake_out(4, 3, 8, 5, g), _fake_out(4, 3, 8, 5, g)
+    batch_s = {"pid": torch.tensor([0, 1, 2, 3]), "image": torch.zeros(4, 3, 16, 8)}
+    batch_t = {"index": torch.tensor([0, 2, 4, 6]), "image": torch.zeros(4, 3, 16, 8)}
+    mem = ExemplarMemory(10, 8, num_heads=4)
+    cfg = TrainConfig(loss_mix=mix, target_weight=0.3, head_reduction=heads)
+    terms, feats, vis = step_losses(out_s, batch_s, out_t, batch_t, memory=mem, config=cfg,
+                                    use_parts=True, epoch=0)
+    id_sum, _ = identity_loss(out_s["id_logits"], batch_s["pid"], visibility=out_s["visibility"])
+    mem_sum = mem.loss(feats, batch_t["index"], neighbours=False, visibility=vis)
+    scale = 4.0 if heads == "mean" else 1.0
+    torch.testing.assert_close(terms["source_id"], id_sum / scale)
+    torch.testing.assert_close(terms["target_memory"], mem_sum / scale)
+    ws, wt = (0.7, 0.3) if mix == "convex" else (1.0, 0.3)
+    torch.testing.assert_close(terms["loss"], ws * id_sum / scale + wt * mem_sum / scale)
+    assert feats is not None and feats.shape == (4, 4, 8) and "part_map" not in terms

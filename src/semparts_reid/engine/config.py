@@ -97,6 +97,11 @@ class TrainConfig:
     use_parts: bool = _f(
         True, "identity and memory losses on head/upper/lower features (False: global only)"
     )
+    head_reduction: Literal["sum", "mean"] = _f(
+        "sum",
+        "combine the per-head (global, head, upper, lower) identity and memory losses by "
+        "'sum' or 'mean' (mean keeps the loss scale of a global-only model)",
+    )
     label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
     part_loss_weight: float = _f(1.0, "weight of the pixel-wise part-classification loss")
     part_labels: PartLabelSource = _f(
@@ -202,6 +207,7 @@ class TrainConfig:
         choices: dict[str, tuple[str, ...]] = {
             "optimizer": ("adam", "sgd"),
             "loss_mix": ("convex", "sum"),
+            "head_reduction": ("sum", "mean"),
             "part_labels": ("gt", "pseudo", "band", "none"),
             "memory_dtype": ("float32", "bfloat16"),
             "eval_mode": ("global", "concat", "parts"),

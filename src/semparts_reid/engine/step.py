@@ -114,11 +114,14 @@ def step_losses(
         raise ValueError("model returned no id_logits: build it with num_classes > 0")
     has_parts = out_s["part_feats"] is not None and out_s["part_feats"].shape[1] > 0
     terms: dict[str, Tensor] = {}
-    terms["source_id"], _ = identity_loss(
+    mean_heads = config.head_reduction == "mean"
+    source_sum, per_head = identity_loss(
         out_s["id_logits"], batch_s["pid"],
         visibility=out_s["visibility"] if has_parts else None,
         use_parts=use_parts, label_smoothing=config.label_smoothing,
     )
+    n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
+    terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
     part_terms = [part_map_term(out_s, batch_s, config.part_labels)]
     feats = vis_t = None
     if out_t is not None and batch_t is not None:
@@ -128,7 +131,7 @@ def step_losses(
         vis_t = out_t["visibility"].float() if feats.shape[1] > 1 else None
         terms["target_memory"] = memory.loss(
             feats, batch_t["index"], neighbours=epoch >= config.neighbour_start_epoch,
-            visibility=vis_t,
+            visibility=vis_t, reduction="mean" if mean_heads else "sum",
         )
         if config.target_part_loss:
             part_terms.append(part_map_term(out_t, batch_t, config.part_labels))
