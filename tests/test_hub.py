@@ -220,6 +220,30 @@ def test_server_ignoring_range_restarts_cleanly(server: _Server, tmp_path: Path)
     assert path.read_bytes() == PAYLOAD
 
 
+def test_concurrent_downloads_fetch_once(server: _Server, tmp_path: Path) -> None:
+    server.files["/shared.pth"] = PAYLOAD
+    server.delay = 0.2  # keep the first download in flight while the others arrive
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            results.append(download_weights(server.url("/shared.pth"), sha256=PAYLOAD_SHA,
+                                            cache_dir=tmp_path, **FAST))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors and len(results) == 3 and len(set(results)) == 1
+    assert results[0].read_bytes() == PAYLOAD
+    assert len(server.requests) == 1  # the waiters found the file in the cache
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.pth"]  # no lock or partial left
+
+
 def test_404_fails_fast(server: _Server, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="404"):
         download_weights(server.url("/missing.pth"), cache_dir=tmp_path, **FAST)

@@ -7,12 +7,14 @@ place with ``os.replace``. ``SEMPARTS_REID_OFFLINE=1`` serves only what is cache
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
@@ -123,11 +125,49 @@ def download_to_cache(
         logger.warning("no sha256 known for %s: the download cannot be verified", url)
     folder.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
-    _fetch(url, partial, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
-    _check_hash(partial, expected, delete=True)
-    os.replace(partial, dest)
+    with _file_lock(dest.with_name(dest.name + ".lock")):
+        if dest.is_file():  # another process finished it while we waited for the lock
+            _check_hash(dest, expected, delete=True)
+            return dest
+        _fetch(url, partial, progress=progress, timeout=timeout, retries=retries,
+               backoff=backoff)
+        _check_hash(partial, expected, delete=True)
+        os.replace(partial, dest)
     logger.info("downloaded %s to %s", url, dest)
     return dest
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock on ``path`` (POSIX ``flock``; a no-op elsewhere).
+
+    Several processes (e.g. the ranks of a distributed job) asking for the same file
+    download it once: the others wait, then find it in the cache. The lock file is
+    removed on release; a waiter that locked a file already unlinked tries again.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    for _ in range(100):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - needs 100 lost races in a row
+        raise DownloadError(f"could not lock {path}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
 
 
 def _fetch(
