@@ -187,6 +187,10 @@ def test_stand_in_module_and_plain_tensor_models(stand_in: StandIn) -> None:
     with pytest.raises(ValueError, match="data_config"):
         FeatureExtractor(Plain(), device="cpu")
     cfg = {"input_size": (12, 6), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+    with pytest.raises(ValueError, match="mean/std"):
+        FeatureExtractor(Plain(), device="cpu", data_config={**cfg, "std": (0.5, 0.5)})
+    with pytest.raises(ValueError, match="input_size"):
+        FeatureExtractor(Plain(), device="cpu", data_config={**cfg, "input_size": (12,)})
     plain = FeatureExtractor(Plain(), device="cpu", data_config=cfg)
     assert plain(crops).shape == (5, 6)
     assert plain([]).shape == (0, 6)  # D found with one blank forward

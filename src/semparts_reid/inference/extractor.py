@@ -163,6 +163,13 @@ class FeatureExtractor:
                 f"the model has no data_config and data_config= lacks {sorted(missing)}; "
                 "expected {'input_size': (H, W), 'mean': (3,), 'std': (3,)}"
             )
+        if len(config["input_size"]) != 2 or min(config["input_size"]) < 1:
+            raise ValueError(f"data_config input_size must be (H, W), got {config['input_size']}")
+        if len(config["mean"]) != 3 or len(config["std"]) != 3 or min(config["std"]) <= 0:
+            raise ValueError(
+                f"data_config mean/std must hold 3 values (std > 0), got {config['mean']}, "
+                f"{config['std']}"
+            )
         self.data_config = config
         self.input_size: tuple[int, int] = (int(config["input_size"][0]),
                                             int(config["input_size"][1]))
