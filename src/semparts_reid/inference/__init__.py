@@ -10,6 +10,7 @@
 
 from .export import export_onnx
 from .extractor import FeatureExtractor, PartFeatures, load_model_from_checkpoint
+from .fusion import fuse_resnet_conv_bn
 from .trackers import TrackerEmbedder, clip_boxes, crop_boxes
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "clip_boxes",
     "crop_boxes",
     "export_onnx",
+    "fuse_resnet_conv_bn",
     "load_model_from_checkpoint",
 ]

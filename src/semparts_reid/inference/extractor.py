@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..precision import PrecisionPolicy, resolve_precision, to_memory_format
+from .fusion import fuse_resnet_conv_bn
 from .preprocess import (
     Inputs,
     PathDataset,
@@ -129,6 +131,10 @@ class FeatureExtractor:
         data_config: ``{"input_size": (H, W), "mean", "std"}`` for models without one.
         pretrained: weights for a ``build_model`` name (``"imagenet"``, a path, ...).
         progress: tqdm bar over batches; default: when there are more than 8 batches.
+        fuse_bn: fold the backbone's batch norms into its convolutions (inference only,
+            ~10-15% faster on CPU). Default: on when the extractor built the model itself
+            (name or checkpoint); for a module you pass in, ``True`` works on a copy so
+            your module stays trainable.
 
     Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
     arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
@@ -148,6 +154,7 @@ class FeatureExtractor:
         data_config: Mapping[str, Any] | None = None,
         pretrained: str | None = None,
         progress: bool | None = None,
+        fuse_bn: bool | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -155,7 +162,14 @@ class FeatureExtractor:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.policy: PrecisionPolicy = resolve_precision(device, precision)
         self.device = self.policy.device
+        owned = not isinstance(model, nn.Module)
         self.model = _resolve_model(model, pretrained).eval()
+        if fuse_bn if fuse_bn is not None else owned:
+            if not owned:
+                self.model = copy.deepcopy(self.model)
+            backbone = getattr(self.model, "backbone", None)
+            fused = fuse_resnet_conv_bn(backbone) if isinstance(backbone, nn.Module) else 0
+            logger.debug("folded %d conv+bn pairs", fused)
         config = dict(data_config or getattr(self.model, "data_config", None) or {})
         missing = {"input_size", "mean", "std"} - set(config)
         if missing:
