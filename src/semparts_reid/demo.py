@@ -44,8 +44,8 @@ class DemoSettings:
 
     dataset_size: str = "default"
     backbone: str = "resnet18"
-    input_size: tuple[int, int] = (128, 64)
-    source_epochs: int = 6
+    input_size: tuple[int, int] = (64, 32)
+    source_epochs: int = 8
     adapt_epochs: int = 4
     batch_size: int = 32
     target_batch_size: int = 32

@@ -28,12 +28,40 @@ def test_classifier_shapes_and_maps() -> None:
         SemanticPartClassifier(16, num_classes=1)
 
 
-def test_resize_labels_matches_interpolate_nearest() -> None:
+def test_resize_labels_matches_interpolate_nearest_exact() -> None:
     labels = torch.randint(0, 4, (2, 23, 17))
     labels[:, ::5] = IGNORE_INDEX
-    out = resize_labels(labels, (6, 4))
-    ref = F.interpolate(labels[:, None].float(), size=(6, 4), mode="nearest")[:, 0].long()
-    assert torch.equal(out, ref)
+    for size in ((6, 4), (4, 2), (23, 17), (46, 9)):
+        out = resize_labels(labels, size)
+        ref = F.interpolate(labels[:, None].float(), size=size, mode="nearest-exact")
+        assert torch.equal(out, ref[:, 0].long()), size
+
+
+def test_centred_person_gives_mirror_symmetric_gradient() -> None:
+    """A left/right symmetric label map must pull the logits symmetrically.
+
+    Regression: corner-sampled label down-sampling labelled the left column of a
+    2-column map as background and the right one as body.
+    """
+    labels = torch.zeros(1, 64, 32, dtype=torch.long)
+    labels[0, 8:56, 6:26] = 2  # a centred body
+    for resize in ("logits", "labels"):
+        logits = torch.zeros(1, 4, 4, 2, requires_grad=True)
+        part_map_loss(logits, labels, resize=resize).backward()
+        assert logits.grad is not None
+        torch.testing.assert_close(logits.grad, logits.grad.flip(-1))
+
+
+def test_default_upsamples_logits_to_the_labels() -> None:
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 4, 6, 4, generator=g)
+    labels = torch.randint(0, 4, (2, 24, 16), generator=g)
+    labels[1, :, :3] = IGNORE_INDEX
+    up = F.interpolate(logits, size=(24, 16), mode="bilinear", align_corners=False)
+    ref = F.cross_entropy(up, labels, ignore_index=IGNORE_INDEX)
+    torch.testing.assert_close(part_map_loss(logits, labels), ref)
+    with pytest.raises(ValueError, match="resize"):
+        part_map_loss(logits, labels, resize="bicubic")
 
 
 def test_loss_matches_cross_entropy_with_ignore() -> None:
@@ -44,7 +72,7 @@ def test_loss_matches_cross_entropy_with_ignore() -> None:
     small = resize_labels(labels, (6, 4))
     for smoothing in (0.0, 0.1):
         ref = F.cross_entropy(logits, small, ignore_index=IGNORE_INDEX, label_smoothing=smoothing)
-        got = part_map_loss(logits, labels, label_smoothing=smoothing)
+        got = part_map_loss(logits, labels, label_smoothing=smoothing, resize="labels")
         torch.testing.assert_close(got, ref)
 
 

@@ -70,16 +70,19 @@ class SemanticPartClassifier(nn.Module):
 def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     """Nearest-neighbour resize of an integer ``(B, H, W)`` label map to ``size``.
 
-    Uses the same index rule as ``F.interpolate(mode="nearest")``
-    (``src = floor(dst * in / out)``) but gathers integer indices directly, so labels such
-    as 255 stay exact and no float copy of the map is made.
+    Each output cell takes the label at its *centre* (the index rule of
+    ``F.interpolate(mode="nearest-exact")``: ``src = floor((dst + 0.5) * in / out)``),
+    gathering integer indices directly so labels such as 255 stay exact and no float copy
+    is made. Sampling cell centres matters for strong down-sampling: the corner rule of
+    ``mode="nearest"`` would label a 2-column feature map of a centred person with the
+    image's left edge (background) and its centre line (body), a left/right bias.
     """
     in_h, in_w = labels.shape[-2:]
     out_h, out_w = size
     if (in_h, in_w) == (out_h, out_w):
         return labels
-    rows = (torch.arange(out_h, device=labels.device) * in_h) // out_h
-    cols = (torch.arange(out_w, device=labels.device) * in_w) // out_w
+    rows = ((2 * torch.arange(out_h, device=labels.device) + 1) * in_h) // (2 * out_h)
+    cols = ((2 * torch.arange(out_w, device=labels.device) + 1) * in_w) // (2 * out_w)
     return labels.index_select(-2, rows).index_select(-1, cols)
 
 
@@ -90,13 +93,19 @@ def part_map_loss(
     ignore_index: int = IGNORE_INDEX,
     class_balance: bool = False,
     label_smoothing: float = 0.0,
+    resize: str = "logits",
 ) -> Tensor:
     """Pixel-wise cross-entropy between part logits and a part label map.
 
     Args:
         logits: ``(B, K+1, h, w)`` part-classifier logits (``ReIDOutput.part_logits``).
         labels: ``(B, H, W)`` or ``(B, 1, H, W)`` integer labels in ``[0, K]`` or
-            ``ignore_index``; resized to ``(h, w)`` by nearest neighbour.
+            ``ignore_index``.
+        resize: how logits and labels of different sizes are matched. ``"logits"``
+            (default) up-samples the logits bilinearly to the label map's size, so every
+            labelled pixel counts, as segmentation networks are trained; ``"labels"``
+            down-samples the labels to ``(h, w)`` (cell centres, :func:`resize_labels`),
+            cheaper but coarse when the feature map is small.
         ignore_index: label of pixels that do not contribute.
         class_balance: weight each class by the inverse of its pixel frequency in this
             batch (``w_c = N / (n_classes_present * N_c)``; absent classes get weight 0),
@@ -132,8 +141,15 @@ def part_map_loss(
         )
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if resize not in ("logits", "labels"):
+        raise ValueError(f"resize must be 'logits' or 'labels', got {resize!r}")
     num_classes = logits.shape[1]
-    target = resize_labels(labels.long(), (logits.shape[2], logits.shape[3]))
+    logits32 = logits.float()
+    if resize == "logits" and logits.shape[-2:] != labels.shape[-2:]:
+        logits32 = F.interpolate(
+            logits32, size=labels.shape[-2:], mode="bilinear", align_corners=False
+        )
+    target = resize_labels(labels.long(), (logits32.shape[2], logits32.shape[3]))
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):
@@ -141,7 +157,6 @@ def part_map_loss(
             f"labels hold values {torch.unique(target[bad])[:8].tolist()} outside "
             f"[0, {num_classes - 1}] and not equal to ignore_index={ignore_index}"
         )
-    logits32 = logits.float()
     weight: Tensor | None = None
     if class_balance:
         counts = torch.bincount(target[valid], minlength=num_classes).to(torch.float32)
