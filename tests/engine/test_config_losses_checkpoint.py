@@ -187,3 +187,12 @@ def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
     ws, wt = (0.7, 0.3) if mix == "convex" else (1.0, 0.3)
     torch.testing.assert_close(terms["loss"], ws * id_sum / scale + wt * mem_sum / scale)
     assert feats is not None and feats.shape == (4, 4, 8) and "part_map" not in terms
+
+
+def test_config_docstring_example_holds() -> None:
+    import doctest
+
+    import semparts_reid.engine.config as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
