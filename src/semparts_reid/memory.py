@@ -94,8 +94,11 @@ def _dist_world() -> int:
     return 1
 
 
-def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """All-gather ``t`` (B_r, ...) from every rank along dim 0; batch sizes may differ."""
+def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """All-gather ``t`` (B_r, ...) from every rank along dim 0; batch sizes may differ.
+
+    Needs an initialised process group. No gradient flows through the gather.
+    """
     dist = torch.distributed
     world = dist.get_world_size()
     n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
@@ -352,9 +355,9 @@ class ExemplarMemory:
             else f.new_ones(f.shape[0], self.num_heads)
         )
         if _dist_world() > 1:
-            f = _all_gather_rows(f)
-            idx = _all_gather_rows(idx)
-            w = _all_gather_rows(w)
+            f = all_gather_rows(f)
+            idx = all_gather_rows(idx)
+            w = all_gather_rows(w)
         if idx.numel() == 0:
             return
         uniq, inv = torch.unique(idx, return_inverse=True)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..memory import all_gather_rows as _gather_rows
+
 __all__ = [
     "all_gather_rows",
     "barrier",
@@ -93,19 +95,7 @@ def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
 
     Returns ``t`` itself when not distributed. No gradient flows through the gather.
     """
-    if not is_distributed():
-        return t
-    world = dist.get_world_size()
-    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n)
-    counts = [int(s.item()) for s in sizes]
-    top = max(counts)
-    if t.shape[0] < top:
-        t = torch.cat([t, t.new_zeros((top - t.shape[0], *t.shape[1:]))], dim=0)
-    out = [torch.empty_like(t) for _ in range(world)]
-    dist.all_gather(out, t.contiguous())
-    return torch.cat([o[:c] for o, c in zip(out, counts)], dim=0)
+    return _gather_rows(t) if is_distributed() else t
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
