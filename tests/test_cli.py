@@ -291,3 +291,30 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     pytest.importorskip("matplotlib")
     assert (out / "cmc.png").stat().st_size > 1000
     assert (out / "part_maps.png").stat().st_size > 1000
+
+
+def test_failed_download_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SEMPARTS_REID_OFFLINE", "1")
+    code = main(["download", "resnet18.tv_in1k", "--cache-dir", str(tmp_path), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "resnet18" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_unexpected_failure_exits_1_and_debug_shows_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import semparts_reid.cli as cli
+
+    def boom(args: object) -> int:
+        raise RuntimeError("internal bug")
+
+    monkeypatch.setattr(cli, "cmd_datasets", boom)
+    assert main(["datasets"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected RuntimeError: internal bug" in err and "--debug" in err
+    with pytest.raises(RuntimeError, match="internal bug"):
+        main(["--debug", "datasets"])

@@ -39,6 +39,14 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """Bad input: the library's input errors, and failed downloads (bad name, URL, hash)."""
+    if isinstance(exc, _USER_ERRORS):
+        return True
+    download = sys.modules.get(f"{__package__}._download")  # loaded only if a download ran
+    return download is not None and isinstance(exc, download.DownloadError)
+
+
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit with code 2."""
 
@@ -419,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="registry names or URLs (none: list the registry)")
     p.add_argument("--list", action="store_true", help="list the registry")
     p.add_argument(
-        "--cache-dir", help="cache folder (default: $SEMPARTS_REID_HOME or ~/.cache/semparts_reid)"
+        "--cache-dir",
+        help="folder to download into (default: $SEMPARTS_REID_HOME/weights, "
+        "$SEMPARTS_REID_HOME defaulting to ~/.cache/semparts_reid)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
@@ -452,15 +462,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("semparts-reid: interrupted", file=sys.stderr)
         return 130
-    except _USER_ERRORS as exc:
+    except Exception as exc:
         if args.debug:
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"semparts-reid {args.command}: error: {msg}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:  # unexpected: one line, traceback with --debug
-        if args.debug:
-            raise
+        if _is_user_error(exc):
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"semparts-reid {args.command}: error: {msg}", file=sys.stderr)
+            return EXIT_USAGE
         print(
             f"semparts-reid {args.command}: unexpected {type(exc).__name__}: {exc} "
             "(run with --debug for the traceback)",
