@@ -24,7 +24,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests benchmarks
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy src/semparts_reid/__init__.py
+	$(VENV)/bin/mypy src/semparts_reid
 
 test: lint typecheck
 	$(PY) -m pytest -q

@@ -162,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     q = extract_features(model, dataset.query, **kw)
     g = extract_features(model, dataset.gallery, **kw)
-    dist = distance_matrix(q, g, args.mode)
+    dist: Any = distance_matrix(q, g, args.mode)
     if args.rerank:
         from .metrics.rerank import re_ranking
 

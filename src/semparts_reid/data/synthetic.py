@@ -208,27 +208,28 @@ def _render_all(cfg: SyntheticConfig, out: Path, progress: bool) -> int:
         pid_s = "-1" if pids[i] < 0 else f"{pids[i]:04d}"
         names.append(f"{folders[int(split[i])]}/{pid_s}_c{cam[i] + 1}s1_{i:06d}_00")
 
-    pool = ThreadPoolExecutor(max_workers=4)
     render_rng = np.random.default_rng([cfg.seed, ord(cfg.domain), GENERATOR_VERSION, 1])
     bar = tqdm(total=n, desc=f"synthetic:{cfg.domain}", disable=not progress, unit="img")
-    for lo in range(0, n, _CHUNK):
-        sl = slice(lo, min(lo + _CHUNK, n))
-        bg = render_background(
-            {k: v[scene_id[sl]] for k, v in scenes.items()}, cfg.height, cfg.width
-        )
-        bg = add_clutter(bg, {k: v[sl] for k, v in clutter.items()})
-        people = {k: v[ident[sl]] for k, v in attrs.items()}
-        img, part = render_people(people, {k: v[sl] for k, v in geo.items()}, bg)
-        img8 = camera_and_capture(img, gain[sl], blur[sl], noise[sl], render_rng)
-        # encoding releases the GIL: a few threads hide file-system latency
-        list(
-            pool.map(
-                _write_one, [str(out / nm) for nm in names[sl]], img8, part, [quality] * len(img8)
+    # encoding releases the GIL: a few threads hide file-system latency. On any error the
+    # pool is drained before the caller removes the temporary folder, so no writer can
+    # re-create files in it afterwards.
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        for lo in range(0, n, _CHUNK):
+            sl = slice(lo, min(lo + _CHUNK, n))
+            bg = render_background(
+                {k: v[scene_id[sl]] for k, v in scenes.items()}, cfg.height, cfg.width
             )
-        )
-        bar.update(img8.shape[0])
-    bar.close()
-    pool.shutdown()
+            bg = add_clutter(bg, {k: v[sl] for k, v in clutter.items()})
+            people = {k: v[ident[sl]] for k, v in attrs.items()}
+            img, part = render_people(people, {k: v[sl] for k, v in geo.items()}, bg)
+            img8 = camera_and_capture(img, gain[sl], blur[sl], noise[sl], render_rng)
+            stems = [str(out / nm) for nm in names[sl]]
+            list(pool.map(_write_one, stems, img8, part, [quality] * len(img8)))
+            bar.update(img8.shape[0])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
     return n
 
 
