@@ -153,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .precision import resolve_precision
 
     dataset = build_dataset(args.target)
-    policy = resolve_precision(args.device)
+    policy = resolve_precision(args.device, args.precision)
     model = policy.prepare_module(load_model_from_checkpoint(args.checkpoint))
     kw: dict[str, Any] = {
         "policy": policy,
@@ -391,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
     p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default: 64)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16/fp16 autocast where the hardware runs it natively",
+    )
     _add_eval_options(p)
     p.set_defaults(func=cmd_evaluate)
 
