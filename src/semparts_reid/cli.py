@@ -89,6 +89,18 @@ def _print_metrics(
         log.info("wrote %s", json_path)
 
 
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """Device, batch size and precision of feature extraction."""
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default: 64)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16/fp16 autocast where the hardware runs it natively",
+    )
+
+
 def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metric",
@@ -389,14 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="global",
         help="global feature, global+parts concatenated, or visibility-aware part distance",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default: 64)")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default="auto",
-        help="auto: bf16/fp16 autocast where the hardware runs it natively",
-    )
+    _add_runtime_options(p)
     _add_eval_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -418,14 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", required=True, help="output .npy (features) or .npz (with paths, ids)"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default="auto",
-        help="auto: bf16/fp16 autocast where the hardware runs it natively",
-    )
+    _add_runtime_options(p)
     p.add_argument("--flip", action="store_true", help="average with horizontally flipped images")
     p.set_defaults(func=cmd_extract)
 
