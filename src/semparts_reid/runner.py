@@ -87,6 +87,10 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
         resume=args.resume,
         init=getattr(args, "init", None),
     )
+    from .engine.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 reports
+        return 0
     out = Path(config.output_dir)
     if result:
         print(
