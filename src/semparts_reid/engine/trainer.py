@@ -167,8 +167,13 @@ class DomainAdaptTrainer:
             net: nn.Module = StepNet(self.model)
             if is_distributed():
                 ids = [self.device.index] if self.device.type == "cuda" else None
+                # a part model trained without its part heads (the ECN ablation) or without
+                # the part-map loss leaves parameters unused; every other setup uses all
+                unused = self.num_parts > 0 and (
+                    not self.use_parts or self.config.part_labels == "none"
+                )
                 net = nn.parallel.DistributedDataParallel(
-                    net, device_ids=ids, find_unused_parameters=True
+                    net, device_ids=ids, find_unused_parameters=unused
                 )
             self._net = net
         return self._net
