@@ -97,6 +97,28 @@ def test_part_targets_sources() -> None:
     assert pseudo is not None and pseudo.shape == (2, 16, 8) and int(pseudo.max()) <= 3
 
 
+def test_auto_part_targets_use_maps_where_present_and_pseudo_labels_elsewhere() -> None:
+    from semparts_reid.layers.part_clustering import pseudo_part_labels
+
+    parts = torch.randint(0, 4, (3, 16, 8))
+    fmap = torch.randn(3, 8, 4, 2)
+    # every image labelled: the maps as they are, no clustering needed
+    assert torch.equal(part_targets("auto", parts=parts, feature_map=None, image_size=(16, 8)),
+                       parts)
+    # image 1 has no map (all 255, as the data layer marks it): pseudo labels there only
+    parts[1] = 255
+    got = part_targets("auto", parts=parts, feature_map=fmap, image_size=(16, 8))
+    pseudo = pseudo_part_labels(fmap, output_size=(16, 8))
+    assert got is not None
+    assert torch.equal(got[0], parts[0]) and torch.equal(got[2], parts[2])
+    assert torch.equal(got[1], pseudo[1])
+    # no maps at all (real data without a parser): the self-supervised labels
+    none = part_targets("auto", parts=None, feature_map=fmap, image_size=(16, 8))
+    assert none is not None and torch.equal(none, pseudo)
+    with pytest.raises(ValueError, match="'auto'"):
+        part_targets("parser", parts=parts, feature_map=fmap, image_size=(16, 8))
+
+
 def test_stack_heads() -> None:
     g, p = torch.randn(3, 5), torch.randn(3, 2, 5)
     assert stack_heads(g, p, True).shape == (3, 3, 5)
@@ -196,3 +218,19 @@ def test_config_docstring_example_holds() -> None:
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_part_table_reaches_the_training_dataset(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from semparts_reid.data.part_labels import make_lut
+    from semparts_reid.engine.config import TrainConfig
+    from semparts_reid.engine.loaders import build_train_dataset
+
+    records = [("x.jpg", 0, 0)]
+    data_config = {"input_size": (64, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                   "interpolation": "bilinear"}
+    ds = build_train_dataset(records, TrainConfig(part_table="lip"), data_config)
+    assert np.array_equal(ds.lut, make_lut("lip"))
+    with pytest.raises(ValueError, match="part_table"):
+        TrainConfig(part_table="no-such-parser")

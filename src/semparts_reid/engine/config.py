@@ -33,7 +33,7 @@ def _f(default: Any, help: str) -> Any:  # noqa: A002 - 'help' reads best here
     return field(default=default, metadata={"help": help})
 
 
-PartLabelSource = Literal["gt", "pseudo", "band", "none"]
+PartLabelSource = Literal["auto", "gt", "pseudo", "band", "none"]
 
 
 @dataclass
@@ -105,15 +105,22 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
     part_loss_weight: float = _f(1.0, "weight of the pixel-wise part-classification loss")
     part_labels: PartLabelSource = _f(
-        "gt",
-        "part labels for the part-map loss: 'gt' (label maps on disk: ground truth or a "
-        "parser's), 'pseudo' (self-supervised clustering), 'band' (fixed horizontal bands), "
-        "'none' (no part-map loss)",
+        "auto",
+        "part labels for the part-map loss: 'auto' (label maps where an image has them, "
+        "self-supervised pseudo labels for the others), 'gt' (label maps on disk only: "
+        "ground truth or a parser's), 'pseudo' (self-supervised clustering of the current "
+        "feature maps, at every step), 'band' (fixed horizontal bands), 'none' (no part-map "
+        "loss)",
+    )
+    part_table: str = _f(
+        "parts4",
+        "grouping table of the label maps on disk: 'parts4' (already background/head/"
+        "upper/lower), 'lip', 'cihp', 'atr', 'pascal', 'parts8' or 'densepose24' "
+        "(a human parser's classes)",
     )
     target_part_loss: bool = _f(
         True, "apply the part-map loss to target images too (part labels carry no identity)"
     )
-    pseudo_label_every: int = _f(5, "re-estimate pseudo part labels every this many epochs")
 
     # exemplar memory (ECN)
     memory_temperature: float = _f(0.05, "beta: temperature of the memory logits")
@@ -165,7 +172,7 @@ class TrainConfig:
         non_negative = (
             "source_epochs", "epochs", "num_workers", "num_instances", "lr_step",
             "warmup_epochs", "memory_knn", "neighbour_start_epoch", "eval_every",
-            "checkpoint_every", "pseudo_label_every",
+            "checkpoint_every",
         )
         for name in non_negative:
             value = getattr(self, name)
@@ -204,11 +211,17 @@ class TrainConfig:
             raise ValueError(
                 f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
             )
+        from ..data.part_labels import GROUPING_TABLES
+
+        if self.part_table not in GROUPING_TABLES:
+            raise ValueError(
+                f"part_table={self.part_table!r}: expected one of {sorted(GROUPING_TABLES)}"
+            )
         choices: dict[str, tuple[str, ...]] = {
             "optimizer": ("adam", "sgd"),
             "loss_mix": ("convex", "sum"),
             "head_reduction": ("sum", "mean"),
-            "part_labels": ("gt", "pseudo", "band", "none"),
+            "part_labels": ("auto", "gt", "pseudo", "band", "none"),
             "memory_dtype": ("float32", "bfloat16"),
             "eval_mode": ("global", "concat", "parts"),
             "precision": ("auto", "fp32", "bf16", "fp16"),

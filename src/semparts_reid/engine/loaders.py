@@ -111,7 +111,8 @@ def _torch_dataset(
         aug = dict(pad=pad, flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing)
     transform = build_transforms(data_config, train=train, **aug)
     style = CameraStyleAugmenter(records) if camstyle else None
-    return ReIDImageDataset(records, transform, camstyle=style)
+    table = getattr(cfg, "part_table", "parts4") if cfg is not None else "parts4"
+    return ReIDImageDataset(records, transform, camstyle=style, part_table=table)
 
 
 def build_train_dataset(

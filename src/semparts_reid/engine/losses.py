@@ -4,8 +4,9 @@
   head / upper / lower features (never the background), per head averaged over the
   images where that part is visible, summed over heads.
 * :func:`part_targets`: the label maps the pixel-wise part loss is trained against
-  ("gt": maps from disk, "pseudo": self-supervised clustering of the current feature
-  map, "band": fixed horizontal bands, "none").
+  ("auto": maps from disk where an image has one, pseudo labels for the others; "gt":
+  maps from disk; "pseudo": self-supervised clustering of the current feature map;
+  "band": fixed horizontal bands; "none").
 * :func:`stack_heads`: ``(B, 1+K, D)`` features (global first) for the exemplar memory.
 """
 
@@ -85,7 +86,10 @@ def part_targets(
     """Label maps (B, H, W) int64 for the part-map loss, or None when there is none.
 
     Args:
-        source: ``"gt"`` (``parts`` from the batch; all-255 maps simply give no loss),
+        source: ``"auto"`` (``parts`` for the images that have any labelled pixel,
+            pseudo labels of ``feature_map`` for the others: real data without a
+            parser gets the self-supervised labels with no setting),
+            ``"gt"`` (``parts`` from the batch; all-255 maps simply give no loss),
             ``"pseudo"`` (ISP-style clustering of ``feature_map``, re-estimated at every
             step from the current network, so it follows the features as they train),
             ``"band"`` (horizontal head / upper / lower bands, no background) or
@@ -96,6 +100,16 @@ def part_targets(
     """
     if source == "none":
         return None
+    if source == "auto":
+        known = None if parts is None else (parts != IGNORE_INDEX).flatten(1).any(1)
+        if known is not None and bool(known.all()):
+            return parts.long()  # type: ignore[union-attr]
+        if feature_map is None:
+            return None if parts is None else parts.long()
+        pseudo = pseudo_part_labels(feature_map.detach(), output_size=image_size)
+        if known is None or parts is None:
+            return pseudo
+        return torch.where(known[:, None, None], parts.long(), pseudo)
     if source == "gt":
         if parts is None:
             return None
@@ -111,7 +125,9 @@ def part_targets(
         if feature_map is None:
             raise ValueError("part_labels='pseudo' needs the feature map of the batch")
         return pseudo_part_labels(feature_map.detach(), output_size=image_size)
-    raise ValueError(f"part label source {source!r}: expected 'gt', 'pseudo', 'band' or 'none'")
+    raise ValueError(
+        f"part label source {source!r}: expected 'auto', 'gt', 'pseudo', 'band' or 'none'"
+    )
 
 
 def has_labels(labels: Tensor | None) -> bool:
