@@ -14,6 +14,27 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary file name beside ``path``; on success move it onto ``path``.
+
+    For writers that take a file name rather than a handle (``torch.onnx.export``, a
+    checker that re-reads the file): whatever is left there when the block ends without
+    an error replaces ``path``; on an error the temporary file is removed.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success move it onto ``path``.
 
@@ -27,19 +48,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -65,12 +77,3 @@ def atomic_save_numpy(path: str | os.PathLike[str], array: Any, **arrays: Any) -
                 raise ValueError(f"{target}: extra arrays {sorted(arrays)} need an .npz file")
             np.save(handle, array)
     return target
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    import torch
-
-    with atomic_open(path, "wb") as handle:
-        torch.save(obj, handle)
-    return Path(path)

@@ -16,7 +16,6 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from .._io import atomic_path
 
 __all__ = ["export_onnx"]
 
@@ -110,10 +111,7 @@ def export_onnx(
         {"images": {0: "batch"}, **{n: {0: "batch"} for n in names}} if dynamic_batch else None
     )
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -135,10 +133,6 @@ def export_onnx(
         if check:
             onnx.checker.check_model(tmp)
             _compare(wrapper, tmp, names, (height, width), dynamic_batch, atol, ort)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     logger.info("exported %s to %s", meta["arch"], target)
     return target
 
