@@ -29,28 +29,16 @@ from semparts_reid.data import (
     make_generator,
     seed_worker,
 )
-from semparts_reid.metrics.rank import evaluate_cmc_map
+from semparts_reid.engine.evaluation import evaluate_model
 from semparts_reid.models import factory
+from semparts_reid.precision import resolve_precision
 
-
-@torch.no_grad()
-def extract(model: torch.nn.Module, records: list, cfg: dict[str, Any]) -> torch.Tensor:
-    data = ReIDImageDataset(records, build_transforms(cfg, train=False), part_maps=False)
-    loader = DataLoader(data, batch_size=128, shuffle=False)
-    model.eval()
-    feats = [model(batch["image"]).global_feat for batch in loader]
-    return F.normalize(torch.cat(feats), dim=1)
+FP32 = resolve_precision("cpu", "fp32", channels_last=False)
 
 
 def evaluate(model: torch.nn.Module, ds: Any, cfg: dict[str, Any]) -> tuple[float, float]:
-    qf, gf = extract(model, ds.query, cfg), extract(model, ds.gallery, cfg)
-    m = evaluate_cmc_map(
-        (qf.numpy(), gf.numpy()),
-        [r.pid for r in ds.query],
-        [r.pid for r in ds.gallery],
-        [r.camid for r in ds.query],
-        [r.camid for r in ds.gallery],
-    )
+    """mAP and R1 of the global feature on ``ds``'s query/gallery (fp32, cosine)."""
+    m = evaluate_model(model, ds.query, ds.gallery, mode="global", policy=FP32, data_config=cfg)
     return float(m.mAP), float(m.rank(1))
 
 
