@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import logging
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from semparts_reid.hub import (
     ChecksumError,
     DownloadError,
     PretrainedCfg,
+    WeightsMismatchError,
     download_weights,
     get_pretrained_cfg,
     list_pretrained,
@@ -341,16 +343,93 @@ def test_strict_mismatch_raises_one_summary() -> None:
     assert torch.equal(dst.head.weight, before)
 
 
-def test_torchvision_style_weights_go_into_backbone(tmp_path: Path) -> None:
+def test_torchvision_style_weights_go_into_backbone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     trunk = _Trunk()
     state = {**trunk.state_dict(), "fc.weight": torch.zeros(10, 4), "fc.bias": torch.zeros(10)}
     path = tmp_path / "resnet-like.pth"
     torch.save(state, path)
     dst = _Net()
-    report = load_pretrained(dst, path)
+    with caplog.at_level(logging.INFO, logger="semparts_reid.hub"):
+        report = load_pretrained(dst, path)
     assert report.target == "backbone" and not report.strict
     assert report.unexpected == ["fc.weight", "fc.bias"]
+    assert (report.filled, report.counted, report.fill) == (1, 1, 1.0)
     assert torch.equal(dst.backbone.conv1.weight, trunk.conv1.weight)
+    # the ImageNet classifier has no counterpart in a backbone: expected, so not a warning
+    assert [r.levelno for r in caplog.records if "resnet-like" in r.getMessage()] == [logging.INFO]
+
+
+def _names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}.weight" for i in range(n)]
+
+
+def test_lenient_load_warns_with_counts_and_first_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state: dict[str, torch.Tensor] = dict(_Net(classes=7).state_dict())
+    del state["backbone.bn1.bias"]
+    for key in _names("extra", 8):
+        state[key] = torch.zeros(1)
+    dst = _Net(classes=5)
+    with caplog.at_level(logging.INFO, logger="semparts_reid.hub"):
+        report = load_pretrained(dst, state, strict=False)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, caplog.text
+    msg = warnings[0].getMessage()
+    assert "missing in weights (1): backbone.bn1.bias" in msg
+    # counts, the first five names, and how many more there are
+    assert "unexpected in weights (8): " + ", ".join(_names("extra", 5)) + ", ... (+3)" in msg
+    assert "shape mismatch (2): head.weight (7, 4) vs model (5, 4), head.bias" in msg
+    assert "filled 1 of 2 weight kernels, 50%" in msg
+    assert report.fill == 0.5 and "backbone.conv1.weight" in report.loaded
+
+
+def test_backbone_weights_of_another_architecture_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    trunk = _Trunk()
+    other = nn.Conv2d(3, 4, 5)  # same key, another kernel size: another architecture
+    state = {**trunk.state_dict(), "conv1.weight": other.weight.detach().clone(),
+             "fc.weight": torch.zeros(10, 4)}
+    path = tmp_path / "other_arch.pth"
+    torch.save(state, path)
+    dst = _Net()
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(WeightsMismatchError) as info:
+        load_pretrained(dst, path)
+    msg = str(info.value)
+    assert str(path) in msg and "0 of the 1 weight kernels of the backbone (0%" in msg
+    assert "backbone.conv1.weight" not in msg and "conv1.weight (4, 3, 5, 5)" in msg
+    assert isinstance(info.value, ValueError)
+    for key, value in dst.state_dict().items():
+        assert torch.equal(value, before[key]), key  # nothing was loaded
+    # the caller can insist: what matches is loaded, with a warning
+    with caplog.at_level(logging.INFO, logger="semparts_reid.hub"):
+        report = load_pretrained(dst, path, strict=False)
+    assert report.fill == 0.0 and "bn1.running_var" in report.loaded
+    assert torch.equal(dst.backbone.bn1.running_var, trunk.bn1.running_var)
+    assert [r.levelno for r in caplog.records if "other_arch" in r.getMessage()] == [
+        logging.WARNING
+    ]
+
+
+def test_load_matching_weights_fill_rule_counts_kernels() -> None:
+    dst = _Net(classes=5)
+    half = {"backbone.conv1.weight": torch.zeros(4, 3, 3, 3), "head.weight": torch.zeros(9, 4)}
+    report = hub.load_matching_weights(dst, half)  # 1 of 2 kernels: exactly half is enough
+    assert (report.filled, report.counted) == (1, 2)
+    assert torch.equal(dst.backbone.conv1.weight, torch.zeros(4, 3, 3, 3))
+    bn_only = {k: v for k, v in _Net().state_dict().items() if k.startswith("backbone.bn1")}
+    with pytest.raises(WeightsMismatchError, match="<state dict>: the weights fill only 0 of"):
+        hub.load_matching_weights(dst, bn_only)  # BatchNorm vectors alone do not count
+    # a module without kernels counts its tensors (the num_batches_tracked counter aside)
+    report = hub.load_matching_weights(nn.BatchNorm1d(3), {"weight": torch.ones(3)},
+                                       strict=False)
+    assert (report.filled, report.counted) == (1, 4)
+    with pytest.raises(RuntimeError, match="missing in weights"):
+        hub.load_matching_weights(nn.BatchNorm1d(3), {"weight": torch.ones(3)}, strict=True)
 
 
 def test_imagenet_from_offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -373,3 +452,5 @@ def test_load_pretrained_type_errors() -> None:
         load_pretrained("model", {})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no tensors"):
         load_pretrained(_Net(), {"model": {"a": 1}})
+    with pytest.raises(TypeError, match="registry name"):
+        load_pretrained(_Net(), True)  # type: ignore[arg-type]

@@ -9,6 +9,10 @@
 * :func:`load_pretrained`: ``torch.load(weights_only=True)``, strips ``module.`` /
   ``_orig_mod.`` prefixes and reports missing, unexpected and shape-mismatched keys in one
   summary (strict for our checkpoints, lenient for ImageNet backbones).
+* :func:`load_matching_weights`: the one key-matching loader behind :func:`load_pretrained`
+  and ``DomainAdaptTrainer.load_weights``: a discrepancy is logged at WARNING with counts
+  and the first names, and weights that fill less than half of the module's weight kernels
+  (another architecture) raise :class:`WeightsMismatchError` unless ``strict=False``.
 
 Cache folder: ``$SEMPARTS_REID_HOME/weights`` (default ``~/.cache/semparts_reid/weights``).
 
@@ -49,14 +53,17 @@ from ._download import ENV_OFFLINE as ENV_OFFLINE
 __all__ = [
     "ChecksumError",
     "DownloadError",
+    "MIN_FILL",
     "LoadReport",
     "PretrainedCfg",
+    "WeightsMismatchError",
     "download_weights",
     "file_sha256",
     "get_cache_dir",
     "get_pretrained_cfg",
     "list_pretrained",
     "load_checkpoint",
+    "load_matching_weights",
     "load_pretrained",
     "register_pretrained",
     "resolve_pretrained_name",
@@ -272,9 +279,29 @@ def download_weights(
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
 
 
+MIN_FILL = 0.5
+"""Least fraction of a module's weight kernels that non-strict loading must fill."""
+
+
+class WeightsMismatchError(ValueError):
+    """Weights fill too little of a module: they were saved from another architecture."""
+
+
+def _fill_counted(own: Mapping[str, torch.Tensor]) -> list[str]:
+    """The keys the fill rule counts: weight kernels (tensors with >= 2 dims).
+
+    Conv and linear weights decide what a network computes; BatchNorm vectors match
+    whenever two networks share a channel width, so counting them would let a ResNet-50
+    checkpoint "fill" 77 % of a ResNet-18. A module without kernels counts every tensor
+    but the ``num_batches_tracked`` counters.
+    """
+    kernels = [k for k, v in own.items() if v.dim() >= 2]
+    return kernels or [k for k in own if not k.endswith("num_batches_tracked")]
+
+
 @dataclass
 class LoadReport:
-    """What :func:`load_pretrained` did.
+    """What :func:`load_pretrained` / :func:`load_matching_weights` did.
 
     Attributes:
         source: where the weights came from.
@@ -284,6 +311,8 @@ class LoadReport:
         unexpected: weight keys the model does not have.
         mismatched: ``(key, weights shape, model shape)`` for keys whose shapes differ.
         strict: whether any of the above would have raised.
+        counted: weight kernels of the target the fill rule counts (see :attr:`fill`).
+        filled: how many of those the weights filled.
     """
 
     source: str
@@ -293,20 +322,33 @@ class LoadReport:
     unexpected: list[str]
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
     strict: bool
+    counted: int = 0
+    filled: int = 0
 
     @property
     def ok(self) -> bool:
         """True when every key matched in name and shape."""
         return not (self.missing or self.unexpected or self.mismatched)
 
+    @property
+    def fill(self) -> float:
+        """Fraction of the target's weight kernels (tensors with >= 2 dims) that were filled.
+
+        ``1.0`` for a target without tensors.
+        """
+        return self.filled / self.counted if self.counted else 1.0
+
     def summary(self, max_keys: int = 10) -> str:
-        """One human-readable paragraph."""
+        """One human-readable paragraph: counts, then the first ``max_keys`` names of each list."""
 
         def fmt(keys: list[str]) -> str:
             more = f", ... (+{len(keys) - max_keys})" if len(keys) > max_keys else ""
             return ", ".join(keys[:max_keys]) + more
 
-        lines = [f"loaded {len(self.loaded)} tensors from {self.source} into {self.target}"]
+        lines = [
+            f"loaded {len(self.loaded)} tensors from {self.source} into {self.target} "
+            f"(filled {self.filled} of {self.counted} weight kernels, {self.fill:.0%})"
+        ]
         if self.missing:
             lines.append(f"  missing in weights ({len(self.missing)}): {fmt(self.missing)}")
         if self.unexpected:
@@ -372,6 +414,94 @@ def _pick_target(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
     return "backbone" if hits_backbone > hits_model else "model"
 
 
+def load_matching_weights(
+    module: nn.Module,
+    weights: Mapping[str, Any],
+    *,
+    source: str = "<state dict>",
+    target: str = "model",
+    strict: bool | None = None,
+    expected_unexpected: tuple[str, ...] = (),
+) -> LoadReport:
+    """Copy the tensors of ``weights`` that match ``module`` in name and shape; report the rest.
+
+    The one loader behind :func:`load_pretrained` and
+    ``DomainAdaptTrainer.load_weights``. Any missing, unexpected or shape-mismatched key
+    is logged at WARNING with counts and the first five names of each kind.
+
+    **Fill rule.** Unless ``strict=False``, the weights must fill at least
+    :data:`MIN_FILL` (half) of ``module``'s *weight kernels*, i.e. its tensors with two
+    or more dimensions (conv and linear weights; BatchNorm vectors and counters are not
+    counted, because they match whenever two networks share a channel width). Only the
+    module the keys were matched to is counted: torchvision ImageNet weights are matched
+    to ``model.backbone``, so the re-ID heads they cannot fill do not count against them
+    (ResNet-50 into ``semparts_resnet50``: 53 of 53 backbone kernels, 100 %; counted over
+    the whole model it would still be 53 of 55). A checkpoint of another depth falls
+    below half (ResNet-50 into a ResNet-18 backbone: 9 of 20 kernels, 45 %; ResNet-18
+    into ResNet-50: 9 of 53, 17 %), while a checkpoint whose only difference is the
+    identity classifier of another source fills all but one kernel.
+
+    Args:
+        module: the module to load into (a model or its backbone).
+        weights: a state dict or a checkpoint dict with a ``"model"`` (or
+            ``"state_dict"``) entry; ``module.`` / ``_orig_mod.`` prefixes are stripped and
+            non-tensor entries ignored.
+        source: how to name the weights in messages (a file path, a registry name).
+        target: how to name ``module`` in messages (``"model"`` or ``"backbone"``).
+        strict: ``True``: every key must match, else ``RuntimeError`` and nothing is
+            loaded. ``None``: load the matching keys, raise :class:`WeightsMismatchError`
+            when they fill less than :data:`MIN_FILL` of the kernels. ``False``: load the
+            matching keys whatever they fill.
+        expected_unexpected: key prefixes of ``weights`` known to have no counterpart
+            (``("fc.",)``, the ImageNet classifier, for a backbone); they stay in
+            ``unexpected`` but alone they are logged at INFO, not WARNING.
+
+    Returns:
+        The :class:`LoadReport`.
+
+    Raises:
+        RuntimeError: ``strict=True`` and some key did not match (nothing is loaded).
+        WeightsMismatchError: ``strict=None`` and less than half of the kernels were
+            filled (nothing is loaded); the message names ``source`` and the fraction.
+        ValueError: ``weights`` holds no tensors.
+    """
+    state = _extract_state_dict(weights, source)
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        (k, tuple(v.shape), tuple(own[k].shape))
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    bad = {k for k, _, _ in mismatched}
+    loadable = {k: v for k, v in state.items() if k in own and k not in bad}
+    counted = _fill_counted(own)
+    report = LoadReport(
+        source, target, sorted(loadable), missing, unexpected, mismatched, strict is True,
+        counted=len(counted), filled=sum(k in loadable for k in counted),
+    )
+    if strict is True and not report.ok:
+        raise RuntimeError(
+            "weights do not match the model (pass strict=False to load what matches):\n"
+            + report.summary()
+        )
+    if strict is None and report.fill < MIN_FILL:
+        raise WeightsMismatchError(
+            f"{source}: the weights fill only {report.filled} of the {report.counted} weight "
+            f"kernels of the {target} ({report.fill:.0%}; at least {MIN_FILL:.0%} expected), "
+            "so they were saved from another architecture; nothing was loaded. Pass "
+            f"strict=False to load the {len(loadable)} matching tensors anyway.\n"
+            + report.summary(max_keys=5)
+        )
+    module.load_state_dict(loadable, strict=False)
+    benign = not (missing or mismatched) and all(
+        k.startswith(expected_unexpected) for k in unexpected
+    )
+    (logger.info if benign else logger.warning)("%s", report.summary(max_keys=5))
+    return report
+
+
 def load_pretrained(
     model: nn.Module,
     source: str | os.PathLike[str] | Mapping[str, Any],
@@ -387,24 +517,30 @@ def load_pretrained(
             URL, a local file, or an already loaded (state) dict. Checkpoint dicts with a
             ``"model"`` key are unwrapped; ``module.`` / ``_orig_mod.`` prefixes are stripped.
             Weights whose keys match ``model.backbone`` (torchvision ResNet keys) go there.
-        strict: raise on any missing, unexpected or mismatched key. Default: ``True`` for
-            full-model weights, ``False`` for backbone weights (the classifier ``fc`` of an
-            ImageNet model has no counterpart).
+        strict: ``True``: raise on any missing, unexpected or mismatched key. ``None``
+            (default): ``True`` for full-model weights; for backbone weights, load what
+            matches (the classifier ``fc`` of an ImageNet model has no counterpart) but
+            raise :class:`WeightsMismatchError` when less than half of the backbone's
+            weight kernels were filled (see :func:`load_matching_weights` for the rule).
+            ``False``: load whatever matches, however little, with a warning.
         sha256: expected sha256 for a URL or local file.
 
     Returns:
-        A :class:`LoadReport`. Only keys that match in name and shape are copied; in
-        non-strict mode the summary is logged.
+        A :class:`LoadReport`. Only keys that match in name and shape are copied. Missing,
+        unexpected and mismatched keys are logged at WARNING with counts and names (the
+        ImageNet classifier ``fc.*`` alone, at INFO).
 
     Raises:
         RuntimeError: ``strict`` and some key did not match (nothing is loaded).
+        WeightsMismatchError: weights for another architecture (nothing is loaded).
+        TypeError: ``source`` is not a string, a path or a mapping.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model)!r}")
     if isinstance(source, Mapping):
         obj: Mapping[str, Any] = source
         label = "<state dict>"
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         label = os.fspath(source)
         name = resolve_pretrained_name(label, getattr(model, "arch", None))
         if name is not None:
@@ -414,29 +550,17 @@ def load_pretrained(
                 raise ValueError(f"{name} holds weights for {cfg.arch!r}, model is {arch!r}")
             label = name
         obj = load_checkpoint(download_weights(name or label, sha256=sha256))
+    else:
+        raise TypeError(
+            f"source={source!r}: expected 'imagenet', a registry name, a path, a URL or a "
+            "state dict"
+        )
     state = _extract_state_dict(obj, label)
     target_name = _pick_target(model, state)
     target: nn.Module = model.backbone if target_name == "backbone" else model  # type: ignore[assignment]
-    if strict is None:
-        strict = target_name == "model"
-    own = target.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        (k, tuple(v.shape), tuple(own[k].shape))
-        for k, v in state.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    bad = {k for k, _, _ in mismatched}
-    loadable = {k: v for k, v in state.items() if k in own and k not in bad}
-    report = LoadReport(label, target_name, sorted(loadable), missing, unexpected,
-                        mismatched, strict)
-    if strict and not report.ok:
-        raise RuntimeError(
-            "weights do not match the model (pass strict=False to load what matches):\n"
-            + report.summary()
-        )
-    target.load_state_dict(loadable, strict=False)
-    log = logger.info if report.ok or target_name == "backbone" else logger.warning
-    log("%s", report.summary())
-    return report
+    if strict is None and target_name == "model":
+        strict = True
+    return load_matching_weights(
+        target, state, source=label, target=target_name, strict=strict,
+        expected_unexpected=("fc.",) if target_name == "backbone" else (),
+    )

@@ -446,21 +446,38 @@ class DomainAdaptTrainer:
                 seed_everything(self.config.seed + self.rank + 7919 * self.epoch)
         logger.info("resumed %s: %s epoch %d", path, self.stage, self.epoch)
 
-    def load_weights(self, path_or_state: str | os.PathLike[str] | dict[str, Any]) -> None:
+    def load_weights(
+        self,
+        path_or_state: str | os.PathLike[str] | dict[str, Any],
+        *,
+        strict: bool | None = None,
+    ) -> None:
         """Load only model weights (a checkpoint path or dict, or a plain state dict).
 
-        Identity classifiers whose shape does not match (another source) are skipped.
+        Keys are matched by :func:`semparts_reid.hub.load_matching_weights`: tensors whose
+        name or shape does not match (e.g. the identity classifier of another source) are
+        skipped, and every missing, unexpected or mismatched key is logged at WARNING with
+        counts and the first names.
+
+        Args:
+            path_or_state: a checkpoint file written by :meth:`save`, or a checkpoint /
+                state dict.
+            strict: ``None`` (default): raise when the weights fill less than half of the
+                model's weight kernels (a checkpoint of another architecture). ``True``:
+                every key must match. ``False``: load whatever matches, however little.
+
+        Raises:
+            WeightsMismatchError: ``strict=None`` and the weights are for another
+                architecture (the message names the file and the fraction filled).
+            RuntimeError: ``strict=True`` and some key did not match.
         """
+        from ..hub import load_matching_weights
+
         if isinstance(path_or_state, dict):
-            state = path_or_state.get("model", path_or_state)
+            weights, label = path_or_state, "<state dict>"
         else:
-            state = load_checkpoint(path_or_state)["model"]
-        own = self.model.state_dict()
-        keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        skipped = sorted(set(state) - set(keep))
-        if skipped:
-            logger.info("load_weights: skipped %d entries (%s ...)", len(skipped), skipped[:3])
-        self.model.load_state_dict(keep, strict=False)
+            weights, label = load_checkpoint(path_or_state), os.fspath(path_or_state)
+        load_matching_weights(self.model, weights, source=label, strict=strict)
 
     # ------------------------------------------------------------------ logging
     def _log(self, record: dict[str, Any]) -> None:

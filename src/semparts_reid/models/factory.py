@@ -20,6 +20,7 @@ _MODELS: dict[str, Callable[..., SemPartsNet]] = {
     "ecn_resnet50": partial(SemPartsNet, "resnet50", parts=False),
 }
 _FIXED_BY_NAME = ("backbone", "parts")
+DEFAULT_PRETRAINED = "imagenet"  # what ``pretrained=True`` means
 
 
 def list_models() -> list[str]:
@@ -35,7 +36,7 @@ def build_model(
     name: str = "semparts_resnet50",
     *,
     num_classes: int = 0,
-    pretrained: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    pretrained: bool | str | os.PathLike[str] | Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> SemPartsNet:
     """Build a model by name.
@@ -43,10 +44,12 @@ def build_model(
     Args:
         name: one of :func:`list_models`.
         num_classes: source identities (``> 0`` adds the identity classifiers).
-        pretrained: ``None`` (random init), ``"imagenet"``, a registry name, a local
-            checkpoint / state-dict path, a URL, or a loaded state dict; loaded with
-            :func:`semparts_reid.hub.load_pretrained` (ImageNet weights go into the
-            backbone, full re-ID checkpoints into the whole model).
+        pretrained: ``None`` or ``False`` (random init), ``True`` (the default weights,
+            i.e. ``"imagenet"``: torchvision's ImageNet weights for the backbone),
+            ``"imagenet"``, a registry name, a local checkpoint / state-dict path, a URL,
+            or a loaded state dict; loaded with :func:`semparts_reid.hub.load_pretrained`
+            (ImageNet weights go into the backbone, full re-ID checkpoints into the whole
+            model).
         **kwargs: further :class:`SemPartsNet` options (``pooling``, ``last_stride``,
             ``frozen_stages``, ``input_size``, ...). ``backbone`` and ``parts`` are fixed
             by the name.
@@ -56,12 +59,24 @@ def build_model(
 
     Raises:
         ValueError: unknown name (the message lists the known ones).
-        TypeError: ``backbone`` or ``parts`` passed as keyword arguments.
+        TypeError: ``backbone`` or ``parts`` passed as keyword arguments, or
+            ``pretrained`` of another type (the message lists the accepted ones).
 
     Example:
         >>> build_model("ecn_resnet18").arch
         'ecn_resnet18'
     """
+    if pretrained is True:
+        pretrained = DEFAULT_PRETRAINED
+    elif pretrained is False:
+        pretrained = None
+    elif pretrained is not None and not isinstance(pretrained, (str, os.PathLike, Mapping)):
+        raise TypeError(
+            f"pretrained={pretrained!r} ({type(pretrained).__name__}); expected None/False "
+            f"(random init), True or {DEFAULT_PRETRAINED!r} (ImageNet backbone weights), a "
+            "registry name (semparts_reid.list_pretrained()), a local path, a URL or a "
+            "state dict"
+        )
     builder = _MODELS.get(name)
     if builder is None:
         raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
