@@ -22,7 +22,7 @@ from torch import nn
 
 from ..metrics.distance import compute_distance
 from ..metrics.rank import ReIDMetrics, evaluate_cmc_map
-from ..precision import PrecisionPolicy
+from ..precision import PrecisionPolicy, forward_with_fp32_fallback
 from .loaders import build_eval_loader
 
 __all__ = ["evaluate_features", "evaluate_model", "extract_features"]
@@ -51,10 +51,11 @@ def extract_features(
     chunks: dict[str, list[torch.Tensor]] = {k: [] for k in ("global", "parts", "visibility")}
     try:
         loader = build_eval_loader(records, data_config, batch_size, num_workers)
-        for batch in loader:
+        for i, batch in enumerate(loader):
             x = policy.prepare_input(batch["image"])
-            with policy.autocast():
-                out = model(x)
+            out = forward_with_fp32_fallback(
+                policy, model, x, lambda o: o.global_feat, label=f"evaluation batch {i}"
+            )
             chunks["global"].append(out.global_feat.float().cpu())
             chunks["parts"].append(out.part_feats.float().cpu())
             chunks["visibility"].append(out.visibility.float().cpu())
