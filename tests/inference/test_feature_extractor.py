@@ -246,22 +246,124 @@ def test_bad_inputs_raise_clear_errors(tmp_path: Path, stand_in: StandIn) -> Non
         FeatureExtractor(42)  # type: ignore[arg-type]
 
 
-def test_compile_failure_falls_back_to_eager(
-    monkeypatch: pytest.MonkeyPatch, stand_in: StandIn, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken_compile(model: nn.Module) -> object:
-        def run(x: torch.Tensor) -> None:
-            raise RuntimeError("no C++ compiler")
-        return run
+def test_float_inputs_outside_unit_range_are_rejected(stand_in: StandIn) -> None:
+    from semparts_reid.errors import InputError
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
+    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32")
+    h, w = stand_in.data_config["input_size"]  # no resize: the range seen is the input's
+    ramp = torch.linspace(0, 255, 3 * h * w).reshape(1, 3, h, w).repeat(2, 1, 1, 1)
+    with pytest.raises(InputError, match=r"values in \[0, 255\].*uint8 or float in \[0, 1\]"):
+        ext(ramp)
+    with pytest.raises(ValueError, match=r"\[0, 255\].*0-255 data"):  # a list of crops too
+        ext(list(ramp))
+    with pytest.raises(InputError, match="already normalised"):
+        ext((ramp / 255 - 0.5) / 0.25)
+    with pytest.raises(InputError, match="NaN"):
+        ext(torch.full((1, 3, h, w), float("nan")))
+    # 0-1 floats, and rounding within the tolerance, are accepted and match uint8 input
+    unit = ramp / 255
+    ref = ext(ramp.round().to(torch.uint8))
+    np.testing.assert_allclose(ext(unit), ref, atol=2e-3)
+    assert ext((unit * (1 + 0.5 / 255)).clamp_min(0)).shape == ref.shape
+
+
+def test_float_range_check_is_one_aminmax_per_batch(
+    monkeypatch: pytest.MonkeyPatch, stand_in: StandIn
+) -> None:
+    calls: list[tuple[int, ...]] = []
+    real = torch.aminmax
+
+    def counting(x: torch.Tensor, *args: object, **kwargs: object) -> object:
+        calls.append(tuple(x.shape))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "aminmax", counting)
+    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32", batch_size=2)
+    ext(torch.rand(5, 3, 20, 10))
+    assert [c[0] for c in calls] == [2, 2, 1]
+    calls.clear()
+    ext(torch.randint(0, 256, (5, 3, 20, 10), dtype=torch.uint8))  # uint8: nothing to check
+    assert calls == []
+
+
+def _compiler_error(kind: str) -> Exception:
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    if kind == "no compiler":
+        return inductor_exc.InvalidCxxCompiler()
+    if kind == "backend":  # what torch.compile raises when Inductor fails
+        return _backend_failed(RuntimeError("lowering"))
+    return dynamo_exc.InternalTorchDynamoError("unsupported op")
+
+
+def _backend_failed(inner: Exception) -> Exception:
+    import torch._dynamo.exc as dynamo_exc
+
+    cls = dynamo_exc.BackendCompilerFailed
+    try:
+        return cls(lambda *a: None, inner, None)
+    except TypeError:  # older torch: (backend_fn, inner_exception)
+        return cls(lambda *a: None, inner)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("kind", ["no compiler", "backend", "dynamo"])
+def test_compile_failure_falls_back_to_eager(
+    kind: str, stand_in: StandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def broken_compiled_forward(x: torch.Tensor) -> None:
+        calls.append(x.shape[0])
+        raise _compiler_error(kind)
+
     crops = random_crops(3, lo=10, hi=30)
     ref = FeatureExtractor(stand_in, device="cpu", precision="fp32")(crops)
-    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32", compile=True)
+    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32")
+    ext._forward_fn, ext._compiled = broken_compiled_forward, True
     with caplog.at_level(logging.WARNING):
         out = ext(crops)
-    assert "torch.compile failed" in caplog.text
+    assert "torch.compile failed" in caplog.text and len(calls) == 1
     np.testing.assert_allclose(out, ref, atol=1e-6)
+    assert not ext._compiled and ext._forward_fn is ext.model
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        torch.cuda.OutOfMemoryError("out of memory"),
+        ValueError("images must have shape (B, 3, H, W)"),
+    ],
+    ids=["runtime-oom", "torch-oom", "bad-input"],
+)
+def test_compiled_model_errors_that_are_not_compiler_errors_propagate(
+    error: Exception, stand_in: StandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_compiled_forward(x: torch.Tensor) -> None:
+        raise error
+
+    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32")
+    ext._forward_fn, ext._compiled = failing_compiled_forward, True
+    with caplog.at_level(logging.WARNING), pytest.raises(type(error), match=str(error)[:12]):
+        ext(random_crops(2, lo=10, hi=30))
+    assert "torch.compile failed" not in caplog.text
+    assert ext._compiled  # still the compiled model: nothing was silently swapped
+
+
+def test_out_of_memory_inside_a_compiler_error_propagates(stand_in: StandIn) -> None:
+    import torch._dynamo.exc as dynamo_exc
+
+    oom = torch.cuda.OutOfMemoryError("out of memory while autotuning")
+
+    def failing_compiled_forward(x: torch.Tensor) -> None:
+        raise _backend_failed(oom)
+
+    ext = FeatureExtractor(stand_in, device="cpu", precision="fp32")
+    ext._forward_fn, ext._compiled = failing_compiled_forward, True
+    with pytest.raises(dynamo_exc.BackendCompilerFailed):
+        ext(random_crops(2, lo=10, hi=30))
+    assert ext._compiled
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,47 @@ def test_real_model_export(tmp_path: Path, tiny_model: nn.Module) -> None:
     assert [a.shape for a in got] == [(2, 512), (2, 3, 512), (2, 3)]
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+class _WarnsWhileTraced(StandIn):
+    """Warns from its own forward, only while the exporter traces it."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> object:
+        if torch.jit.is_tracing():
+            if self.kind == "user":
+                warnings.warn("model-side warning while tracing", UserWarning, stacklevel=1)
+            elif self.kind == "deprecation":
+                warnings.warn("model-side deprecation", DeprecationWarning, stacklevel=1)
+            elif x.mean() > 0:  # data-dependent branch: the trace freezes it (TracerWarning)
+                x = x * 1.0
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(
+    ("kind", "category", "match"),
+    [
+        ("user", UserWarning, "model-side warning while tracing"),
+        ("deprecation", DeprecationWarning, "model-side deprecation"),
+        ("tracer", torch.jit.TracerWarning, "Converting a tensor to a Python boolean"),
+    ],
+)
+def test_export_does_not_hide_the_models_own_warnings(
+    tmp_path: Path, kind: str, category: type[Warning], match: str
+) -> None:
+    torch.manual_seed(0)
+    model = _WarnsWhileTraced(kind).eval()
+    with pytest.warns(category, match=match):
+        export_onnx(model, tmp_path / "w.onnx", check=False)
+
+
+def test_export_of_a_real_model_gives_no_known_exporter_noise(tmp_path: Path) -> None:
+    from inference_helpers import tiny_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        export_onnx(tiny_model(), tmp_path / "r.onnx", check=False)
+    assert [str(w.message)[:80] for w in caught] == []

@@ -59,6 +59,28 @@ def _require_onnx() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
+# Warnings the legacy exporter is known to give for our models, and nothing else: a
+# warning from the model itself, or a tracer warning about data-dependent control flow
+# anywhere else, stays visible. Each entry: (category, message regex, module regex).
+_KNOWN_EXPORT_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    # torch >= 2.9 announces that dynamo=False (the TorchScript exporter) is legacy
+    (DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export",
+     r"semparts_reid\.inference\.export"),
+    (DeprecationWarning, r"The feature will be removed\. Please remove usage of this function",
+     r"torch\.onnx\."),
+    # shape checks (``x.ndim != 4 or x.shape[1] != C``) and the ``float(h * w)`` of part
+    # pooling read static sizes: constant in the trace, which is what we want
+    (torch.jit.TracerWarning, r"Converting a tensor to a Python (boolean|float)",
+     r"semparts_reid\.(models|layers)\."),
+)
+
+
+def _ignore_known_export_warnings() -> None:
+    """Install the filters of :data:`_KNOWN_EXPORT_WARNINGS` (inside ``catch_warnings``)."""
+    for category, message, module in _KNOWN_EXPORT_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -113,9 +135,7 @@ def export_onnx(
     target = Path(path)
     with atomic_path(target) as tmp:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=UserWarning)
+            _ignore_known_export_warnings()
             torch.onnx.export(
                 wrapper, (example,), tmp, input_names=["images"], output_names=names,
                 dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False,

@@ -24,12 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..precision import (
-    PrecisionPolicy,
-    forward_with_fp32_fallback,
-    resolve_precision,
-    to_memory_format,
-)
+from ..errors import InputError, InputNotFoundError
+from ..precision import PrecisionPolicy, resolve_precision, to_memory_format
 from .fusion import fuse_resnet_conv_bn
 from .preprocess import (
     Inputs,
@@ -73,7 +69,7 @@ def load_model_from_checkpoint(
     (see ``docs/architecture.md``); keys are matched strictly.
 
     Raises:
-        ValueError: the file is a bare state dict without ``arch``.
+        InputError: the file is a bare state dict without ``arch``.
     """
     from ..hub import get_pretrained_cfg, list_pretrained, load_checkpoint, load_pretrained
     from ..models.factory import build_model
@@ -87,7 +83,7 @@ def load_model_from_checkpoint(
         return model
     ckpt = load_checkpoint(label, map_location=map_location)
     if "arch" not in ckpt:
-        raise ValueError(
+        raise InputError(
             f"{label} is a bare state dict without 'arch'; build the model yourself and pass "
             "it to FeatureExtractor, or save a checkpoint with arch/model_kwargs/data_config"
         )
@@ -131,7 +127,9 @@ class FeatureExtractor:
             ``"fp32"``, ``"bf16"`` or ``"fp16"``; see
             :func:`~semparts_reid.precision.resolve_precision`.
         flip: average the features of each image and its horizontal mirror.
-        compile: wrap the model in ``torch.compile`` (falls back to eager on failure).
+        compile: wrap the model in ``torch.compile``; if compilation fails (a Dynamo or
+            Inductor error) the model runs eagerly, with one warning. Other errors of the
+            compiled model (out of memory, bad input) propagate.
         num_workers: DataLoader workers decoding image files; default 4 on CUDA, 0 on CPU.
         data_config: ``{"input_size": (H, W), "mean", "std"}`` for models without one.
         pretrained: weights for a ``build_model`` name (``"imagenet"``, a path, ...).
@@ -144,6 +142,10 @@ class FeatureExtractor:
     Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
     arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
     tensors or an ``(N, 3, H, W)`` tensor (uint8, or float in ``[0, 1]``).
+
+    Float tensors must hold values in ``[0, 1]``: a float batch whose values leave that
+    range (e.g. 0-255 floats) raises ``InputError`` (a ``ValueError``) naming the range
+    seen; pass uint8 for 0-255 data. The check is one ``aminmax`` per batch.
     """
 
     def __init__(
@@ -205,7 +207,6 @@ class FeatureExtractor:
         self.policy.prepare_module(self.model)
         self._forward_fn: Any = self.model
         self._compiled = False
-        self._batch_index = -1
         if compile:
             self._forward_fn = torch.compile(self.model)
             self._compiled = True
@@ -270,10 +271,9 @@ class FeatureExtractor:
         if spec.kind == "path":
             missing = [p for p in spec.items or [] if not os.path.isfile(p)]
             if missing:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"{len(missing)} input file(s) not found, first: {missing[0]}")
         n_batches = -(-len(spec) // self.batch_size)
-        self._batch_index = -1  # counted by _forward, named in errors
         show = self.progress if self.progress is not None else n_batches > 8
         outs: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
         with torch.inference_mode():
@@ -318,8 +318,11 @@ class FeatureExtractor:
         if self._compiled:
             try:
                 return self._forward_fn(x)
-            except Exception as exc:  # compiler missing or unsupported op: stay usable
-                logger.warning("torch.compile failed (%s); running the model eagerly", exc)
+            except _compiler_errors() as exc:  # no compiler, unsupported op: stay usable
+                if _caused_by_oom(exc):
+                    raise
+                logger.warning("torch.compile failed (%s: %s); running the model eagerly",
+                               type(exc).__name__, exc)
                 self._forward_fn, self._compiled = self.model, False
         return self._forward_fn(x)
 
@@ -327,11 +330,8 @@ class FeatureExtractor:
         b = x.shape[0]
         if self.flip:
             x = torch.cat([x, x.flip(3)])
-        self._batch_index += 1
-        out = forward_with_fp32_fallback(
-            self.policy, self._call_model, x, lambda o: _unpack(o)[0],
-            label=f"FeatureExtractor batch {self._batch_index}",
-        )
+        with self.policy.autocast():
+            out = self._call_model(x)
         g, p, v = _unpack(out)
         g = g.float()
         if self.flip:
@@ -346,6 +346,44 @@ class FeatureExtractor:
         if self.flip:
             p, v = p[:b] + p[b:], torch.maximum(v[:b], v[b:])
         return g, F.normalize(p, dim=-1).cpu(), v.cpu()
+
+
+def _compiler_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean ``torch.compile`` could not build the model (not a runtime error).
+
+    Dynamo's and Inductor's exception bases, looked up by name so that torch versions
+    lacking one of them still work. Anything else (out of memory, a bad input, a bug in
+    the model) propagates instead of silently rerunning the model eagerly.
+    """
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    found = [
+        getattr(module, name, None)
+        for module, name in (
+            (dynamo_exc, "TorchDynamoException"),  # BackendCompilerFailed, Unsupported, ...
+            (inductor_exc, "InductorError"),
+            (inductor_exc, "CppCompileError"),
+            (inductor_exc, "InvalidCxxCompiler"),
+            (inductor_exc, "OperatorIssue"),  # missing lowering / decomposition
+            (inductor_exc, "TritonMissing"),
+            (dynamo_exc, "TritonUnavailableError"),
+        )
+    ]
+    return tuple(c for c in found if isinstance(c, type) and issubclass(c, BaseException))
+
+
+def _caused_by_oom(exc: BaseException) -> bool:
+    """Whether an out-of-memory error is ``exc`` or in its cause chain (e.g. in autotuning)."""
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, oom):
+            return True
+        seen.add(id(cur))
+        cur = getattr(cur, "inner_exception", None) or cur.__cause__ or cur.__context__
+    return False
 
 
 def _unpack(out: Any) -> tuple[Tensor, Tensor | None, Tensor | None]:

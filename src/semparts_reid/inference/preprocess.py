@@ -10,6 +10,7 @@ No PIL resize per image.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -21,9 +22,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..errors import InputError, InputNotFoundError
+
 __all__ = [
+    "FLOAT_RANGE_TOLERANCE",
     "Inputs",
     "PathDataset",
+    "check_float_range",
     "classify_inputs",
     "decode_image",
     "normalize_batch",
@@ -31,6 +36,9 @@ __all__ = [
     "resize_batch",
     "resize_crops",
 ]
+
+FLOAT_RANGE_TOLERANCE = 1.0 / 255.0
+"""How far float inputs may stray outside ``[0, 1]`` (less than one 8-bit grey level)."""
 
 _KIND_NAMES = {
     "path": "file paths",
@@ -168,16 +176,16 @@ def decode_image(path: str) -> torch.Tensor:
     """Read an image file as an RGB ``(3, h, w)`` uint8 tensor (channels_last view).
 
     Raises:
-        FileNotFoundError: the file does not exist (the message names it).
-        ValueError: the file cannot be decoded (the message names it).
+        InputNotFoundError: the file does not exist (a ``FileNotFoundError`` naming it).
+        InputError: the file cannot be decoded (a ``ValueError`` naming it).
     """
     try:
         with Image.open(path) as img:
             arr = np.asarray(img.convert("RGB"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
+        raise InputNotFoundError(f"image file not found: {path}") from None
     except OSError as exc:
-        raise ValueError(f"cannot decode image {path}: {exc}") from exc
+        raise InputError(f"cannot decode image {path}: {exc}") from exc
     return _from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
@@ -187,6 +195,37 @@ def pil_to_crop(img: Image.Image) -> torch.Tensor:
     return _from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
 
 
+def check_float_range(x: torch.Tensor, name: str = "inputs") -> None:
+    """Raise unless a float image batch holds finite values in ``[0, 1]``.
+
+    ``[0, 1]`` is widened by :data:`FLOAT_RANGE_TOLERANCE` on both sides for rounding.
+    One ``aminmax`` and one device-to-host copy per call; uint8 and empty tensors pass.
+
+    Raises:
+        InputError: values outside the range (e.g. 0-255 floats, or images already
+            normalised with a mean and std), NaN or infinity; the message gives the
+            minimum and maximum seen.
+    """
+    if not x.is_floating_point() or x.numel() == 0:
+        return
+    lo, hi = torch.stack(torch.aminmax(x.detach())).float().tolist()
+    tol = FLOAT_RANGE_TOLERANCE
+    if math.isnan(lo) or math.isnan(hi):
+        raise InputError(f"{name}: float images hold NaN values; pass uint8 or float in [0, 1]")
+    if lo < -tol or hi > 1.0 + tol:
+        hint = ""
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            hint = " (infinite values)"
+        elif lo >= -tol:
+            hint = " (this looks like 0-255 data: pass it as uint8, or divide by 255)"
+        else:
+            hint = " (already normalised? pass the raw image; the extractor normalises it)"
+        raise InputError(
+            f"{name}: float images hold values in [{lo:.4g}, {hi:.4g}]; pass uint8 or float "
+            f"in [0, 1]{hint}"
+        )
+
+
 def normalize_batch(
     x: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor, *, scale: float, bgr: bool
 ) -> torch.Tensor:
@@ -194,13 +233,21 @@ def normalize_batch(
 
     Args:
         x: uint8 (``scale=255``) or float (``scale=1``) batch, NCHW or channels_last.
+            A float batch with ``scale=1`` must hold values in ``[0, 1]``
+            (:func:`check_float_range`); float batches with ``scale=255`` are uint8
+            images resized in float and are not checked.
         mean, inv_std: ``(3,)`` float32 on ``x``'s device.
         bgr: ``x`` holds BGR channels (they are swapped to RGB).
 
     The result keeps ``x``'s memory format. The per-channel affine runs on the layout's
     natural view (a trailing ``(3,)`` broadcast for channels_last), which avoids
     PyTorch's slow broadcasting path over NHWC tensors. ``x`` is never modified.
+
+    Raises:
+        InputError: a float batch (``scale=1``) outside ``[0, 1]``.
     """
+    if scale == 1.0:
+        check_float_range(x)
     if x.dtype not in (torch.uint8, torch.float32):
         x = x.to(torch.float32)
     nhwc = x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
