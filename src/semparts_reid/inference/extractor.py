@@ -25,7 +25,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..errors import InputError, InputNotFoundError
-from ..precision import PrecisionPolicy, resolve_precision, to_memory_format
+from ..precision import (
+    PrecisionPolicy,
+    forward_with_fp32_fallback,
+    resolve_precision,
+    to_memory_format,
+)
 from .fusion import fuse_resnet_conv_bn
 from .preprocess import (
     Inputs,
@@ -207,6 +212,7 @@ class FeatureExtractor:
         self.policy.prepare_module(self.model)
         self._forward_fn: Any = self.model
         self._compiled = False
+        self._batch_index = -1
         if compile:
             self._forward_fn = torch.compile(self.model)
             self._compiled = True
@@ -274,6 +280,7 @@ class FeatureExtractor:
                 raise InputNotFoundError(
                     f"{len(missing)} input file(s) not found, first: {missing[0]}")
         n_batches = -(-len(spec) // self.batch_size)
+        self._batch_index = -1  # counted by _forward, named in errors
         show = self.progress if self.progress is not None else n_batches > 8
         outs: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
         with torch.inference_mode():
@@ -330,8 +337,11 @@ class FeatureExtractor:
         b = x.shape[0]
         if self.flip:
             x = torch.cat([x, x.flip(3)])
-        with self.policy.autocast():
-            out = self._call_model(x)
+        self._batch_index += 1
+        out = forward_with_fp32_fallback(
+            self.policy, self._call_model, x, lambda o: _unpack(o)[0],
+            label=f"FeatureExtractor batch {self._batch_index}",
+        )
         g, p, v = _unpack(out)
         g = g.float()
         if self.flip:
