@@ -10,22 +10,32 @@
    ``semparts_resnet18`` at 128×64 (the precision policy the trainer uses).
 
 Run: ``python benchmarks/bench_adapt.py [--quick] [--train-batch 16] [--threads N]``.
-Every figure is a median over repeats measured in the same run.
+Every figure is a median over repeats measured in the same run. A missed target is
+printed as ``[MISSED]`` and the script exits with status 3 (see ``_targets.py``);
+``--quick`` prints the figures without checking the targets. The speed-up of part 2 has
+no target.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from semparts_reid.engine.losses import identity_loss
-from semparts_reid.memory import ExemplarMemory
-from semparts_reid.models.factory import build_model
-from semparts_reid.precision import has_native_bf16, resolve_precision
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _targets import Target, report  # noqa: E402
+from semparts_reid.engine.losses import identity_loss  # noqa: E402
+from semparts_reid.memory import ExemplarMemory  # noqa: E402
+from semparts_reid.models.factory import build_model  # noqa: E402
+from semparts_reid.precision import has_native_bf16, resolve_precision  # noqa: E402
+
+MEMORY_SHARE_PCT = 10.0  # memory loss + update as a share of one training step, in %
 
 
 def _median_time(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
@@ -86,13 +96,22 @@ def train_step_time(
     return _median_time(step, repeats)
 
 
-def main() -> None:
+def targets(memory_s: dict[str, float], step_s: float) -> list[Target]:
+    """Memory loss + update of each slot dtype as a share (%) of one training step."""
+    return [
+        Target(f"memory loss+update ({name} slots) / training step", 100.0 * v / step_s, "<=",
+               MEMORY_SHARE_PCT, "%", ".1f")
+        for name, v in memory_s.items()
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller train batch")
     ap.add_argument("--train-batch", type=int, default=16,
                     help="ResNet-50 batch actually measured (scaled to 128)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     reps = 2 if args.quick else 3
@@ -121,7 +140,8 @@ def main() -> None:
     print(f"semparts_resnet18 128x64 batch {b18} train step: fp32 {t32 * 1e3:.0f} ms, "
           f"channels_last+bf16 {tbf * 1e3:.0f} ms")
     print(f"RATIO speedup(channels_last+bf16 vs fp32) = {t32 / tbf:.2f}x")
+    return report(targets(mem, step), checked=not args.quick, why_unchecked="quick run")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

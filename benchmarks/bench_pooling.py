@@ -12,12 +12,25 @@
    Targets: >= 3x faster, >= 5x less peak memory.
 2. **Model step**: one SGD training step (forward, identity cross-entropy on every head,
    the part loss for the part model, backward, update) of ``semparts_<arch>`` against the
-   global-only ``ecn_<arch>`` at the same input size and batch. Target: <= 10% overhead.
+   global-only ``ecn_<arch>`` at the same input size and batch, in two settings:
+
+   * **given part maps** (ground truth or a parser's maps on disk): the part branch alone;
+   * **pseudo labels** (``part_labels="auto"`` on data without part maps, i.e. real data
+     without a parser): the trainer's label path, ``engine.losses.part_targets``, runs the
+     per-step pseudo-label k-means (``layers.part_clustering.pseudo_part_labels``) on the
+     batch's feature map before the part loss, as ``engine.step`` does.
+
+   Target for both: <= 10% overhead over the global-only step.
+
+A missed target is printed as ``[MISSED]`` and the script exits with status 3 (see
+``_targets.py``). ``--quick`` is a smoke run (small pooling shape, ``resnet18`` at 64x32,
+batch 4, two repeats): it prints every figure but checks no target.
 
 Usage::
 
     python benchmarks/bench_pooling.py                     # resnet50, 256x128, batch 8
     python benchmarks/bench_pooling.py --arch resnet18 --batch 16 --repeats 5
+    python benchmarks/bench_pooling.py --quick             # seconds-long smoke run
 
 Timings on a shared machine are noisy; the medians of interleaved repeats are printed.
 """
@@ -31,14 +44,33 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from semparts_reid.layers.part_pooling import part_mask_pool
-from semparts_reid.models.factory import build_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _targets import Target, report  # noqa: E402
+from semparts_reid.engine.losses import part_targets  # noqa: E402
+from semparts_reid.layers.part_pooling import part_mask_pool  # noqa: E402
+from semparts_reid.models.factory import build_model  # noqa: E402
 
 SHAPE = {"batch": 64, "channels": 2048, "height": 24, "width": 8, "parts": 4}
+QUICK_SHAPE = {"batch": 8, "channels": 256, "height": 24, "width": 8, "parts": 4}
+
+# targets of the full-size run
+POOL_SPEEDUP = 3.0  # fused vs broadcast, forward + backward
+POOL_MEMORY = 5.0  # broadcast peak extra memory / fused peak extra memory
+STEP_OVERHEAD_PCT = 10.0  # part model step vs global-only step, with or without k-means
+
+# model-step variants: name -> (architecture prefix, part-label source)
+STEP_VARIANTS: dict[str, tuple[str, str | None]] = {
+    "global": ("ecn", None),
+    "parts": ("semparts", "gt"),  # given part maps
+    "parts_pseudo": ("semparts", "auto"),  # no part maps: per-step pseudo-label k-means
+}
 
 
 def broadcast_pool(fmap: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -57,9 +89,12 @@ IMPLS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def make_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_inputs(
+    shape: dict[str, int] = SHAPE, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Feature map (B, C, h, w), soft masks (B, K, h, w) and an output gradient (B, K, C)."""
     g = torch.Generator().manual_seed(seed)
-    b, c, h, w, k = (SHAPE[n] for n in ("batch", "channels", "height", "width", "parts"))
+    b, c, h, w, k = (shape[n] for n in ("batch", "channels", "height", "width", "parts"))
     fmap = torch.randn(b, c, h, w, generator=g).requires_grad_()
     masks = torch.rand(b, k, h, w, generator=g).softmax(1).requires_grad_()
     grad_out = torch.randn(b, k, c, generator=g)
@@ -81,7 +116,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
-def peak_memory_child(impl: str) -> None:
+def peak_memory_child(impl: str, shape: dict[str, int]) -> None:
     """Subprocess entry: print the extra peak RSS (bytes) of one forward + backward.
 
     ``VmHWM`` (the resident high-water mark of this process image; unlike ``ru_maxrss`` it
@@ -89,7 +124,7 @@ def peak_memory_child(impl: str) -> None:
     just before it.
     """
     torch.set_num_threads(1)
-    fmap, masks, grad_out = make_inputs()
+    fmap, masks, grad_out = make_inputs(shape)
     before = _status_kib("VmRSS")
     if _status_kib("VmHWM") > before + 1024:
         # an earlier transient peak would hide the step's own peak: reset the mark
@@ -100,9 +135,10 @@ def peak_memory_child(impl: str) -> None:
     print(json.dumps({"impl": impl, "peak_extra_bytes": (peak - before) * 1024}))
 
 
-def peak_memory(impl: str) -> int:
+def peak_memory(impl: str, shape: dict[str, int]) -> int:
+    """Extra peak RSS (bytes) of one forward + backward of ``impl``, in a fresh process."""
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", impl],
+        [sys.executable, __file__, "--memory-child", impl, "--shape", json.dumps(shape)],
         capture_output=True,
         text=True,
         check=True,
@@ -110,8 +146,9 @@ def peak_memory(impl: str) -> int:
     return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_extra_bytes"])
 
 
-def time_pooling(repeats: int) -> dict[str, float]:
-    fmap, masks, grad_out = make_inputs()
+def time_pooling(repeats: int, shape: dict[str, int] = SHAPE) -> dict[str, float]:
+    """Median seconds of one forward + backward per implementation (interleaved)."""
+    fmap, masks, grad_out = make_inputs(shape)
     with torch.no_grad():
         ref = broadcast_pool(fmap, masks)
         err = (fused_pool(fmap, masks) - ref).abs().max().item()
@@ -130,25 +167,42 @@ def time_pooling(repeats: int) -> dict[str, float]:
 def time_model_steps(
     arch: str, batch: int, size: tuple[int, int], repeats: int
 ) -> dict[str, float]:
+    """Median seconds of one SGD step per :data:`STEP_VARIANTS` entry (interleaved).
+
+    ``"parts"`` takes its part loss against given label maps; ``"parts_pseudo"`` gets its
+    labels the way the trainer does for images without maps under ``part_labels="auto"``
+    (``part_targets`` on the batch's feature map: the pseudo-label k-means, every step).
+    """
     torch.manual_seed(0)
     num_classes = 64
     images = torch.randn(batch, 3, *size)
     pids = torch.randint(0, num_classes, (batch,))
-    labels = torch.randint(0, 4, (batch, *size))
+    given = torch.randint(0, 4, (batch, *size))
+    no_maps = torch.full((batch, *size), 255, dtype=torch.long)  # what the loader gives
     models = {
-        "parts": build_model(f"semparts_{arch}", num_classes=num_classes).train(),
-        "global": build_model(f"ecn_{arch}", num_classes=num_classes).train(),
+        key: build_model(f"{prefix}_{arch}", num_classes=num_classes, input_size=size).train()
+        for key, (prefix, _) in STEP_VARIANTS.items()
     }
     optims = {k: torch.optim.SGD(m.parameters(), lr=1e-4, momentum=0.9) for k, m in models.items()}
 
     def train_step(key: str) -> None:
-        model, opt = models[key], optims[key]
+        model: Any = models[key]
+        opt = optims[key]
+        source = STEP_VARIANTS[key][1]
         opt.zero_grad(set_to_none=True)
-        out = model(images)
+        fmap = model.forward_features(images)
+        out = model.forward_head(fmap)
         assert out.id_logits is not None
         heads = out.id_logits.shape[1]
         loss = F.cross_entropy(out.id_logits.flatten(0, 1), pids.repeat_interleave(heads))
-        if out.part_logits is not None:
+        if source is not None and out.part_logits is not None:
+            labels = part_targets(
+                source,
+                parts=given if source == "gt" else no_maps,
+                feature_map=fmap,
+                image_size=size,
+            )
+            assert labels is not None
             loss = loss + model.part_loss(out, labels)
         loss.backward()
         opt.step()
@@ -164,7 +218,32 @@ def time_model_steps(
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def main() -> None:
+def targets(
+    pool_speedup: float, pool_memory: float, steps: dict[str, float] | None
+) -> list[Target]:
+    """The targets of a full run (the step ones only when the model steps ran)."""
+    out = [
+        Target("pooling: fused vs broadcast speed-up", pool_speedup, ">=", POOL_SPEEDUP, "x",
+               ".1f"),
+        Target("pooling: broadcast / fused peak memory", pool_memory, ">=", POOL_MEMORY, "x",
+               ".1f"),
+    ]  # fmt: skip
+    if steps is not None:
+        out += [
+            Target("part branch overhead, given part maps", overhead_pct(steps, "parts"),
+                   "<=", STEP_OVERHEAD_PCT, "%", "+.1f"),
+            Target("part branch overhead, pseudo-label k-means (part_labels='auto', no maps)",
+                   overhead_pct(steps, "parts_pseudo"), "<=", STEP_OVERHEAD_PCT, "%", "+.1f"),
+        ]  # fmt: skip
+    return out
+
+
+def overhead_pct(steps: dict[str, float], key: str) -> float:
+    """Extra time of variant ``key`` over the global-only step, in percent."""
+    return (steps[key] / steps["global"] - 1.0) * 100.0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed pooling repeats")
     parser.add_argument("--arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
@@ -172,15 +251,25 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(256, 128), metavar=("H", "W"))
     parser.add_argument("--model-repeats", type=int, default=5)
     parser.add_argument("--skip-model", action="store_true", help="only the pooling benchmark")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: small pooling shape, resnet18 at 64x32, batch 4; targets not checked",
+    )  # fmt: skip
     parser.add_argument("--memory-child", choices=sorted(IMPLS), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--shape", help=argparse.SUPPRESS)  # JSON, for --memory-child
+    args = parser.parse_args(argv)
     if args.memory_child:
-        peak_memory_child(args.memory_child)
-        return
+        peak_memory_child(args.memory_child, json.loads(args.shape) if args.shape else SHAPE)
+        return 0
+    shape = SHAPE
+    if args.quick:
+        shape = QUICK_SHAPE
+        args.repeats, args.model_repeats = 2, 2
+        args.arch, args.batch, args.size = "resnet18", 4, (64, 32)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, shape {SHAPE}")
-    mem = {name: peak_memory(name) for name in IMPLS}
-    t = time_pooling(args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, shape {shape}")
+    mem = {name: peak_memory(name, shape) for name in IMPLS}
+    t = time_pooling(args.repeats, shape)
     print(f"{'impl':<10} {'fwd+bwd ms':>11} {'peak extra MiB':>15}")
     for name in IMPLS:
         print(f"{name:<10} {t[name] * 1e3:>11.1f} {mem[name] / 2**20:>15.1f}")
@@ -188,17 +277,25 @@ def main() -> None:
     mem_ratio = mem["broadcast"] / max(mem["fused"], 1)
     print(f"speed-up {speed:.1f}x (target >= 3x), peak memory {mem_ratio:.1f}x less (target >= 5x)")
 
-    if args.skip_model:
-        return
-    size = tuple(args.size)
-    m = time_model_steps(args.arch, args.batch, size, args.model_repeats)  # type: ignore[arg-type]
-    overhead = m["parts"] / m["global"] - 1.0
-    print(
-        f"train step {args.arch} {size[0]}x{size[1]} batch {args.batch}: "
-        f"semparts {m['parts'] * 1e3:.0f} ms, ecn {m['global'] * 1e3:.0f} ms, "
-        f"overhead {overhead * 100:+.1f}% (target <= 10%)"
+    steps = None
+    if not args.skip_model:
+        size = tuple(args.size)
+        steps = time_model_steps(args.arch, args.batch, size, args.model_repeats)  # type: ignore[arg-type]
+        print(
+            f"train step {args.arch} {size[0]}x{size[1]} batch {args.batch}: "
+            f"semparts {steps['parts'] * 1e3:.0f} ms, ecn {steps['global'] * 1e3:.0f} ms, "
+            f"overhead {overhead_pct(steps, 'parts'):+.1f}% (target <= 10%)"
+        )
+        print(
+            f"train step {args.arch} {size[0]}x{size[1]} batch {args.batch} with pseudo-label "
+            f"k-means (part_labels='auto', no part maps): semparts "
+            f"{steps['parts_pseudo'] * 1e3:.0f} ms, ecn {steps['global'] * 1e3:.0f} ms, "
+            f"overhead {overhead_pct(steps, 'parts_pseudo'):+.1f}% (target <= 10%)"
+        )
+    return report(
+        targets(speed, mem_ratio, steps), checked=not args.quick, why_unchecked="quick run"
     )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

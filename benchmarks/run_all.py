@@ -5,6 +5,11 @@ script runs them one after another in fresh processes (so none disturbs another'
 timings or memory peak), keeps their full output, and collects the lines that state a
 ratio or a target into a summary table.
 
+Status of a benchmark: ``ok`` (exit 0, every target met), ``MISSED`` (it ran to the end
+but missed a target: exit 3 from ``_targets.report``, or a ``[MISSED]`` line whatever its
+exit status) or ``FAILED (exit N)`` (it crashed). ``RESULTS.md`` is written in every
+case, with those marks; this script exits 1 when any benchmark missed or failed.
+
 Usage::
 
     python benchmarks/run_all.py            # full sizes (about 10-20 minutes on 2 cores)
@@ -25,11 +30,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-# name -> (script, arguments of a full run, arguments of a quick run)
+from _targets import MISSED_EXIT  # noqa: E402
+
+# name -> (script: a file in benchmarks/ or an absolute path, arguments of a full run,
+#          arguments of a quick run)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "eval": ("bench_eval.py", [], ["--quick"]),
-    "pooling": ("bench_pooling.py", [], ["--repeats", "2", "--skip-model"]),
+    "pooling": ("bench_pooling.py", [], ["--quick"]),
     "extract": ("bench_extract.py", [], ["--quick"]),
     "adapt": ("bench_adapt.py", [], ["--quick"]),
     "synthetic": ("bench_synthetic.py", [], ["--size", "tiny"]),
@@ -37,6 +46,33 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
 
 # lines worth lifting into the summary
 _KEY = re.compile(r"(ratio|speed-?up|faster|×|\bx\b|target|peak|overhead|img/s|images/s)", re.I)
+# a target line of _targets.Target.line(): "[ok] ...", "[MISSED] ...", "[not checked] ..."
+_TARGET_LINE = re.compile(r"^\s*\[(ok|MISSED|not checked)\] ")
+_MISSED_LINE = re.compile(r"^\s*\[MISSED\] ", re.M)
+_MAX_KEY_LINES = 12
+
+
+def status_of(code: int, output: str) -> str:
+    """``"ok"``, ``"MISSED"`` or ``"FAILED (exit N)"`` for a benchmark's exit status and output.
+
+    A ``[MISSED]`` line counts as a miss even if the script (wrongly) exited 0; a crash
+    (any other non-zero status) is a failure even if a miss was printed before it.
+    """
+    missed = bool(_MISSED_LINE.search(output))
+    if code == MISSED_EXIT or (code == 0 and missed):
+        return "MISSED"
+    if code == 0:
+        return "ok"
+    return f"FAILED (exit {code})"
+
+
+def key_lines(output: str) -> list[str]:
+    """The lines of ``output`` for the summary table: every target line first, then the
+    other lines that state a ratio, a peak or a speed, at most ``_MAX_KEY_LINES``."""
+    lines = [ln.strip() for ln in output.splitlines()]
+    targets = [ln for ln in lines if _TARGET_LINE.match(ln)]
+    others = [ln for ln in lines if _KEY.search(ln) and not _TARGET_LINE.match(ln)]
+    return (targets + others)[:_MAX_KEY_LINES]
 
 
 def machine_description() -> str:
@@ -65,6 +101,7 @@ def machine_description() -> str:
 
 
 def run_one(name: str, quick: bool) -> tuple[int, float, str]:
+    """Run benchmark ``name`` in a fresh interpreter: ``(exit status, seconds, output)``."""
     script, full, smoke = BENCHMARKS[name]
     cmd = [sys.executable, str(HERE / script), *(smoke if quick else full)]
     t0 = time.perf_counter()
@@ -83,18 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(BENCHMARKS)
     sections: list[str] = []
     summary: list[str] = []
-    failed = []
+    not_ok: dict[str, str] = {}
     for name in names:
         print(f"== {name} ...", flush=True)
         code, seconds, output = run_one(name, args.quick)
         print(output[-2000:], flush=True)
-        if code:
-            failed.append(name)
-        key_lines = [ln.strip() for ln in output.splitlines() if _KEY.search(ln)]
-        status = "ok" if code == 0 else f"FAILED (exit {code})"
+        status = status_of(code, output)
+        if status != "ok":
+            not_ok[name] = status
         summary.append(
             f"| {name} | {status} | {seconds:.0f} s | "
-            + "<br>".join(ln.replace("|", "/") for ln in key_lines[:8])
+            + "<br>".join(ln.replace("|", "/") for ln in key_lines(output))
             + " |"
         )
         sections.append(
@@ -111,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             f"- mode: {'quick (smoke sizes)' if args.quick else 'full sizes'}",
             "",
             "Ratios are against references measured in the same run; absolute times on",
-            "shared machines are not comparable between runs.",
+            "shared machines are not comparable between runs. Status: `ok` (every target",
+            "met), `MISSED` (a target was missed: see its `[MISSED]` line), `FAILED` (the",
+            "script crashed). Quick runs do not check targets (`[not checked]`).",
             "",
             "| benchmark | status | wall time | key lines |",
             "| --- | --- | --- | --- |",
@@ -122,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     Path(args.output).write_text(report + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
-    return 1 if failed else 0
+    if not_ok:
+        print("not ok: " + ", ".join(f"{n} {st}" for n, st in not_ok.items()))
+        return 1
+    print(f"all {len(names)} benchmarks ok")
+    return 0
 
 
 if __name__ == "__main__":
