@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import logging
 import re
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,13 @@ class _Server:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_next: int = 0  # cut the next N GET responses half-way
-        self.delay: float = 0.0  # sleep before answering
+        # while set, every answer waits for ``release`` (at most ``hold_limit`` seconds)
+        self.hold = False
+        self.release = threading.Event()
+        self.hold_limit = 30.0
         self.ignore_range = False
         self.requests: list[dict[str, Any]] = []
+        self._received = threading.Condition()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -51,9 +55,13 @@ class _Server:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
-                server.requests.append({"path": self.path, "range": self.headers.get("Range")})
-                if server.delay:
-                    time.sleep(server.delay)
+                with server._received:
+                    server.requests.append(
+                        {"path": self.path, "range": self.headers.get("Range")}
+                    )
+                    server._received.notify_all()
+                if server.hold:
+                    server.release.wait(server.hold_limit)
                 data = server.files.get(self.path)
                 if data is None:
                     self.send_response(404)
@@ -95,12 +103,19 @@ class _Server:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
+    def wait_for_requests(self, n: int, timeout: float = 30.0) -> int:
+        """Wait until ``n`` requests have arrived (or ``timeout``); return how many did."""
+        with self._received:
+            self._received.wait_for(lambda: len(self.requests) >= n, timeout)
+            return len(self.requests)
+
 
 @pytest.fixture()
 def server() -> Iterator[_Server]:
     srv = _Server()
     srv.thread.start()
     yield srv
+    srv.release.set()  # let any held answer finish
     srv.httpd.shutdown()
     srv.httpd.server_close()
 
@@ -222,25 +237,45 @@ def test_server_ignoring_range_restarts_cleanly(server: _Server, tmp_path: Path)
     assert path.read_bytes() == PAYLOAD
 
 
-def test_concurrent_downloads_fetch_once(server: _Server, tmp_path: Path) -> None:
+def test_concurrent_downloads_fetch_once(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server.files["/shared.pth"] = PAYLOAD
-    server.delay = 0.2  # keep the first download in flight while the others arrive
+    n_clients = 3
+    # The server holds its answer until every client has found the cache empty and gone
+    # for the download lock, so the lock (not timing) is what makes them download once.
+    server.hold = True
+    at_lock = threading.Semaphore(0)
+    real_lock = _download._file_lock
+
+    @contextlib.contextmanager
+    def counted_lock(path: Path) -> Iterator[None]:
+        at_lock.release()
+        with real_lock(path):
+            yield
+
+    monkeypatch.setattr(_download, "_file_lock", counted_lock)
     results: list[Path] = []
     errors: list[BaseException] = []
 
     def fetch() -> None:
         try:
             results.append(download_weights(server.url("/shared.pth"), sha256=PAYLOAD_SHA,
-                                            cache_dir=tmp_path, **FAST))
+                                            cache_dir=tmp_path, **{**FAST, "timeout": 60.0}))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    threads = [threading.Thread(target=fetch) for _ in range(n_clients)]
     for t in threads:
         t.start()
+    for _ in range(n_clients):
+        assert at_lock.acquire(timeout=30), "a client never reached the download lock"
+    assert server.wait_for_requests(1) == 1
+    server.release.set()
     for t in threads:
-        t.join(timeout=30)
-    assert not errors and len(results) == 3 and len(set(results)) == 1
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors and len(results) == n_clients and len(set(results)) == 1
     assert results[0].read_bytes() == PAYLOAD
     assert len(server.requests) == 1  # the waiters found the file in the cache
     assert [p.name for p in tmp_path.iterdir()] == ["shared.pth"]  # no lock or partial left
@@ -254,13 +289,15 @@ def test_404_fails_fast(server: _Server, tmp_path: Path) -> None:
 
 def test_timeout_is_bounded(server: _Server, tmp_path: Path) -> None:
     server.files["/slow.pth"] = PAYLOAD
-    server.delay = 1.0
-    start = time.monotonic()
+    server.hold = True  # the server answers only after hold_limit (30 s), or at teardown
     with pytest.raises(DownloadError, match="2 attempts"):
         download_weights(server.url("/slow.pth"), cache_dir=tmp_path, progress=False,
                          timeout=0.2, retries=1, backoff=0.01)
-    assert time.monotonic() - start < 5
-    assert len(server.requests) == 2
+    # the client gave up on both attempts instead of waiting for the held answer, which
+    # would have made the download succeed
+    assert server.wait_for_requests(2) == 2
+    assert [r["range"] for r in server.requests] == [None, None]  # nothing was received
+    assert not (tmp_path / "slow.pth").exists()
 
 
 def test_offline_uses_only_cache(
