@@ -20,6 +20,7 @@ from semparts_reid.data import (
     list_datasets,
     load_rgb,
     parse_spec,
+    read_split_list,
 )
 
 
@@ -208,3 +209,55 @@ def test_image_list_csv_and_txt(tmp_path: Path) -> None:
         build_dataset(f"imagelist:{tmp_path}")
     with pytest.raises(DatasetLayoutError, match="no list files"):
         ImageListDataset(tmp_path / "imgs")
+
+
+def test_single_image_list_file_with_a_split_column(tmp_path: Path) -> None:
+    """``imagelist:/data/list.csv`` (docs/cli.md): one file, rows path,pid,camid,split."""
+    for i in range(5):
+        write_image(tmp_path / "imgs" / f"{i}.jpg", seed=i)
+    lst = tmp_path / "list.csv"
+    lst.write_text(
+        "path,pid,camid,split\n"
+        "imgs/0.jpg,10,0,train\nimgs/1.jpg,30,1,train\n"
+        "imgs/2.jpg,7,0,query\nimgs/3.jpg,7,1,gallery\nimgs/4.jpg,0,2,GALLERY\n"
+    )
+    ds = build_dataset(f"imagelist:{lst}")
+    assert ds.name == "imagelist" and ds.root == str(tmp_path)
+    assert [(r.pid, r.camid) for r in ds.train] == [(0, 0), (1, 1)]  # relabelled
+    assert [(Path(r.path).name, r.pid, r.camid) for r in ds.query] == [("2.jpg", 7, 0)]
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(7, 1), (0, 2)]
+    assert ds.query[0].path == str(tmp_path / "imgs" / "2.jpg")
+    assert read_split_list(lst)["gallery"] == ds.gallery
+    # a plain path,pid,camid list: ?split= names the split of every row
+    (tmp_path / "q.txt").write_text("imgs/2.jpg 7 0\nimgs/3.jpg 7 1\n")
+    q = build_dataset(f"imagelist:{tmp_path / 'q.txt'}?split=query")
+    assert len(q.query) == 2 and q.train == [] and q.gallery == []
+    with pytest.raises(DatasetLayoutError, match=r"q.txt:1: row has no split column.*\?split="):
+        build_dataset(f"imagelist:{tmp_path / 'q.txt'}")
+    (tmp_path / "bad.csv").write_text("imgs/0.jpg,1,0,val\n")
+    with pytest.raises(DatasetLayoutError, match=r"bad.csv:1: split 'val'"):
+        build_dataset(f"imagelist:{tmp_path / 'bad.csv'}")
+    (tmp_path / "dup.csv").write_text("imgs/0.jpg,1,0,query\nimgs/0.jpg,1,0,query\n")
+    with pytest.raises(DatasetLayoutError, match="dup.csv:2: duplicate entry imgs/0.jpg in split"):
+        build_dataset(f"imagelist:{tmp_path / 'dup.csv'}")
+    with pytest.raises(DatasetLayoutError, match="does not exist"):
+        build_dataset(f"imagelist:{tmp_path / 'missing.csv'}")
+    with pytest.raises(DatasetLayoutError, match="single list file"):
+        ImageListDataset(tmp_path, split="query")
+
+
+def test_spec_errors_are_input_errors(tmp_path: Path) -> None:
+    from semparts_reid.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown option\(s\) \['sise'\].*accepted"):
+        build_dataset(f"market1501:{tmp_path}?sise=3")
+    with pytest.raises(InputError, match="unknown option"):
+        build_dataset("synthetic:a?colour=red")
+    with pytest.raises(InputError, match="size='huge'"):
+        build_dataset("synthetic:a?size=huge")
+    with pytest.raises(InputError, match="unknown dataset"):
+        build_dataset("cuhk99:/x")
+    with pytest.raises(InputError, match="not 'name:path'"):
+        build_dataset("market1501")
+    with pytest.raises(InputError, match="does not exist"):
+        build_dataset("market1501:/no/such/folder")

@@ -30,6 +30,7 @@ from .datasets import (
     list_datasets,
     parse_spec,
     read_image_list,
+    read_split_list,
     relabel,
 )
 from .image_io import CorruptImageError, load_rgb
@@ -90,6 +91,7 @@ __all__ = [
     "pseudo_part_labels",
     "part_map_path",
     "read_image_list",
+    "read_split_list",
     "read_part_map",
     "relabel",
     "seed_worker",

@@ -14,6 +14,7 @@ Datasets are named by spec strings (see :func:`build_dataset`)::
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .list_files import MSMT17, ImageListDataset, read_image_list
+from ..errors import InputError
+from .list_files import MSMT17, ImageListDataset, read_image_list, read_split_list
 from .records import DatasetLayoutError, ImageRecord, ReIDDataset, _finish, relabel
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "list_datasets",
     "parse_spec",
     "read_image_list",
+    "read_split_list",
     "relabel",
 ]
 
@@ -160,7 +163,7 @@ def _coerce(value: str) -> Any:
 def parse_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
     """Split ``"name:argument?key=value&..."`` into ``(name, argument, options)``."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(
+        raise InputError(
             f"dataset spec {spec!r} is not 'name:path' (e.g. 'market1501:/data/Market', "
             f"'synthetic:a'); known names: {', '.join(list_datasets())}"
         )
@@ -175,9 +178,14 @@ def build_dataset(spec: str, **kwargs: Any) -> ReIDDataset:
 
     Args:
         spec: ``"<name>:<argument>[?key=value&...]"``: ``market1501:/path``,
-            ``dukemtmcreid:/path``, ``msmt17:/path``, ``imagelist:/folder``,
+            ``dukemtmcreid:/path``, ``msmt17:/path``, ``imagelist:/folder`` or
+            ``imagelist:/list.csv`` (rows ``path,pid,camid,split``),
             ``synthetic:a`` / ``synthetic:b`` (options e.g. ``?size=tiny&seed=1``).
         **kwargs: keyword arguments of the dataset function; they override spec options.
+
+    Raises:
+        InputError: an unknown dataset name or option, a missing path, or a folder or
+            list file that does not match the layout (``DatasetLayoutError``).
 
     Example:
         >>> ds = build_dataset("synthetic:a?size=tiny")  # doctest: +SKIP
@@ -187,11 +195,35 @@ def build_dataset(spec: str, **kwargs: Any) -> ReIDDataset:
     name, arg, opts = parse_spec(spec)
     name = _ALIASES.get(name, name)
     if name not in _FACTORIES:
-        raise ValueError(f"unknown dataset {name!r} in spec {spec!r}; known: {list_datasets()}")
+        raise InputError(f"unknown dataset {name!r} in spec {spec!r}; known: {list_datasets()}")
     if not arg:
-        raise ValueError(f"dataset spec {spec!r} has no path/argument after '{name}:'")
+        raise InputError(f"dataset spec {spec!r} has no path/argument after '{name}:'")
     opts.update(kwargs)
-    return _FACTORIES[name](arg, **opts)
+    factory = _FACTORIES[name]
+    accepted = _options_of(factory)
+    unknown = sorted(set(opts) - accepted) if accepted is not None else []
+    if unknown:
+        raise InputError(
+            f"dataset spec {spec!r}: unknown option(s) {unknown} for {name}; "
+            f"accepted: {sorted(accepted or ())}"
+        )
+    return factory(arg, **opts)
+
+
+def _options_of(factory: Callable[..., ReIDDataset]) -> set[str] | None:
+    """Keyword options a dataset function accepts (``None``: any, it takes ``**kwargs``)."""
+    if factory is _synthetic:
+        from .synthetic import SyntheticConfig, synthetic_dataset
+
+        factory = synthetic_dataset
+        extra = set(SyntheticConfig.__dataclass_fields__) - {"domain"}
+    else:
+        extra = set()
+    params = list(inspect.signature(factory).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params) and not extra:
+        return None
+    names = {p.name for p in params[1:] if p.kind is not p.VAR_KEYWORD}
+    return names | extra
 
 
 def iter_splits(ds: ReIDDataset) -> Iterable[tuple[str, list[ImageRecord]]]:

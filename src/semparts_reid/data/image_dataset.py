@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import InputNotFoundError
 from .datasets import ImageRecord
 from .image_io import load_rgb
 from .part_labels import make_lut, part_map_path, read_part_map
@@ -91,7 +92,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         pm = part_map_path(path)
         if not os.path.isfile(pm):
             if self.part_maps is True:
-                raise FileNotFoundError(f"missing part map {pm} for image {path}")
+                raise InputNotFoundError(f"missing part map {pm} for image {path}")
             return None
         return read_part_map(pm, table=self.lut, size=size)
 

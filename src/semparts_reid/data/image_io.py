@@ -7,11 +7,16 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import InputError
+
 __all__ = ["CorruptImageError", "check_image", "load_rgb", "load_rgb_array"]
 
 
-class CorruptImageError(OSError):
-    """An image file could not be decoded (truncated, corrupt or not an image)."""
+class CorruptImageError(OSError, InputError):
+    """An image file could not be decoded (truncated, corrupt, missing or not an image).
+
+    An ``OSError`` and an :class:`~semparts_reid.errors.InputError`.
+    """
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         super().__init__(f"cannot decode image {os.fspath(path)}: {reason}")

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from ..layers.part_clustering import band_labels, band_prior, pseudo_part_labels
 from ..layers.parts import BACKGROUND, HEAD, IGNORE_INDEX, LOWER, NUM_PART_CLASSES, UPPER
 
@@ -135,8 +136,8 @@ GROUPING_TABLES: dict[str, dict[int, int]] = {
 GROUPING_TABLES["cihp"] = dict(GROUPING_TABLES["lip"])
 
 
-class PartMapError(ValueError):
-    """A part map file does not fit its image or its grouping table."""
+class PartMapError(InputError):
+    """A part map file does not fit its image or its grouping table (an ``InputError``)."""
 
 
 def part_map_path(image_path: str | os.PathLike[str]) -> str:
@@ -155,14 +156,14 @@ def make_lut(table: str | Mapping[int, int] | None = "parts4") -> np.ndarray:
         table = "parts4"
     if isinstance(table, str):
         if table not in GROUPING_TABLES:
-            raise ValueError(f"table={table!r}: expected one of {sorted(GROUPING_TABLES)}")
+            raise InputError(f"table={table!r}: expected one of {sorted(GROUPING_TABLES)}")
         table = GROUPING_TABLES[table]
     lut = np.full(256, 254, np.uint8)
     for cls, part in table.items():
         if not (0 <= int(cls) <= 254):
-            raise ValueError(f"grouping table class {cls}: expected 0..254")
+            raise InputError(f"grouping table class {cls}: expected 0..254")
         if int(part) not in (*range(NUM_PART_CLASSES), IGNORE_INDEX):
-            raise ValueError(
+            raise InputError(
                 f"grouping table maps class {cls} to {part}: expected 0..3 or {IGNORE_INDEX}"
             )
         lut[int(cls)] = int(part)

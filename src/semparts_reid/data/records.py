@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import InputError
 from .image_io import CorruptImageError, check_image
 
 __all__ = ["DatasetLayoutError", "ImageRecord", "ReIDDataset", "relabel"]
@@ -28,8 +29,8 @@ class ImageRecord(NamedTuple):
     camid: int
 
 
-class DatasetLayoutError(ValueError):
-    """A dataset folder or list file does not match the expected layout."""
+class DatasetLayoutError(InputError):
+    """A dataset folder or list file does not match the expected layout (an ``InputError``)."""
 
 
 class ReIDDataset:

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from .datasets import ReIDDataset, _folder_dataset
 from .synthetic_render import (
     DOMAINS,
@@ -84,12 +85,12 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
-            raise ValueError(f"domain={self.domain!r}: expected one of {sorted(DOMAINS)}")
+            raise InputError(f"domain={self.domain!r}: expected one of {sorted(DOMAINS)}")
         for name in ("train_ids", "test_ids", "max_per_cam"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: expected >= 1")
+                raise InputError(f"{name}={getattr(self, name)}: expected >= 1")
         if self.height < 32 or self.width < 16:
-            raise ValueError(f"image size {self.height}x{self.width}: expected >= 32x16")
+            raise InputError(f"image size {self.height}x{self.width}: expected >= 32x16")
 
     @property
     def key(self) -> str:
@@ -293,7 +294,7 @@ def generate_synthetic(
 def make_config(domain: str, *, size: str = "default", **overrides: Any) -> SyntheticConfig:
     """A :class:`SyntheticConfig` from a size preset and explicit overrides."""
     if size not in SIZE_PRESETS:
-        raise ValueError(f"size={size!r}: expected one of {sorted(SIZE_PRESETS)}")
+        raise InputError(f"size={size!r}: expected one of {sorted(SIZE_PRESETS)}")
     fields = set(SyntheticConfig.__dataclass_fields__)
     unknown = set(overrides) - fields
     if unknown:
