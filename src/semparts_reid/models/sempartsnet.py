@@ -62,7 +62,7 @@ class ReIDOutput:
     Attributes:
         global_feat: ``(B, D)`` retrieval feature after the BNNeck.
         part_feats: ``(B, K, D)`` head/upper/lower features after their BNNecks
-            (``K = 0`` for ``parts=False``).
+            (``K = 0`` for ``parts=False``); exactly zero where a part is invisible.
         visibility: ``(B, K)`` float32, 1.0 where the part is visible.
         part_logits: ``(B, K+1, h, w)`` part-classifier logits (channel 0 background), or
             None for ``parts=False``.
@@ -232,7 +232,10 @@ class SemPartsNet(nn.Module):
             background_feat = pooled[:, 0]
             part_raw = pooled[:, 1:]
             visibility = vis[:, 1:]
-            part_feats = self.part_necks(part_raw)
+            # an invisible part is a zero feature: without the mask its BNNeck would map
+            # the zero pooled vector to -running_mean / sigma, a full vector after L2
+            necked = self.part_necks(part_raw)
+            part_feats = necked * visibility.to(necked.dtype).unsqueeze(-1)
 
         id_logits = None
         if self.training and self.id_classifier is not None:
