@@ -122,3 +122,81 @@ def test_dataset_items_and_part_maps(tmp_path: Path) -> None:
     assert (
         ReIDImageDataset(Market1501(root).train, build_transforms(CFG))[0]["parts"] == 255
     ).all()
+
+
+def _tiny_with_camstyle(tmp_path: Path, names: list[str]) -> tuple[object, Path]:
+    ds = build_dataset("synthetic:a", size="tiny", root=tmp_path / "cache", progress=False)
+    folder = Path(ds.train[0].path).parent
+    style_dir = folder.with_name(folder.name + "_camstyle")
+    style_dir.mkdir()
+    for name in names:
+        Image.new("RGB", (64, 128), (255, 0, 255)).save(style_dir / name)
+    return ds, style_dir
+
+
+def test_msmt17_camstyle_names_are_found(tmp_path: Path) -> None:
+    """ECN's MSMT17 CamStyle (StarGAN) is <stem>_fake_<d>.jpg, without the source camera."""
+    ds0 = build_dataset("synthetic:a", size="tiny", root=tmp_path / "cache", progress=False)
+    rec = ds0.train[0]
+    stem, d1, d2 = Path(rec.path).stem, (rec.camid + 1) % 6, (rec.camid + 2) % 6
+    names = [f"{stem}_fake_{d1 + 1}.jpg", f"{stem}_fake_{d2 + 1}.jpg",
+             f"{stem}_fake_{rec.camid + 1}.jpg"]  # its own camera: not a style to use
+    ds, style_dir = _tiny_with_camstyle(tmp_path, names)
+    assert find_camstyle_images(ds.train) == {
+        0: {d1: str(style_dir / names[0]), d2: str(style_dir / names[1])}
+    }
+    # both ECN forms in one folder, two-digit cameras (MSMT17 has 15)
+    other = ds.train[1]
+    (style_dir / f"{Path(other.path).stem}_fake_{other.camid + 1}to12.jpg").write_bytes(
+        (style_dir / names[0]).read_bytes()
+    )
+    assert find_camstyle_images(ds.train)[1] == {
+        11: str(style_dir / f"{Path(other.path).stem}_fake_{other.camid + 1}to12.jpg")
+    }
+
+
+def test_unmatched_camstyle_folder_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds, style_dir = _tiny_with_camstyle(tmp_path, ["someone_else_fake_2.jpg", "x_fake_1to3.jpg"])
+    with caplog.at_level("INFO", logger="semparts_reid.data.camstyle"):
+        aug = CameraStyleAugmenter(ds.train)
+    assert aug.files == {}
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    msg = warnings[0].getMessage()
+    assert str(style_dir) in msg and "2 CamStyle-like file(s)" in msg
+    assert "none matches" in msg and "colour-statistics transfer" in msg
+
+
+def test_partial_camstyle_coverage_warns_and_full_coverage_does_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds0 = build_dataset("synthetic:a", size="tiny", root=tmp_path / "cache", progress=False)
+    recs = ds0.train
+    one = f"{Path(recs[0].path).stem}_fake_{(recs[0].camid + 1) % 6 + 1}.jpg"
+    ds, style_dir = _tiny_with_camstyle(tmp_path, [one])
+    with caplog.at_level("INFO", logger="semparts_reid.data.camstyle"):
+        CameraStyleAugmenter(ds.train)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert f"CamStyle files for 1 of {len(recs)} images" in warnings[0]
+    caplog.clear()
+    for r in recs[1:]:
+        name = f"{Path(r.path).stem}_fake_{(r.camid + 1) % 6 + 1}.jpg"
+        (style_dir / name).write_bytes((style_dir / one).read_bytes())
+    with caplog.at_level("INFO", logger="semparts_reid.data.camstyle"):
+        aug = CameraStyleAugmenter(ds.train)
+    assert len(aug.files) == len(recs)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "CamStyle files for all" in caplog.text
+
+
+def test_no_camstyle_files_is_said_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds = build_dataset("synthetic:a", size="tiny", root=tmp_path / "cache", progress=False)
+    with caplog.at_level("INFO", logger="semparts_reid.data.camstyle"):
+        CameraStyleAugmenter(ds.train)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "no CamStyle files" in caplog.text and "colour-statistics transfer" in caplog.text

@@ -2,9 +2,10 @@
 
 Two sources, the first that applies:
 
-1. **CamStyle images** as ECN ships them: ``<stem>_fake_<c>to<d>.jpg`` (1-based cameras)
-   next to the image or in a sibling folder ``<split folder>_camstyle`` (e.g.
-   ``bounding_box_train_camstyle/``).
+1. **CamStyle images** as ECN ships them, next to the image or in a sibling folder
+   ``<split folder>_camstyle`` (e.g. ``bounding_box_train_camstyle/``):
+   ``<stem>_fake_<c>to<d>.jpg`` (Market-1501, DukeMTMC-reID: CycleGAN, camera ``c`` to
+   ``d``) or ``<stem>_fake_<d>.jpg`` (MSMT17: StarGAN, to camera ``d``); cameras 1-based.
 2. **Colour-statistics transfer** otherwise: per-camera channel mean and std are
    estimated from the (target) training set; an image of camera ``c`` becomes
    ``(x - mean_c) / std_c * std_d + mean_d`` for a random other camera ``d``. Camera-level
@@ -12,6 +13,8 @@ Two sources, the first that applies:
 
 The augmented image keeps its dataset index (the exemplar-memory slot); see
 :class:`~semparts_reid.data.image_dataset.ReIDImageDataset` (``camstyle=``).
+:class:`CameraStyleAugmenter` logs one WARNING when CamStyle files exist but some or all
+images have none (those use the colour transfer).
 
 Example:
     >>> aug = CameraStyleAugmenter(ds.train)                      # doctest: +SKIP
@@ -24,6 +27,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,17 +40,26 @@ from .image_io import load_rgb, load_rgb_array
 __all__ = ["CameraStyleAugmenter", "ColorStatsTransfer", "find_camstyle_images"]
 
 logger = logging.getLogger(__name__)
-_FAKE_RE = re.compile(r"^(?P<stem>.+)_fake_(?P<src>\d+)to(?P<dst>\d+)$")
+# <stem>_fake_<c>to<d> (Market/Duke CamStyle, CycleGAN) or <stem>_fake_<d> (MSMT17, StarGAN)
+_FAKE_RE = re.compile(r"^(?P<stem>.+)_fake_(?:(?P<src>\d+)to)?(?P<dst>\d+)$")
+_FAKE_PATTERN = "<stem>_fake_<c>to<d>.jpg or <stem>_fake_<d>.jpg (1-based cameras)"
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def find_camstyle_images(records: Sequence[ImageRecord]) -> dict[int, dict[int, str]]:
-    """Map record index -> {target camid (0-based): CamStyle file path}.
+@dataclass
+class _Scan:
+    """What a search for CamStyle files found."""
 
-    Looks in each record's folder and in ``<folder>_camstyle``; files are
-    ``<stem>_fake_<c>to<d>.<ext>`` with 1-based cameras.
-    """
+    files: dict[int, dict[int, str]]  # record index -> {target camid: path}
+    folders: list[Path] = field(default_factory=list)  # holding *_fake_* files, or *_camstyle
+    fake_files: int = 0  # *_fake_* image files seen
+    used_files: int = 0  # of those, files that belong to a record
+
+
+def _scan_camstyle(records: Sequence[ImageRecord]) -> _Scan:
     by_dir: dict[Path, dict[str, dict[int, str]]] = {}
-    out: dict[int, dict[int, str]] = {}
+    scan = _Scan({})
+    used: set[str] = set()
     for i, rec in enumerate(records):
         folder = Path(rec.path).parent
         if folder not in by_dir:
@@ -54,15 +67,36 @@ def find_camstyle_images(records: Sequence[ImageRecord]) -> dict[int, dict[int, 
             for d in (folder, folder.with_name(folder.name + "_camstyle")):
                 if not d.is_dir():
                     continue
-                for f in d.iterdir():
+                fakes = [
+                    f for f in d.iterdir()
+                    if "_fake_" in f.stem and f.suffix.lower() in _IMAGE_SUFFIXES
+                ]
+                if fakes or d != folder:
+                    scan.folders.append(d)
+                scan.fake_files += len(fakes)
+                for f in fakes:
                     m = _FAKE_RE.match(f.stem)
-                    if m and f.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                    if m:
                         table[m["stem"]][int(m["dst"]) - 1] = str(f)
             by_dir[folder] = table
         styles = by_dir[folder].get(Path(rec.path).stem)
         if styles:
-            out[i] = {c: p for c, p in styles.items() if c != rec.camid}
-    return out
+            others = {c: p for c, p in styles.items() if c != rec.camid}
+            if others:
+                scan.files[i] = others
+                used.update(others.values())
+    scan.used_files = len(used)
+    return scan
+
+
+def find_camstyle_images(records: Sequence[ImageRecord]) -> dict[int, dict[int, str]]:
+    """Map record index -> {target camid (0-based): CamStyle file path}.
+
+    Looks in each record's folder and in ``<folder>_camstyle``; files are
+    ``<stem>_fake_<c>to<d>.<ext>`` (Market/Duke) or ``<stem>_fake_<d>.<ext>`` (MSMT17)
+    with 1-based cameras. Records with no file for another camera are left out.
+    """
+    return _scan_camstyle(records).files
 
 
 class ColorStatsTransfer:
@@ -156,9 +190,11 @@ class CameraStyleAugmenter:
     ) -> None:
         self.records = list(records)
         self.stats = stats if stats is not None else ColorStatsTransfer.fit(self.records)
-        self.files = find_camstyle_images(self.records) if use_camstyle_files else {}
-        if self.files:
-            logger.info("camera-style augmentation: CamStyle files for %d images", len(self.files))
+        self.files: dict[int, dict[int, str]] = {}
+        if use_camstyle_files:
+            scan = _scan_camstyle(self.records)
+            self.files = scan.files
+            _report(scan, len(self.records))
 
     def __call__(
         self, index: int, image: np.ndarray, generator: torch.Generator | None = None
@@ -174,3 +210,28 @@ class CameraStyleAugmenter:
             return image
         offset = 1 + int(torch.randint(n - 1, (1,), generator=generator))
         return self.stats(image, src, (src + offset) % n)
+
+
+def _report(scan: _Scan, num_records: int) -> None:
+    """One log line on where the camera styles come from (WARNING when files went unused)."""
+    covered = len(scan.files)
+    where = ", ".join(str(d) for d in scan.folders[:2]) + (", ..." if len(scan.folders) > 2 else "")
+    if covered == num_records:
+        logger.info("camera-style augmentation: CamStyle files for all %d images", covered)
+    elif covered:
+        logger.warning(
+            "camera-style augmentation: CamStyle files for %d of %d images (in %s); the other "
+            "%d use colour-statistics transfer", covered, num_records, where,
+            num_records - covered,
+        )
+    elif scan.folders:
+        logger.warning(
+            "camera-style augmentation: %s holds %d CamStyle-like file(s) but none matches an "
+            "image of this split (expected %s); using colour-statistics transfer instead",
+            where, scan.fake_files, _FAKE_PATTERN,
+        )
+    else:
+        logger.info(
+            "camera-style augmentation: no CamStyle files (%s) beside the images; using "
+            "colour-statistics transfer", _FAKE_PATTERN,
+        )
