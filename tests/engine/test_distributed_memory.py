@@ -8,12 +8,12 @@ and the mean of the ranks' losses must equal the single-process loss.
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from dist_helpers import hosted_store
 
 from semparts_reid.memory import ExemplarMemory
 
@@ -31,14 +31,8 @@ def _batches() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker(rank: int, world: int, port: int, outdir: str) -> None:
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+def _worker(rank: int, world: int, env: dict[str, str], outdir: str) -> None:
+    os.environ.update(env)  # the parent hosts the store: no free-port race
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
@@ -59,8 +53,9 @@ def _worker(rank: int, world: int, port: int, outdir: str) -> None:
 
 @pytest.mark.slow
 def test_two_process_memory_matches_single_process(tmp_path) -> None:
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2,
-                       start_method="spawn", join=True)
+    with hosted_store() as env:
+        mp.start_processes(_worker, args=(2, env, str(tmp_path)), nprocs=2,
+                           start_method="spawn", join=True)
     r0 = torch.load(tmp_path / "rank0.pt")
     r1 = torch.load(tmp_path / "rank1.pt")
     assert torch.equal(r0["slots"], r1["slots"]), "memory replicas diverged"

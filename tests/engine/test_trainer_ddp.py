@@ -1,29 +1,25 @@
-"""The trainer under DDP: 2 CPU processes (gloo) started like torchrun would start them."""
+"""The trainer under DDP: 2 CPU processes (gloo) started like torchrun would start them:
+the parent hosts the rendezvous store (as torchrun's agent does), so no port can be taken
+between choosing it and using it."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from dist_helpers import hosted_store
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _worker(rank: int, world: int, port: int, home: str, out: str) -> None:
+def _worker(rank: int, world: int, env: dict[str, str], home: str, out: str) -> None:
     # the environment torchrun sets up
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-        WORLD_SIZE=str(world), LOCAL_RANK=str(rank), SEMPARTS_REID_HOME=home,
+        env, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        SEMPARTS_REID_HOME=home,
     )
     torch.set_num_threads(1)
     from engine_helpers import tiny_config, tiny_model
@@ -48,8 +44,9 @@ def _worker(rank: int, world: int, port: int, home: str, out: str) -> None:
 
 def test_two_process_training_keeps_replicas_identical(tiny_pair, tmp_path) -> None:
     home = os.environ.get("SEMPARTS_REID_HOME", "")
-    mp.start_processes(_worker, args=(2, _free_port(), home, str(tmp_path)), nprocs=2,
-                       start_method="spawn", join=True)
+    with hosted_store() as env:
+        mp.start_processes(_worker, args=(2, env, home, str(tmp_path)), nprocs=2,
+                           start_method="spawn", join=True)
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert torch.equal(r0["slots"], r1["slots"]), "memory replicas diverged"
     assert (r0["slots"][0].norm(dim=1) > 0).sum() > 0
