@@ -4,7 +4,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch is pinned here only for this project's machines (the wheels lie on their disk);
-# the package itself asks for torch>=2.1. Override with e.g. TORCH_SPEC="torch torchvision".
+# the package itself asks for torch>=2.5 and torchvision>=0.20, the oldest releases with
+# every API it calls (tests/test_dependency_floor.py). Override with e.g.
+# TORCH_SPEC="torch torchvision".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 
