@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from semparts_reid import _download, hub
+from semparts_reid.errors import InputError
 from semparts_reid.hub import (
     ChecksumError,
     DownloadError,
@@ -439,7 +440,7 @@ def test_backbone_weights_of_another_architecture_raise(
     msg = str(info.value)
     assert str(path) in msg and "0 of the 1 weight kernels of the backbone (0%" in msg
     assert "backbone.conv1.weight" not in msg and "conv1.weight (4, 3, 5, 5)" in msg
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, InputError) and isinstance(info.value, ValueError)
     for key, value in dst.state_dict().items():
         assert torch.equal(value, before[key]), key  # nothing was loaded
     # the caller can insist: what matches is loaded, with a warning

@@ -49,6 +49,7 @@ from ._download import (
 )
 from ._download import ENV_HOME as ENV_HOME
 from ._download import ENV_OFFLINE as ENV_OFFLINE
+from .errors import InputError
 
 __all__ = [
     "ChecksumError",
@@ -283,8 +284,12 @@ MIN_FILL = 0.5
 """Least fraction of a module's weight kernels that non-strict loading must fill."""
 
 
-class WeightsMismatchError(ValueError):
-    """Weights fill too little of a module: they were saved from another architecture."""
+class WeightsMismatchError(InputError):
+    """Weights fill too little of a module: they were saved from another architecture.
+
+    An :class:`~semparts_reid.errors.InputError` (so a ``ValueError``): the caller named the
+    wrong file, and the command line reports it as bad input.
+    """
 
 
 def _fill_counted(own: Mapping[str, torch.Tensor]) -> list[str]:
