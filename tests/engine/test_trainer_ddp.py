@@ -57,3 +57,41 @@ def test_two_process_training_keeps_replicas_identical(tiny_pair, tmp_path) -> N
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["stage"] == "adapt"
     assert (tmp_path / "run" / "adapt_final.pt").is_file()
+
+
+@pytest.fixture
+def one_process_group(tmp_path):
+    """A gloo group of one process (what ``is_distributed()`` sees under torchrun)."""
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "unused"),
+    [
+        ("semparts_resnet18", {}, False),  # default part training: every parameter used
+        ("semparts_resnet18", {"use_parts": False}, True),  # the ECN ablation on a part model
+        ("semparts_resnet18", {"part_labels": "none"}, True),  # no part-map loss
+        ("ecn_resnet18", {"use_parts": False, "part_labels": "none"}, False),  # no part heads
+    ],
+)
+def test_find_unused_parameters_only_where_parameters_go_unused(
+    one_process_group, tiny_pair, tmp_path, arch, options, unused
+) -> None:
+    """The rule docs/distributed.md states."""
+    from engine_helpers import tiny_config, tiny_model
+
+    from semparts_reid.engine.trainer import DomainAdaptTrainer
+
+    a, b = tiny_pair
+    cfg = tiny_config(str(tmp_path / "run"), arch=arch, **options)
+    trainer = DomainAdaptTrainer(tiny_model(a.num_train_pids, arch=arch), a, b, cfg)
+    net = trainer._wrap()
+    assert isinstance(net, torch.nn.parallel.DistributedDataParallel)
+    assert net.find_unused_parameters is unused
