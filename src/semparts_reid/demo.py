@@ -141,12 +141,14 @@ def _run_direction(
     Both adaptations start from the same source-trained network, so the comparison
     isolates what the semantic part features add during adaptation.
     """
+    from .engine.distributed import seed_everything
     from .engine.trainer import DomainAdaptTrainer
     from .models.factory import build_model
 
     arch = f"semparts_{settings.backbone}"
     t0 = time.perf_counter()
     cfg = _config(settings, arch, out / "source", seed, device)
+    seed_everything(seed)  # --seed fixes the initial weights too
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.train_source(cfg.source_epochs)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .cli_args import dataclass_from_args
 from .engine.config import TrainConfig
+from .errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def config_for(args: argparse.Namespace) -> TrainConfig:
 
         ckpt = load_checkpoint(args.resume, map_location="cpu")
         if "config" not in ckpt:
-            raise ValueError(f"--resume: {args.resume} is not a training checkpoint (no config)")
+            raise InputError(f"--resume: {args.resume} is not a training checkpoint (no config)")
         base = TrainConfig.from_dict(ckpt["config"])
     return dataclass_from_args(TrainConfig, args, base)
 
@@ -44,18 +45,22 @@ def run(
     ``train`` (``adapt=False``) runs source-only training for ``config.epochs`` epochs;
     ``adapt`` runs ``config.source_epochs`` of source pre-training, then
     ``config.epochs`` of joint adaptation. Checkpoints and ``metrics.jsonl`` go to
-    ``config.output_dir``.
+    ``config.output_dir``. ``config.seed`` seeds the model's initialisation too.
 
     Returns:
         The last evaluation on the target query/gallery as a dict ({} when none ran).
     """
     from .data.datasets import build_dataset
+    from .engine.distributed import seed_everything
     from .engine.trainer import DomainAdaptTrainer
     from .models.factory import build_model
 
     source = build_dataset(source_spec)
     target = build_dataset(target_spec) if target_spec else None
     pretrained = None if resume or init else config.pretrained
+    # the model's random initialisation is part of the run: same seed, same weights (the
+    # trainer seeds again, per rank, for data order and augmentation)
+    seed_everything(config.seed)
     model = build_model(
         config.arch,
         num_classes=source.num_train_pids,

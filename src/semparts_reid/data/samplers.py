@@ -53,9 +53,15 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed``, for ``DataLoader(generator=...)``."""
+    """A CPU ``torch.Generator`` seeded with ``seed``, for ``DataLoader(generator=...)``.
+
+    Any Python int is accepted: it is reduced modulo ``2**64`` (torch's seed range), which
+    leaves seeds in ``[0, 2**64)`` unchanged and maps negative ones as torch does. Derived
+    seeds such as ``seed * 1_000_003 + epoch`` therefore never overflow, and distinct
+    ``(seed, epoch)`` pairs keep distinct generators (the multiplier is odd).
+    """
     g = torch.Generator()
-    g.manual_seed(int(seed))
+    g.manual_seed(int(seed) % 2**64)
     return g
 
 

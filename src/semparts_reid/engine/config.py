@@ -26,7 +26,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import InputError
+
 __all__ = ["TrainConfig"]
+
+SEED_LIMIT = 2**64  # torch generators take seeds in [0, 2**64)
 
 
 def _f(default: Any, help: str) -> Any:  # noqa: A002 - 'help' reads best here
@@ -143,7 +147,7 @@ class TrainConfig:
     eval_batch_size: int = _f(128, "batch size of feature extraction")
 
     # run
-    seed: int = _f(0, "random seed (python, numpy, torch, samplers)")
+    seed: int = _f(0, "random seed in [0, 2**64): initial weights, batch order, augmentation")
     device: str = _f("auto", "'auto', 'cpu' or 'cuda:N'")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = _f(
         "auto", "autocast policy: 'auto' = bf16/fp16 where the hardware runs it natively"
@@ -160,13 +164,14 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field whose value is out of range."""
+        """Raise :class:`~semparts_reid.errors.InputError` (a ``ValueError``) naming the
+        first field whose value is out of range."""
         if (
             not isinstance(self.input_size, tuple)
             or len(self.input_size) != 2
             or not all(isinstance(v, int) and v >= 16 for v in self.input_size)
         ):
-            raise ValueError(
+            raise InputError(
                 f"input_size={self.input_size!r}: expected (height, width), each >= 16"
             )
         non_negative = (
@@ -177,17 +182,23 @@ class TrainConfig:
         for name in non_negative:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r}: expected an int >= 0")
+                raise InputError(f"{name}={value!r}: expected an int >= 0")
         for name in ("batch_size", "target_batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r}: expected an int >= 1")
+                raise InputError(f"{name}={value!r}: expected an int >= 1")
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < SEED_LIMIT
+        ):
+            raise InputError(f"seed={self.seed!r}: expected an int in [0, 2**64)")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(
+            raise InputError(
                 f"max_steps_per_epoch={self.max_steps_per_epoch!r}: expected None or >= 1"
             )
         if self.num_instances and self.batch_size % self.num_instances:
-            raise ValueError(
+            raise InputError(
                 f"batch_size={self.batch_size} is not a multiple of "
                 f"num_instances={self.num_instances}"
             )
@@ -195,26 +206,26 @@ class TrainConfig:
         for name in positive:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value!r}: expected a finite value > 0")
+                raise InputError(f"{name}={value!r}: expected a finite value > 0")
         for name in ("weight_decay", "backbone_lr_mult", "part_loss_weight", "target_weight",
                      "memory_momentum"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r}: expected a finite value >= 0")
+                raise InputError(f"{name}={value!r}: expected a finite value >= 0")
         for name in ("flip_prob", "random_erasing", "lr_gamma"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value!r}: expected a value in [0, 1]")
+                raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1)")
+            raise InputError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1)")
         if self.loss_mix == "convex" and self.target_weight > 1:
-            raise ValueError(
+            raise InputError(
                 f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
             )
         from ..data.part_labels import GROUPING_TABLES
 
         if self.part_table not in GROUPING_TABLES:
-            raise ValueError(
+            raise InputError(
                 f"part_table={self.part_table!r}: expected one of {sorted(GROUPING_TABLES)}"
             )
         choices: dict[str, tuple[str, ...]] = {
@@ -228,7 +239,7 @@ class TrainConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+                raise InputError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
 
     # ------------------------------------------------------------------ helpers
     def loss_weights(self) -> tuple[float, float]:
@@ -244,11 +255,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        """Build a config from :meth:`to_dict` output; unknown keys raise ``InputError``."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(names)}")
+            raise InputError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(names)}")
         kw = dict(data)
         if "input_size" in kw:
             kw["input_size"] = tuple(kw["input_size"])

@@ -108,9 +108,13 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python ``random``, numpy and torch (CPU and CUDA) with ``seed``."""
+    """Seed python ``random``, numpy and torch (CPU and CUDA) with ``seed``.
+
+    Any int works: numpy gets ``seed mod 2**32``, torch ``seed mod 2**64`` (so
+    ``config.seed + rank`` near ``2**64`` does not overflow).
+    """
     random.seed(seed)
     np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    torch.manual_seed(seed % 2**64)
     if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+        torch.cuda.manual_seed_all(seed % 2**64)
