@@ -80,7 +80,8 @@ def test_guard_converts_only_strided_wide_convs_and_keeps_weights() -> None:
     converted = [m for m in model.modules() if type(m) is OneDNNSafeConv2d]
     assert n == len(converted) > 0
     assert all(m.stride[1] > 1 and m.kernel_size[1] > 1 for m in converted)
-    one_by_one = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    one_by_one = [m for m in model.modules()
+                  if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
     assert one_by_one and all(type(m) is nn.Conv2d for m in one_by_one)
     assert list(model.state_dict()) == keys
     assert guard_cpu_bf16_convs(model) == 0  # idempotent

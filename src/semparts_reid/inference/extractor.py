@@ -260,11 +260,19 @@ class FeatureExtractor:
         dim = self.feat_dim
         if dim is not None and not parts:
             return torch.zeros(0, dim), None, None
-        # shapes not declared (or K wanted): ask the model with one blank image
-        with torch.inference_mode():
+        # shapes not declared (or K wanted): ask the model with one blank image; only the
+        # shapes are used, so the feature check of _forward (a blank image may well give
+        # a zero feature) does not apply
+        with torch.inference_mode(), self.policy.autocast():
             dummy = torch.zeros(1, 3, *self.input_size, device=self.device)
-            g, p, v = self._forward(to_memory_format(dummy, self.policy.channels_last), parts)
-        return g[:0], None if p is None else p[:0], None if v is None else v[:0]
+            g, p, v = _unpack(self._call_model(to_memory_format(dummy, self.policy.channels_last)))
+        if not parts:
+            return g.new_zeros(0, g.shape[1], dtype=torch.float32).cpu(), None, None
+        if p is None or v is None:
+            raise TypeError(f"{type(self.model).__name__} returns no part features; "
+                            "extract_parts needs a model returning a ReIDOutput")
+        return (torch.zeros(0, g.shape[1]), torch.zeros(0, *p.shape[1:]),
+                torch.zeros(0, *v.shape[1:]))
 
     def _run(self, inputs: Any, bgr: bool,
              parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
