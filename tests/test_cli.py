@@ -322,3 +322,64 @@ def test_unexpected_failure_exits_1_and_debug_shows_it(
     assert "unexpected RuntimeError: internal bug" in err and "--debug" in err
     with pytest.raises(RuntimeError, match="internal bug"):
         main(["--debug", "datasets"])
+
+
+def _tiny_checkpoint(path: Path) -> Path:
+    import torch
+
+    from semparts_reid.engine.checkpoint import model_payload, save_checkpoint
+    from semparts_reid.models.factory import build_model
+
+    torch.manual_seed(0)
+    model = build_model("semparts_resnet18", input_size=(64, 32)).eval()
+    return save_checkpoint(model_payload(model), path)
+
+
+@pytest.mark.parametrize("mode", ["global", "parts"])
+def test_evaluate_checkpoint_uses_the_metric(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate --checkpoint ... --metric euclidean`` ranks by Euclidean distance."""
+    import torch
+    import torch.nn.functional as F
+
+    import semparts_reid.metrics.rank as rank
+    from semparts_reid.data.datasets import build_dataset
+    from semparts_reid.engine.evaluation import extract_features
+    from semparts_reid.inference.extractor import load_model_from_checkpoint
+    from semparts_reid.metrics.distance import compute_distance
+    from semparts_reid.metrics.part_distance import part_aware_distance
+    from semparts_reid.precision import resolve_precision
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    target = TINY.format("b")
+    seen: dict[str, np.ndarray] = {}
+    real = rank.evaluate_cmc_map
+
+    def spy(dist: object, *args: object, **kwargs: object) -> object:
+        seen["dist"] = np.asarray(dist)
+        return real(dist, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rank, "evaluate_cmc_map", spy)
+    out = {}
+    for metric in ("cosine", "euclidean"):
+        argv = ["evaluate", "--checkpoint", str(ckpt), "--target", target, "--mode", mode,
+                "--precision", "fp32", "--metric", metric]
+        assert main(argv) == 0
+        out[metric] = seen.pop("dist")
+    # the distances by hand, on the features as the extractor returns them (L2-normalised)
+    ds = build_dataset(target)
+    model = load_model_from_checkpoint(ckpt)
+    kw = {"policy": resolve_precision("cpu", "fp32"), "data_config": model.data_config}
+    q, g = extract_features(model, ds.query, **kw), extract_features(model, ds.gallery, **kw)
+    unit = {k: F.normalize(v["global"], dim=1) for k, v in (("q", q), ("g", g))}
+    if mode == "global":
+        expected = compute_distance(unit["q"], unit["g"], "euclidean").numpy()
+    else:
+        expected = part_aware_distance(
+            unit["q"], unit["g"], F.normalize(q["parts"], dim=2), F.normalize(g["parts"], dim=2),
+            q["visibility"], g["visibility"], metric="euclidean",
+        ).numpy()
+    np.testing.assert_allclose(out["euclidean"], expected, atol=1e-4)
+    assert not np.allclose(out["euclidean"], out["cosine"], atol=1e-2)
+    assert torch.isfinite(torch.from_numpy(out["euclidean"])).all()

@@ -174,11 +174,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     q = extract_features(model, dataset.query, **kw)
     g = extract_features(model, dataset.gallery, **kw)
-    dist: Any = distance_matrix(q, g, args.mode)
+    dist: Any = distance_matrix(q, g, args.mode, args.metric)
     if args.rerank:
         from .metrics.rerank import re_ranking
 
-        dist = re_ranking(dist, distance_matrix(q, q, args.mode), distance_matrix(g, g, args.mode))
+        dist = re_ranking(
+            dist,
+            distance_matrix(q, q, args.mode, args.metric),
+            distance_matrix(g, g, args.mode, args.metric),
+        )
     metrics = evaluate_cmc_map(
         dist,
         q["pids"].numpy(),

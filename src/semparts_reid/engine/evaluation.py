@@ -1,9 +1,10 @@
 """Evaluation used by the trainer: extract query / gallery features, rank, score.
 
-Three retrieval modes:
+Three retrieval modes, each with a ``metric`` (cosine by default, or Euclidean) on
+L2-normalised features:
 
-* ``"global"``: cosine distance of the global features;
-* ``"concat"``: cosine distance of ``[global, head, upper, lower]`` (each L2-normalised,
+* ``"global"``: the distance of the global features;
+* ``"concat"``: the distance of ``[global, head, upper, lower]`` (each L2-normalised,
   invisible parts zero) — one vector per image, usable with any index;
 * ``"parts"``: the visibility-aware part distance
   (:func:`semparts_reid.metrics.part_distance.part_aware_distance`): global plus the
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics.distance import compute_distance
+from ..metrics.distance import METRICS, compute_distance
 from ..metrics.rank import ReIDMetrics, evaluate_cmc_map
 from ..precision import PrecisionPolicy, forward_with_fp32_fallback
 from .loaders import build_eval_loader
@@ -76,32 +77,54 @@ def _concat(feats: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def distance_matrix(
-    q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], mode: str
+    q: dict[str, torch.Tensor],
+    g: dict[str, torch.Tensor],
+    mode: str,
+    metric: str = "cosine",
 ) -> np.ndarray:
-    """(Q, G) distances between two :func:`extract_features` outputs."""
+    """(Q, G) distances between two :func:`extract_features` outputs.
+
+    The features are first L2-normalised (global and each part), as
+    :class:`~semparts_reid.inference.FeatureExtractor` and ``semparts-reid extract``
+    return them, so a checkpoint and its saved features give the same distances.
+    ``metric`` is ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``
+    (:func:`~semparts_reid.metrics.distance.compute_distance`); on unit vectors the
+    Euclidean distance is ``sqrt(2 * cosine)``, so it ranks ``global`` and ``concat``
+    retrieval the same way, but not the part-weighted sum of ``"parts"`` nor re-ranking.
+    """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: expected one of {MODES}")
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r}: expected one of {METRICS}")
     if mode == "parts" and q["parts"].shape[1] == 0:
         mode = "global"  # a global-only model has no parts to compare
     d: Any
     if mode == "global":
-        d = compute_distance(q["global"], g["global"], metric="cosine")
+        d = compute_distance(
+            F.normalize(q["global"], dim=1), F.normalize(g["global"], dim=1), metric=metric
+        )
     elif mode == "concat":
-        d = compute_distance(_concat(q), _concat(g), metric="cosine")
+        d = compute_distance(_concat(q), _concat(g), metric=metric)
     else:
         from ..metrics.part_distance import part_aware_distance
 
         d = part_aware_distance(
-            q["global"], g["global"], q["parts"], g["parts"], q["visibility"], g["visibility"]
+            F.normalize(q["global"], dim=1), F.normalize(g["global"], dim=1),
+            F.normalize(q["parts"], dim=2), F.normalize(g["parts"], dim=2),
+            q["visibility"], g["visibility"], metric=metric,
         )
     return d.cpu().numpy() if isinstance(d, torch.Tensor) else np.asarray(d)
 
 
 def evaluate_features(
-    q: dict[str, torch.Tensor], g: dict[str, torch.Tensor], *, mode: str = "global"
+    q: dict[str, torch.Tensor],
+    g: dict[str, torch.Tensor],
+    *,
+    mode: str = "global",
+    metric: str = "cosine",
 ) -> ReIDMetrics:
     """CMC / mAP (Market-1501 protocol) from two :func:`extract_features` outputs."""
-    dist = distance_matrix(q, g, mode)
+    dist = distance_matrix(q, g, mode, metric)
     return evaluate_cmc_map(
         dist, q["pids"].numpy(), g["pids"].numpy(), q["camids"].numpy(), g["camids"].numpy()
     )
@@ -117,8 +140,12 @@ def evaluate_model(
     data_config: dict[str, Any],
     batch_size: int = 128,
     num_workers: int = 0,
+    metric: str = "cosine",
 ) -> ReIDMetrics:
-    """Extract features of ``query`` and ``gallery`` with ``model`` and score them."""
+    """Extract features of ``query`` and ``gallery`` with ``model`` and score them.
+
+    ``mode`` and ``metric``: see :func:`distance_matrix`.
+    """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: expected one of {MODES}")
     kw: dict[str, Any] = dict(
@@ -126,4 +153,4 @@ def evaluate_model(
     )
     q = extract_features(model, query, **kw)
     g = extract_features(model, gallery, **kw)
-    return evaluate_features(q, g, mode=mode)
+    return evaluate_features(q, g, mode=mode, metric=metric)
