@@ -96,6 +96,18 @@ def test_every_train_config_field_is_a_flag(capsys: pytest.CaptureFixture[str]) 
         (["train", "--source", "synthetic:a", "--epochs", "-1"], "epochs"),
         (["extract", "-o", "x.npy"], "--checkpoint"),
         (["no-such-command"], "no-such-command"),
+        (["train", "--source", "synthetic:a", "--seed", "-1"], "seed=-1"),
+        (["train", "--source", "synthetic:a", "--seed", str(2**64)], "seed="),
+        (["train", "--source", "synthetic:a?sise=tiny"], "sise"),
+        (["train", "--source", "synthetic:a?size=tiny", "--arch", "resnet9000"], "resnet9000"),
+        (["datasets", "imagelist:/no/such/list.csv"], "/no/such/list.csv"),
+        (["extract", "--model", "semparts_resnet18", "a.jpg", "-o", "f.txt"], "f.txt"),
+        (["extract", "--checkpoint", "/no/such/model.pt", "--dataset",
+          "synthetic:a?size=tiny&progress=false", "-o", "f.npy"], "model.pt"),
+        (["extract", "--model", "semparts_resnet18", "--batch-size", "0", "-o", "f.npy"],
+         "--batch-size"),
+        (["evaluate", "--checkpoint", "x.pt", "--target", "synthetic:a", "--device", "gpu"],
+         "device='gpu'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -308,20 +320,86 @@ def test_failed_download_is_an_input_error(
     assert not any(tmp_path.iterdir())
 
 
-def test_unexpected_failure_exits_1_and_debug_shows_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("internal bug"), ValueError("internal bug"), KeyError("internal bug")],
+    ids=["RuntimeError", "ValueError", "KeyError"],
+)
+def test_a_bug_exits_1_with_a_hint_and_debug_prints_the_traceback(
+    error: Exception, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import semparts_reid.cli as cli
+    """A ValueError/KeyError from our own code is a bug (exit 1), not bad input (exit 2)."""
+    import semparts_reid.data.datasets as datasets
 
-    def boom(args: object) -> int:
-        raise RuntimeError("internal bug")
+    def broken_library_function(spec: str) -> None:
+        raise error
 
-    monkeypatch.setattr(cli, "cmd_datasets", boom)
-    assert main(["datasets"]) == 1
+    monkeypatch.setattr(datasets, "build_dataset", broken_library_function)
+    assert main(["datasets", TINY.format("a")]) == 1
     err = capsys.readouterr().err
-    assert "unexpected RuntimeError: internal bug" in err and "--debug" in err
-    with pytest.raises(RuntimeError, match="internal bug"):
-        main(["--debug", "datasets"])
+    name = type(error).__name__
+    assert f"unexpected {name}: internal bug" in err and "--debug" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert main(["--debug", "datasets", TINY.format("a")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "broken_library_function" in err
+    assert f"unexpected {name}: internal bug" in err
+
+
+def test_bad_input_with_debug_prints_the_traceback_and_still_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--debug", "datasets", "market1501:/no/such/folder"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "DatasetLayoutError" in err
+    assert err.strip().splitlines()[-1].startswith("semparts-reid datasets: error:")
+
+
+def test_a_bad_dataset_path_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "Market-1501"
+    assert main(["datasets", f"market1501:{missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err
+    assert err.startswith("semparts-reid datasets: error:") and "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_checkpoint_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bogus = tmp_path / "notes.pt"
+    bogus.write_text("this is not a checkpoint\n")
+    code = main(["evaluate", "--checkpoint", str(bogus), "--target", TINY.format("b")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "notes.pt" in err and "not a readable checkpoint" in err and "Traceback" not in err
+
+
+def test_extract_from_an_image_list(tmp_path: Path) -> None:
+    """``extract --dataset imagelist:/data/list.csv`` as docs/cli.md shows it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["path,pid,camid,split"]
+    for i, (pid, cam, split) in enumerate(
+        [(3, 0, "query"), (3, 1, "gallery"), (5, 0, "query"), (5, 2, "gallery")]
+    ):
+        Image.fromarray(rng.integers(0, 256, (64, 32, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+        rows.append(f"{i}.png,{pid},{cam},{split}")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    out = tmp_path / "q.npz"
+    argv = ["extract", "--checkpoint", str(ckpt), "--dataset", f"imagelist:{tmp_path / 'list.csv'}",
+            "--split", "query", "--precision", "fp32", "-o", str(out)]
+    assert main(argv) == 0
+    data = np.load(out)
+    assert [Path(p).name for p in data["paths"]] == ["0.png", "2.png"]
+    assert data["pids"].tolist() == [3, 5] and data["camids"].tolist() == [0, 0]
+    assert data["features"].shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(data["features"], axis=1), 1.0, atol=1e-5)
 
 
 def _tiny_checkpoint(path: Path) -> Path:
@@ -383,3 +461,18 @@ def test_evaluate_checkpoint_uses_the_metric(
     np.testing.assert_allclose(out["euclidean"], expected, atol=1e-4)
     assert not np.allclose(out["euclidean"], out["cosine"], atol=1e-2)
     assert torch.isfinite(torch.from_numpy(out["euclidean"])).all()
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    payload = torch.load(ckpt, weights_only=True)
+    del payload["model"]["global_neck.bias"]  # edited by hand: no longer this arch's weights
+    torch.save(payload, ckpt)
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "global_neck.bias" in err and "Traceback" not in err
+    assert err.startswith("semparts-reid export: error:")

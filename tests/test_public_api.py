@@ -12,6 +12,7 @@ PUBLIC_NAMES = [
     "DomainAdaptTrainer",
     "ExemplarMemory",
     "FeatureExtractor",
+    "InputError",
     "PartMaskPooling",
     "ReIDMetrics",
     "ReIDOutput",
@@ -77,3 +78,17 @@ def test_every_public_name_is_documented() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     missing = [n for n in PUBLIC_NAMES if n != "__version__" and f"### `{n}`" not in text]
     assert not missing, f"docs/api.md lacks {missing}"
+
+
+def test_input_error_is_a_value_error_and_the_library_raises_it() -> None:
+    from semparts_reid.data import DatasetLayoutError
+    from semparts_reid.errors import InputNotFoundError
+
+    assert issubclass(semparts_reid.InputError, ValueError)
+    assert issubclass(InputNotFoundError, semparts_reid.InputError)
+    assert issubclass(InputNotFoundError, FileNotFoundError)
+    assert issubclass(DatasetLayoutError, semparts_reid.InputError)
+    with pytest.raises(semparts_reid.InputError, match="no/such/folder"):
+        semparts_reid.build_dataset("market1501:/no/such/folder")
+    with pytest.raises(semparts_reid.InputError, match="seed=-1"):
+        semparts_reid.TrainConfig(seed=-1)

@@ -17,6 +17,8 @@ from ._version import __version__
 
 # public name -> module (relative to this package) that defines it
 _EXPORTS: dict[str, str] = {
+    # errors: bad user input, raised by every layer
+    "InputError": ".errors",
     # layer 0: pure tensor code
     "PartMaskPooling": ".layers.part_pooling",
     "part_mask_pool": ".layers.part_pooling",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real objects
     from .data.datasets import build_dataset, list_datasets
     from .engine.config import TrainConfig
     from .engine.trainer import DomainAdaptTrainer
+    from .errors import InputError
     from .hub import download_weights, list_pretrained, load_pretrained
     from .inference.export import export_onnx
     from .inference.extractor import FeatureExtractor

@@ -1,8 +1,14 @@
 """The ``semparts-reid`` command (also ``python -m semparts_reid``).
 
 Sub-commands: ``demo``, ``train``, ``adapt``, ``evaluate``, ``extract``, ``download``,
-``export``, ``datasets``. Exit codes: 0 success, 2 bad arguments or input (one line
-naming the argument or file), 1 unexpected failure. Tracebacks only with ``--debug``.
+``export``, ``datasets``.
+
+Exit codes: 0 success; 2 bad arguments or input, i.e. an argparse error, an
+:class:`~semparts_reid.errors.InputError` raised by the library (dataset spec or layout,
+missing file, configuration value, wrong checkpoint file) or a failed download, printed
+as one line naming the argument or file; 1 anything else (a failure of the library or
+the environment), printed as one line with a hint that ``--debug`` shows the traceback;
+130 interrupted. ``--debug`` prints the traceback of every error, with the same codes.
 """
 
 from __future__ import annotations
@@ -11,40 +17,45 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 from .cli_args import add_dataclass_arguments
+from .errors import InputError
 
 log = logging.getLogger("semparts_reid")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    """A user error: bad argument or input. Printed as one line, exit code 2."""
-
-
-# Errors raised by the library for bad *input* (named file missing, wrong shape, ...).
-_USER_ERRORS: tuple[type[BaseException], ...] = (
-    UsageError,
-    ValueError,
-    FileNotFoundError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-    KeyError,
-)
+class UsageError(InputError):
+    """A bad command-line argument or input. Printed as one line, exit code 2."""
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    """Bad input: the library's input errors, and failed downloads (bad name, URL, hash)."""
-    if isinstance(exc, _USER_ERRORS):
+    """Bad input: an :class:`InputError`, or a failed download (bad name, URL, hash, offline).
+
+    Nothing else: a ``ValueError`` or ``KeyError`` from anywhere else is a bug, reported
+    with exit code 1.
+    """
+    if isinstance(exc, InputError):
         return True
     download = sys.modules.get(f"{__package__}._download")  # loaded only if a download ran
     return download is not None and isinstance(exc, download.DownloadError)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,7 +85,22 @@ def _load_feature_file(path: str, argname: str) -> dict[str, Any]:
             f"{argname}: {path} lacks {missing}; expected an .npz with 'features' (N, D), "
             "'pids' (N,) and 'camids' (N,), as written by 'semparts-reid extract --dataset ...'"
         )
-    return {k: data[k] for k in data.files}
+    out = {k: data[k] for k in data.files}
+    feats = out["features"]
+    if feats.ndim != 2 or not np.issubdtype(feats.dtype, np.number) or feats.shape[1] < 1:
+        raise UsageError(
+            f"{argname}: {path}: 'features' has shape {feats.shape} and dtype {feats.dtype}; "
+            "expected (N, D) numbers"
+        )
+    if not np.isfinite(feats).all():
+        raise UsageError(f"{argname}: {path}: 'features' holds NaN or infinite values")
+    for key in ("pids", "camids"):
+        if out[key].shape != (len(feats),) or not np.issubdtype(out[key].dtype, np.integer):
+            raise UsageError(
+                f"{argname}: {path}: '{key}' has shape {out[key].shape} and dtype "
+                f"{out[key].dtype}; expected ({len(feats)},) integers, one per feature row"
+            )
+    return out
 
 
 def _print_metrics(
@@ -92,7 +118,9 @@ def _print_metrics(
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
     """Device, batch size and precision of feature extraction."""
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="extraction batch size (default: 64)")
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="extraction batch size (default: 64)"
+    )
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
@@ -108,7 +136,9 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
         default="cosine",
         help="feature distance (default: cosine)",
     )
-    p.add_argument("--max-rank", type=int, default=50, help="longest CMC rank (default: 50)")
+    p.add_argument(
+        "--max-rank", type=_positive_int, default=50, help="longest CMC rank (default: 50)"
+    )
     p.add_argument(
         "--protocol",
         choices=["market1501", "cuhk03"],
@@ -137,6 +167,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError("--query-features and --gallery-features must be given together")
         q = _load_feature_file(args.query_features, "--query-features")
         g = _load_feature_file(args.gallery_features, "--gallery-features")
+        if q["features"].shape[1] != g["features"].shape[1]:
+            raise UsageError(
+                f"--query-features has dimension {q['features'].shape[1]}, --gallery-features "
+                f"{g['features'].shape[1]}: extract both with the same model"
+            )
         first: Any = (q["features"], g["features"])
         if args.rerank:
             from .metrics.rerank import re_ranking_from_features
@@ -164,9 +199,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference.extractor import load_model_from_checkpoint
     from .precision import resolve_precision
 
-    dataset = build_dataset(args.target)
-    policy = resolve_precision(args.device, args.precision)
+    policy = resolve_precision(args.device, args.precision)  # cheap checks first
     model = policy.prepare_module(load_model_from_checkpoint(args.checkpoint))
+    dataset = build_dataset(args.target)
     kw: dict[str, Any] = {
         "policy": policy,
         "data_config": model.data_config,
@@ -233,6 +268,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     source = args.checkpoint or args.model
     if not source:
         raise UsageError("give --checkpoint FILE or --model NAME")
+    out = Path(args.output)
+    if out.suffix not in (".npy", ".npz"):
+        raise UsageError(f"--output: {args.output} must end in .npy or .npz")
     extra: dict[str, Any] = {}
     if args.dataset:
         from .data.datasets import build_dataset
@@ -255,13 +293,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
         flip=args.flip,
     )
     feats = extractor(paths, return_numpy=True)
-    out = Path(args.output)
     if out.suffix == ".npy":
         atomic_save_numpy(out, feats)
-    elif out.suffix == ".npz":
-        atomic_save_numpy(out, feats, paths=np.array(paths), **extra)
     else:
-        raise UsageError(f"--output: {args.output} must end in .npy or .npz")
+        atomic_save_numpy(out, feats, paths=np.array(paths), **extra)
     print(f"wrote {len(paths)} features of dimension {feats.shape[1]} to {out}")
     return EXIT_OK
 
@@ -361,7 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cross-domain person re-identification with semantic part features.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for every error")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the traceback of every error (exit codes unchanged) and debug logs",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -471,15 +510,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("semparts-reid: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        user = _is_user_error(exc)
         if args.debug:
-            raise
-        if _is_user_error(exc):
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            print(f"semparts-reid {args.command}: error: {msg}", file=sys.stderr)
+            traceback.print_exc()
+        if user:
+            print(f"semparts-reid {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        first = str(text).strip().splitlines()[0] if str(text).strip() else ""
+        hint = "" if args.debug else " (run with --debug for the traceback)"
         print(
-            f"semparts-reid {args.command}: unexpected {type(exc).__name__}: {exc} "
-            "(run with --debug for the traceback)",
+            f"semparts-reid {args.command}: unexpected {type(exc).__name__}: {first}{hint}",
             file=sys.stderr,
         )
         return EXIT_FAILURE

@@ -49,7 +49,7 @@ from ._download import (
 )
 from ._download import ENV_HOME as ENV_HOME
 from ._download import ENV_OFFLINE as ENV_OFFLINE
-from .errors import InputError
+from .errors import InputError, InputNotFoundError
 
 __all__ = [
     "ChecksumError",
@@ -57,6 +57,7 @@ __all__ = [
     "MIN_FILL",
     "LoadReport",
     "PretrainedCfg",
+    "StrictWeightsError",
     "WeightsMismatchError",
     "download_weights",
     "file_sha256",
@@ -207,10 +208,10 @@ def resolve_pretrained_name(source: str, arch: str | None = None) -> str | None:
         return source
     if source.lower() == "imagenet":
         if arch is None:
-            raise ValueError("pretrained='imagenet' needs the model's arch to pick the weights")
+            raise InputError("pretrained='imagenet' needs the model's arch to pick the weights")
         match = re.search(r"resnet(18|34|50)", arch)
         if match is None:
-            raise ValueError(f"no ImageNet weights registered for arch {arch!r}")
+            raise InputError(f"no ImageNet weights registered for arch {arch!r}")
         return f"resnet{match.group(1)}.tv_in1k"
     return None
 
@@ -248,11 +249,12 @@ def download_weights(
     Raises:
         DownloadError: HTTP error (e.g. 404), retries exhausted, or offline without a cache.
         ChecksumError: the downloaded file's sha256 does not match (the file is deleted).
-        FileNotFoundError: ``name_or_url`` is neither a name, a URL nor an existing file.
+        InputNotFoundError: ``name_or_url`` is neither a name, a URL nor an existing file
+            (a ``FileNotFoundError``).
     """
     source = os.fspath(name_or_url)
     if sha256 is not None and not _HEX.match(sha256.lower()):
-        raise ValueError(f"sha256={sha256!r} is not 6-64 hex digits")
+        raise InputError(f"sha256={sha256!r} is not 6-64 hex digits")
     expected: str | None
     if source in _REGISTRY:
         cfg = _REGISTRY[source]
@@ -263,7 +265,7 @@ def download_weights(
     else:
         path = Path(source).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{source!r} is not a registry name ({list_pretrained()}), an http(s) URL "
                 "or an existing file"
             )
@@ -289,6 +291,15 @@ class WeightsMismatchError(InputError):
 
     An :class:`~semparts_reid.errors.InputError` (so a ``ValueError``): the caller named the
     wrong file, and the command line reports it as bad input.
+    """
+
+
+class StrictWeightsError(InputError, RuntimeError):
+    """``strict=True`` and the weights differ from the model (missing, unexpected or
+    mis-shaped keys): the file does not belong to this model.
+
+    An :class:`~semparts_reid.errors.InputError`, and a ``RuntimeError`` as
+    ``load_state_dict`` raises, for callers that catch that.
     """
 
 
@@ -379,11 +390,22 @@ def load_checkpoint(
     Returns:
         The loaded dict: a checkpoint (``{"format", "arch", "model_kwargs",
         "data_config", "model", ...}``) or a plain state dict.
+
+    Raises:
+        InputError: the file cannot be read by ``torch.load`` (not a checkpoint,
+            truncated, or holding pickled objects), or holds something else than a dict.
     """
     path = download_weights(source, progress=logger.isEnabledFor(logging.INFO))
-    obj = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as exc:  # not a torch file: pickle/zip/EOF/Index errors, and more
+        raise InputError(
+            f"{path} is not a readable checkpoint or state dict ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(obj, Mapping):
-        raise TypeError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj)!r}")
+        raise InputError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj)!r}")
     return dict(obj)
 
 
@@ -404,7 +426,7 @@ def _extract_state_dict(obj: Mapping[str, Any], source: str) -> dict[str, torch.
                     name, stripped = name[len(prefix):], True
         out[name] = value
     if not out:
-        raise ValueError(f"{source}: no tensors found (expected a state dict or a 'model' key)")
+        raise InputError(f"{source}: no tensors found (expected a state dict or a 'model' key)")
     return out
 
 
@@ -453,7 +475,7 @@ def load_matching_weights(
             non-tensor entries ignored.
         source: how to name the weights in messages (a file path, a registry name).
         target: how to name ``module`` in messages (``"model"`` or ``"backbone"``).
-        strict: ``True``: every key must match, else ``RuntimeError`` and nothing is
+        strict: ``True``: every key must match, else :class:`StrictWeightsError` and nothing is
             loaded. ``None``: load the matching keys, raise :class:`WeightsMismatchError`
             when they fill less than :data:`MIN_FILL` of the kernels. ``False``: load the
             matching keys whatever they fill.
@@ -465,7 +487,8 @@ def load_matching_weights(
         The :class:`LoadReport`.
 
     Raises:
-        RuntimeError: ``strict=True`` and some key did not match (nothing is loaded).
+        StrictWeightsError: ``strict=True`` and some key did not match (nothing is
+            loaded); an ``InputError`` and a ``RuntimeError``.
         WeightsMismatchError: ``strict=None`` and less than half of the kernels were
             filled (nothing is loaded); the message names ``source`` and the fraction.
         ValueError: ``weights`` holds no tensors.
@@ -487,7 +510,7 @@ def load_matching_weights(
         counted=len(counted), filled=sum(k in loadable for k in counted),
     )
     if strict is True and not report.ok:
-        raise RuntimeError(
+        raise StrictWeightsError(
             "weights do not match the model (pass strict=False to load what matches):\n"
             + report.summary()
         )
@@ -536,7 +559,8 @@ def load_pretrained(
         ImageNet classifier ``fc.*`` alone, at INFO).
 
     Raises:
-        RuntimeError: ``strict`` and some key did not match (nothing is loaded).
+        StrictWeightsError: ``strict`` and some key did not match (nothing is loaded);
+            an ``InputError`` and a ``RuntimeError``.
         WeightsMismatchError: weights for another architecture (nothing is loaded).
         TypeError: ``source`` is not a string, a path or a mapping.
     """
@@ -552,7 +576,7 @@ def load_pretrained(
             cfg = _REGISTRY[name]
             arch = getattr(model, "arch", None)
             if cfg.kind == "reid" and arch is not None and arch != cfg.arch:
-                raise ValueError(f"{name} holds weights for {cfg.arch!r}, model is {arch!r}")
+                raise InputError(f"{name} holds weights for {cfg.arch!r}, model is {arch!r}")
             label = name
         obj = load_checkpoint(download_weights(name or label, sha256=sha256))
     else:

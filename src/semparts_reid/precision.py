@@ -41,6 +41,8 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
+from .errors import InputError
+
 __all__ = [
     "PrecisionPolicy",
     "Precision",
@@ -83,14 +85,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(
+        raise InputError(
             f"device={device!r} is not a device; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
         ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available")
+            raise InputError(f"device={device!r} asks for CUDA but no CUDA device is available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise InputError(
                 f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present"
             )
     return dev
@@ -249,13 +251,13 @@ def resolve_precision(
         ValueError: for an unknown ``precision`` or device.
     """
     if not isinstance(precision, str) or precision.lower() not in _PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {list(_PRECISIONS)}")
+        raise InputError(f"precision={precision!r} is not one of {list(_PRECISIONS)}")
     precision = precision.lower()
     if precision == "auto":
         env = os.environ.get(ENV_PRECISION, "").strip().lower()
         if env:
             if env not in _PRECISIONS:
-                raise ValueError(
+                raise InputError(
                     f"${ENV_PRECISION}={env!r} is not one of {list(_PRECISIONS)}"
                 )
             precision = env

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_open
+from ..errors import InputError, InputNotFoundError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -140,19 +141,19 @@ def load_checkpoint(
     """Load a checkpoint dict written by :func:`save_checkpoint`.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a semparts-reid checkpoint dict.
+        InputNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
+        InputError: the file is not a semparts-reid checkpoint dict (a ``ValueError``).
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
+        raise InputNotFoundError(f"checkpoint not found: {p}")
     try:
         data = torch.load(p, map_location=map_location, weights_only=weights_only)
     except Exception as exc:  # pickle / zip errors come in many types
-        raise ValueError(f"{p} is not a readable checkpoint ({exc})") from exc
+        raise InputError(f"{p} is not a readable checkpoint ({exc})") from exc
     if not isinstance(data, dict) or "model" not in data:
-        raise ValueError(f"{p} is not a semparts-reid checkpoint: expected a dict with 'model'")
+        raise InputError(f"{p} is not a semparts-reid checkpoint: expected a dict with 'model'")
     fmt = data.get("format")
     if fmt is not None and fmt != CHECKPOINT_FORMAT:
-        raise ValueError(f"{p}: checkpoint format {fmt!r}, expected {CHECKPOINT_FORMAT!r}")
+        raise InputError(f"{p}: checkpoint format {fmt!r}, expected {CHECKPOINT_FORMAT!r}")
     return data

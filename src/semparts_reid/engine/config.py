@@ -222,6 +222,10 @@ class TrainConfig:
             raise InputError(
                 f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
             )
+        from ..models.factory import list_models
+
+        if self.arch not in list_models():
+            raise InputError(f"arch={self.arch!r}: expected one of {list_models()}")
         from ..data.part_labels import GROUPING_TABLES
 
         if self.part_table not in GROUPING_TABLES:

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..memory import ExemplarMemory, LinearMomentum
 from ..precision import resolve_precision
 from .checkpoint import (
@@ -421,10 +422,13 @@ class DomainAdaptTrainer:
         the epoch after the saved one and gives the same losses as the uninterrupted run.
         """
         ckpt = load_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(ckpt["model"])
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:  # missing/unexpected keys or shapes: another model's run
+            raise InputError(f"{path}: the checkpoint does not fit this model ({exc})") from exc
         stage = ckpt.get("stage", "source")
         if stage not in STAGES:
-            raise ValueError(f"{path}: stage {stage!r}, expected one of {STAGES}")
+            raise InputError(f"{path}: stage {stage!r}, expected one of {STAGES}")
         if ckpt.get("optimizer") is not None:
             self._start_stage(stage)
             assert self.optimizer is not None and self.scheduler is not None
@@ -435,7 +439,7 @@ class DomainAdaptTrainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         if ckpt.get("memory") is not None:
             if self.memory is None:
-                raise ValueError(f"{path} holds an exemplar memory but the trainer has no target")
+                raise InputError(f"{path} holds an exemplar memory but the trainer has no target")
             self.memory.load_state_dict(ckpt["memory"])
         self.stage, self.epoch = stage, int(ckpt.get("epoch", 0))
         self.global_step = int(ckpt.get("global_step", 0))

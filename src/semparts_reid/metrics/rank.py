@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ._eval_inputs import (
     as_dist_tensor,
     check_finite,
@@ -226,9 +227,9 @@ def evaluate_cmc_map(
         source = "distmat"
     shape_txt = f"({num_q}, {num_g})"
     if num_q == 0:
-        raise ValueError(f"no queries: distances have shape {shape_txt}, expected Q >= 1")
+        raise InputError(f"no queries: distances have shape {shape_txt}, expected Q >= 1")
     if num_g == 0:
-        raise ValueError(f"empty gallery: distances have shape {shape_txt}, expected G >= 1")
+        raise InputError(f"empty gallery: distances have shape {shape_txt}, expected G >= 1")
 
     qp = labels("q_pids", q_pids, num_q, "query")
     gp = labels("g_pids", g_pids, num_g, "gallery")
@@ -241,7 +242,7 @@ def evaluate_cmc_map(
         if not keep_mask.all():
             keep_np = np.flatnonzero(keep_mask)
             if keep_np.size == 0:
-                raise ValueError(f"empty gallery: all {num_g} gallery pids are in junk_pids")
+                raise InputError(f"empty gallery: all {num_g} gallery pids are in junk_pids")
             gp, gc = gp[keep_np], gc[keep_np]
     g_eff = len(gp)
     if chunk_size is None:  # larger blocks from features: the matmul runs faster on them
@@ -263,7 +264,7 @@ def evaluate_cmc_map(
     valid = n_match > 0
     num_valid = int(valid.sum())
     if num_valid == 0:
-        raise ValueError(
+        raise InputError(
             f"no valid query: none of the {num_q} queries has a gallery item with the same "
             "pid in another camera (check q_pids/g_pids and q_camids/g_camids)"
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+from ..errors import InputError
 from .sempartsnet import SemPartsNet
 
 __all__ = ["build_model", "list_models"]
@@ -58,7 +59,7 @@ def build_model(
         The :class:`SemPartsNet`, with ``arch == name``.
 
     Raises:
-        ValueError: unknown name (the message lists the known ones).
+        InputError: unknown name (a ``ValueError``; the message lists the known ones).
         TypeError: ``backbone`` or ``parts`` passed as keyword arguments, or
             ``pretrained`` of another type (the message lists the accepted ones).
 
@@ -79,7 +80,7 @@ def build_model(
         )
     builder = _MODELS.get(name)
     if builder is None:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+        raise InputError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     fixed = [k for k in _FIXED_BY_NAME if k in kwargs]
     if fixed:
         raise TypeError(
