@@ -139,8 +139,8 @@ class FeatureExtractor:
         data_config: ``{"input_size": (H, W), "mean", "std"}`` for models without one.
         pretrained: weights for a ``build_model`` name (``"imagenet"``, a path, ...).
         progress: tqdm bar over batches; default: when there are more than 8 batches.
-        fuse_bn: fold the backbone's batch norms into its convolutions (inference only,
-            ~10-15% faster on CPU). Default: on when the extractor built the model itself
+        fuse_bn: fold the backbone's batch norms into its convolutions (inference only:
+            one pass over the feature map less per convolution). Default: on when the extractor built the model itself
             (name or checkpoint); for a module you pass in, ``True`` works on a copy so
             your module stays trainable.
 
