@@ -1,4 +1,4 @@
-"""The docstring examples of the part modules run and print what they claim."""
+"""The docstring examples of the part modules and a few others run and print what they claim."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ MODULES = [
     "semparts_reid.models.backbones",
     "semparts_reid.models.sempartsnet",
     "semparts_reid.models.factory",
+    "semparts_reid.errors",
 ]
 
 
