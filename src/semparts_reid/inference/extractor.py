@@ -140,9 +140,9 @@ class FeatureExtractor:
         pretrained: weights for a ``build_model`` name (``"imagenet"``, a path, ...).
         progress: tqdm bar over batches; default: when there are more than 8 batches.
         fuse_bn: fold the backbone's batch norms into its convolutions (inference only:
-            one pass over the feature map less per convolution). Default: on when the extractor built the model itself
-            (name or checkpoint); for a module you pass in, ``True`` works on a copy so
-            your module stays trainable.
+            one pass over the feature map less per convolution). Default: on when the
+            extractor built the model itself (name or checkpoint); for a module you pass
+            in, ``True`` works on a copy so your module stays trainable.
 
     Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
     arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
