@@ -4,7 +4,8 @@ In eval mode a ``BatchNorm2d`` after a ``Conv2d`` is an affine map per output ch
 so it can be folded into the convolution's weight and bias
 (``W' = W * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta``). A ResNet-50
 forward then skips 53 batch-norm passes over its feature maps. Only the torchvision
-layout is touched (stem ``conv1``/``bn1``, ``BasicBlock`` / ``Bottleneck`` ``convN``/``bnN`` pairs and ``downsample = Sequential(conv, bn)``), where the
+layout is touched (stem ``conv1``/``bn1``, ``BasicBlock`` / ``Bottleneck``
+``convN``/``bnN`` pairs and ``downsample = Sequential(conv, bn)``), where the
 order conv -> bn is known; other modules are left alone.
 """
 
