@@ -126,7 +126,11 @@ class TrainConfig:
         True, "apply the part-map loss to target images too (part labels carry no identity)"
     )
 
-    # exemplar memory (ECN)
+    # target objective; exemplar memory (ECN)
+    target_objective: Literal["ecn"] = _f(
+        "ecn", "how the unlabeled target is learned: 'ecn' = exemplar memory (a user can "
+        "pass any objective object to DomainAdaptTrainer instead)"
+    )
     memory_temperature: float = _f(0.05, "beta: temperature of the memory logits")
     memory_knn: int = _f(6, "k: neighbours for neighbourhood invariance")
     memory_momentum: float = _f(0.01, "memory momentum alpha = this x epoch")
@@ -238,6 +242,7 @@ class TrainConfig:
             "head_reduction": ("sum", "mean"),
             "part_labels": ("auto", "gt", "pseudo", "band", "none"),
             "memory_dtype": ("float32", "bfloat16"),
+            "target_objective": ("ecn",),
             "eval_mode": ("global", "concat", "parts"),
             "precision": ("auto", "fp32", "bf16", "fp16"),
         }
