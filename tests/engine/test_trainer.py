@@ -10,7 +10,7 @@ import pytest
 import torch
 from engine_helpers import tiny_config, tiny_model
 
-from semparts_reid.engine.checkpoint import load_checkpoint
+from semparts_reid.engine.checkpoint import load_training_checkpoint
 from semparts_reid.engine.trainer import DomainAdaptTrainer, NonFiniteLossError
 from semparts_reid.metrics.rank import ReIDMetrics
 
@@ -37,7 +37,7 @@ def test_fit_runs_both_stages_logs_and_checkpoints(tiny_pair, tmp_path) -> None:
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 1, 2]
     assert "eval" in json.loads(lines[-1])
-    ckpt = load_checkpoint(tmp_path / "adapt_final.pt", weights_only=True)
+    ckpt = load_training_checkpoint(tmp_path / "adapt_final.pt", weights_only=True)
     assert ckpt["format"] == "semparts-reid/1" and ckpt["arch"] == "semparts_resnet18"
     assert ckpt["data_config"]["input_size"] == [64, 32]
     assert ckpt["stage"] == "adapt" and ckpt["epoch"] == 2 and ckpt["memory"] is not None
@@ -114,7 +114,7 @@ def test_keyboard_interrupt_saves_a_checkpoint(tiny_pair, tmp_path, monkeypatch)
     monkeypatch.setattr(trainer, "train_step", interrupting)
     with pytest.raises(KeyboardInterrupt):
         trainer.adapt(2)
-    ckpt = load_checkpoint(tmp_path / "interrupted.pt")
+    ckpt = load_training_checkpoint(tmp_path / "interrupted.pt")
     assert ckpt["stage"] == "adapt" and ckpt["epoch"] == 1
 
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torchvision
 
-from semparts_reid import _download, hub
+from semparts_reid import hub
 from semparts_reid.hub import WeightsMismatchError, load_pretrained
+from semparts_reid.hub import download as hub_download
 from semparts_reid.models.factory import build_model
 
 
@@ -79,7 +80,7 @@ def offline_imagenet18(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> torch
     cache = hub.get_cache_dir()
     cache.mkdir(parents=True)
     torch.save(tv.state_dict(), cache / hub.get_pretrained_cfg("resnet18.tv_in1k").filename)
-    monkeypatch.setattr(_download, "_check_hash", lambda *a, **k: None)  # not the real file
+    monkeypatch.setattr(hub_download, "check_hash", lambda *a, **k: None)  # not the real file
     return tv
 
 

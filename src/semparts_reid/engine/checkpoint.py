@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "capture_rng_state",
     "load_checkpoint",
+    "load_training_checkpoint",
     "model_payload",
     "restore_rng_state",
     "save_checkpoint",
@@ -132,13 +134,17 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     return target
 
 
-def load_checkpoint(
+def load_training_checkpoint(
     path: str | os.PathLike[str],
     *,
     map_location: str | torch.device = "cpu",
     weights_only: bool = True,
 ) -> dict[str, Any]:
-    """Load a checkpoint dict written by :func:`save_checkpoint`.
+    """Load a training checkpoint dict written by :func:`save_checkpoint`.
+
+    The file must hold a dict with a ``"model"`` entry and, if it names one, this
+    checkpoint format. To read any weights file (a plain state dict, a registry name, a
+    URL), use :func:`semparts_reid.hub.load_weights_file`.
 
     Raises:
         InputNotFoundError: ``path`` does not exist (a ``FileNotFoundError``).
@@ -157,3 +163,23 @@ def load_checkpoint(
     if fmt is not None and fmt != CHECKPOINT_FORMAT:
         raise InputError(f"{p}: checkpoint format {fmt!r}, expected {CHECKPOINT_FORMAT!r}")
     return data
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    map_location: str | torch.device = "cpu",
+    weights_only: bool = True,
+) -> dict[str, Any]:
+    """Deprecated alias of :func:`load_training_checkpoint`.
+
+    The old name was easy to confuse with :func:`semparts_reid.hub.load_checkpoint`,
+    which reads any weights file (now :func:`semparts_reid.hub.load_weights_file`).
+    """
+    warnings.warn(
+        "semparts_reid.engine.checkpoint.load_checkpoint is deprecated; use "
+        "semparts_reid.engine.checkpoint.load_training_checkpoint",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_training_checkpoint(path, map_location=map_location, weights_only=weights_only)

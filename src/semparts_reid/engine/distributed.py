@@ -1,5 +1,8 @@
 """Multi-process helpers: ``torchrun`` start-up, rank queries, gathers, seeding.
 
+:func:`all_gather_rows` is :func:`semparts_reid.memory.gather.all_gather_rows` (one
+implementation, re-exported here for the engine's callers).
+
 ``torchrun --nproc_per_node=N -m semparts_reid adapt …`` sets ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK`` and ``MASTER_ADDR``/``MASTER_PORT``; :func:`init_distributed` reads them
 and starts the process group (``nccl`` on CUDA, ``gloo`` on CPU). Without those
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..memory import all_gather_rows as _gather_rows
+from ..memory.gather import all_gather_rows
 
 __all__ = [
     "all_gather_rows",
@@ -88,14 +91,6 @@ def init_distributed(device: str | torch.device = "auto") -> torch.device:
     dist.init_process_group(backend=backend)
     logger.info("process group: backend=%s rank=%d world=%d", backend, get_rank(), world)
     return torch.device("cuda", local_rank) if want_cuda else torch.device("cpu")
-
-
-def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``t`` (B_r, ...) of every rank along dim 0 (rank order; sizes may differ).
-
-    Returns ``t`` itself when not distributed. No gradient flows through the gather.
-    """
-    return _gather_rows(t) if is_distributed() else t
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

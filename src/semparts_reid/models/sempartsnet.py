@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..hub.constants import IMAGENET_MEAN, IMAGENET_STD  # re-exported: the one definition
 from ..layers.heads import BNNeck, GeM, MultiBNNeck, MultiLinear, global_avg_pool
 from ..layers.part_classifier import SemanticPartClassifier, part_map_loss
 from ..layers.part_clustering import pseudo_part_labels
@@ -31,8 +32,6 @@ from .backbones import ResNetBackbone
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ReIDOutput", "SemPartsNet", "default_data_config"]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 _POOLINGS = ("avg", "gem")
 
 

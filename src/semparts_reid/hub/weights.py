@@ -1,283 +1,45 @@
-"""Pretrained weights: a registry, a resumable verified downloader and a key-matching loader.
+"""Weight loading: read a weights file safely, match its keys to a module, report the rest.
 
-* :func:`list_pretrained` / :func:`get_pretrained_cfg`: the registry (name -> URL, sha256,
-  architecture, data config, licence). It holds torchvision's ImageNet ResNet-18/34/50
-  weights and has room for re-ID checkpoints (:func:`register_pretrained`).
-* :func:`download_weights`: streams to a partial file in the cache folder with timeouts,
-  bounded retries with back-off and HTTP ``Range`` resume, verifies the sha256, then
-  moves the file into place atomically. ``SEMPARTS_REID_OFFLINE=1`` uses only the cache.
-* :func:`load_pretrained`: ``torch.load(weights_only=True)``, strips ``module.`` /
-  ``_orig_mod.`` prefixes and reports missing, unexpected and shape-mismatched keys in one
-  summary (strict for our checkpoints, lenient for ImageNet backbones).
+* :func:`load_weights_file`: any weights file (registry name, URL or path) read with
+  ``torch.load(weights_only=True)``; a training checkpoint is read by
+  :func:`semparts_reid.engine.checkpoint.load_training_checkpoint` instead.
 * :func:`load_matching_weights`: the one key-matching loader behind :func:`load_pretrained`
-  and ``DomainAdaptTrainer.load_weights``: a discrepancy is logged at WARNING with counts
-  and the first names, and weights that fill less than half of the module's weight kernels
-  (another architecture) raise :class:`WeightsMismatchError` unless ``strict=False``.
-
-Cache folder: ``$SEMPARTS_REID_HOME/weights`` (default ``~/.cache/semparts_reid/weights``).
-
-Example:
-    >>> sorted(list_pretrained(kind="backbone"))[:2]
-    ['resnet18.tv_in1k', 'resnet34.tv_in1k']
+  and ``DomainAdaptTrainer.load_weights``: it strips ``module.`` / ``_orig_mod.``
+  prefixes, logs a discrepancy at WARNING with counts and the first names, and refuses
+  weights that fill less than half of the module's weight kernels (another architecture,
+  :class:`WeightsMismatchError`) unless ``strict=False``.
+* :func:`load_pretrained`: ``"imagenet"``, a registry name, a URL, a file or a dict into a
+  model, strict for our checkpoints, lenient (with that check) for ImageNet backbones.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from ._download import (
-    _HASH_IN_NAME,
-    _HEX,
-    ChecksumError,
-    DownloadError,
-    _check_hash,
-    _filename_from_url,
-    _is_url,
-    download_to_cache,
-    file_sha256,
-    get_cache_dir,
-    hash_prefix_from_url,
-)
-from ._download import ENV_HOME as ENV_HOME
-from ._download import ENV_OFFLINE as ENV_OFFLINE
-from .errors import InputError, InputNotFoundError
+from ..errors import InputError
+from .registry import get_pretrained_cfg, resolve_pretrained_name
+from .sources import download_weights
 
 __all__ = [
-    "ChecksumError",
-    "DownloadError",
     "MIN_FILL",
     "LoadReport",
-    "PretrainedCfg",
     "StrictWeightsError",
     "WeightsMismatchError",
-    "download_weights",
-    "file_sha256",
-    "get_cache_dir",
-    "get_pretrained_cfg",
-    "list_pretrained",
     "load_checkpoint",
     "load_matching_weights",
     "load_pretrained",
-    "register_pretrained",
-    "resolve_pretrained_name",
+    "load_weights_file",
 ]
 
 logger = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-# --------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class PretrainedCfg:
-    """One registry entry.
-
-    Attributes:
-        name: registry name, e.g. ``"resnet50.tv_in1k"``.
-        url: where the file is downloaded from.
-        sha256: full sha256 (64 hex digits) or, for torchvision files, the hex prefix the
-            file name carries (``resnet18-f37072fd.pth`` -> ``"f37072fd"``).
-        arch: ``"resnet50"`` for a backbone, a ``build_model`` name for a re-ID model.
-        kind: ``"backbone"`` (loaded leniently into ``model.backbone``) or ``"reid"``
-            (a full checkpoint, loaded strictly).
-        data_config: preprocessing the weights were trained with (input size, mean, std).
-        licence: licence / terms of the weights.
-        description: one line for humans.
-        model_kwargs: keyword arguments for ``build_model`` (re-ID checkpoints).
-    """
-
-    name: str
-    url: str
-    sha256: str
-    arch: str
-    kind: Literal["backbone", "reid"]
-    data_config: Mapping[str, Any]
-    licence: str
-    description: str = ""
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def filename(self) -> str:
-        """File name in the cache (the last component of the URL path)."""
-        return _filename_from_url(self.url)
-
-
-_REGISTRY: dict[str, PretrainedCfg] = {}
-_TV_LICENCE = (
-    "BSD-3-Clause (torchvision); trained on ImageNet-1k, whose terms allow "
-    "non-commercial research and educational use"
-)
-_IN1K_224 = {
-    "input_size": (224, 224),
-    "mean": IMAGENET_MEAN,
-    "std": IMAGENET_STD,
-    "interpolation": "bilinear",
-}
-
-
-def register_pretrained(cfg: PretrainedCfg, *, overwrite: bool = False) -> PretrainedCfg:
-    """Add ``cfg`` to the registry and return it.
-
-    Re-ID checkpoints (``kind="reid"``) must carry the full 64-digit sha256; backbone
-    entries may carry a hex prefix (the torchvision convention).
-
-    Raises:
-        ValueError: on a duplicate name (unless ``overwrite``), a bad hash or kind.
-    """
-    if cfg.name in _REGISTRY and not overwrite:
-        raise ValueError(f"pretrained name {cfg.name!r} is already registered")
-    if cfg.kind not in ("backbone", "reid"):
-        raise ValueError(f"kind={cfg.kind!r}; expected 'backbone' or 'reid'")
-    if not _HEX.match(cfg.sha256):
-        raise ValueError(f"{cfg.name}: sha256={cfg.sha256!r} is not 6-64 lowercase hex digits")
-    if cfg.kind == "reid" and len(cfg.sha256) != 64:
-        raise ValueError(f"{cfg.name}: re-ID checkpoints need the full 64-digit sha256")
-    _REGISTRY[cfg.name] = cfg
-    return cfg
-
-
-for _arch, _url in (
-    ("resnet18", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
-    ("resnet34", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
-    ("resnet50", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
-):
-    register_pretrained(
-        PretrainedCfg(
-            name=f"{_arch}.tv_in1k",
-            url=_url,
-            sha256=_HASH_IN_NAME.search(_url).group(1),  # type: ignore[union-attr]
-            arch=_arch,
-            kind="backbone",
-            data_config=_IN1K_224,
-            licence=_TV_LICENCE,
-            description=f"torchvision {_arch} IMAGENET1K_V1 (the classic re-ID initialisation)",
-        )
-    )
-register_pretrained(
-    PretrainedCfg(
-        name="resnet50.tv2_in1k",
-        url="https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
-        sha256="11ad3fa6",
-        arch="resnet50",
-        kind="backbone",
-        data_config={**_IN1K_224, "input_size": (232, 232)},
-        licence=_TV_LICENCE,
-        description="torchvision resnet50 IMAGENET1K_V2 (longer training recipe)",
-    )
-)
-
-
-def list_pretrained(kind: str | None = None) -> list[str]:
-    """Registry names, sorted; ``kind="backbone"`` or ``"reid"`` filters."""
-    if kind not in (None, "backbone", "reid"):
-        raise ValueError(f"kind={kind!r}; expected None, 'backbone' or 'reid'")
-    return sorted(n for n, c in _REGISTRY.items() if kind is None or c.kind == kind)
-
-
-def get_pretrained_cfg(name: str) -> PretrainedCfg:
-    """The registry entry called ``name``.
-
-    Raises:
-        KeyError: naming the known entries.
-    """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = list_pretrained()
-        raise KeyError(f"no pretrained weights named {name!r}; known: {known}") from None
-
-
-def resolve_pretrained_name(source: str, arch: str | None = None) -> str | None:
-    """Turn ``"imagenet"`` (+ a model arch such as ``"semparts_resnet50"``) into a name.
-
-    Returns the registry name, ``source`` itself when it is a registry name, else ``None``.
-    """
-    if source in _REGISTRY:
-        return source
-    if source.lower() == "imagenet":
-        if arch is None:
-            raise InputError("pretrained='imagenet' needs the model's arch to pick the weights")
-        match = re.search(r"resnet(18|34|50)", arch)
-        if match is None:
-            raise InputError(f"no ImageNet weights registered for arch {arch!r}")
-        return f"resnet{match.group(1)}.tv_in1k"
-    return None
-
-
-# --------------------------------------------------------------------------- download
-
-
-def download_weights(
-    name_or_url: str | os.PathLike[str],
-    *,
-    sha256: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-    timeout: float | tuple[float, float] = (10.0, 60.0),
-    retries: int = 4,
-    backoff: float = 1.0,
-) -> Path:
-    """Return a local path to the weights, downloading them into the cache if needed.
-
-    Args:
-        name_or_url: a registry name (:func:`list_pretrained`), an ``http(s)`` URL or a
-            local file path.
-        sha256: expected sha256 (full, or a hex prefix). Defaults to the registry's, or the
-            hex prefix in a URL file name (``name-<hex>.pth``, as ``torch.hub`` does).
-        cache_dir: folder to download into; default :func:`get_cache_dir`.
-        progress: show a tqdm progress bar.
-        timeout: ``requests`` timeout in seconds (connect, read).
-        retries: extra attempts after a connection error, a timeout, a cut transfer or an
-            HTTP 408/429/5xx; each attempt resumes the partial file with a ``Range`` request.
-        backoff: first back-off delay in seconds, doubled after each failed attempt.
-
-    Returns:
-        Path of the verified file.
-
-    Raises:
-        DownloadError: HTTP error (e.g. 404), retries exhausted, or offline without a cache.
-        ChecksumError: the downloaded file's sha256 does not match (the file is deleted).
-        InputNotFoundError: ``name_or_url`` is neither a name, a URL nor an existing file
-            (a ``FileNotFoundError``).
-    """
-    source = os.fspath(name_or_url)
-    if sha256 is not None and not _HEX.match(sha256.lower()):
-        raise InputError(f"sha256={sha256!r} is not 6-64 hex digits")
-    expected: str | None
-    if source in _REGISTRY:
-        cfg = _REGISTRY[source]
-        url, expected = cfg.url, sha256 or cfg.sha256
-    elif _is_url(source):
-        url = source
-        expected = sha256 or hash_prefix_from_url(url)
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InputNotFoundError(
-                f"{source!r} is not a registry name ({list_pretrained()}), an http(s) URL "
-                "or an existing file"
-            )
-        _check_hash(path, sha256, delete=False)
-        return path
-    return download_to_cache(
-        url, expected, cache_dir,
-        progress=progress, timeout=timeout, retries=retries, backoff=backoff,
-    )
-
-
-# --------------------------------------------------------------------------- loading
 
 _PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile wrappers
 
@@ -379,10 +141,10 @@ class LoadReport:
         return self.summary()
 
 
-def load_checkpoint(
+def load_weights_file(
     source: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Load a checkpoint or state-dict file (registry name, URL or path) safely.
+    """Read any weights file (registry name, URL or path) safely: a checkpoint or a state dict.
 
     Uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
     arbitrary pickled objects.
@@ -407,6 +169,23 @@ def load_checkpoint(
     if not isinstance(obj, Mapping):
         raise InputError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj)!r}")
     return dict(obj)
+
+
+def load_checkpoint(
+    source: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Deprecated alias of :func:`load_weights_file` (it reads any weights file).
+
+    The old name was easy to confuse with the training-checkpoint reader,
+    :func:`semparts_reid.engine.checkpoint.load_training_checkpoint`.
+    """
+    warnings.warn(
+        "semparts_reid.hub.load_checkpoint is deprecated; use "
+        "semparts_reid.hub.load_weights_file (reads any weights file)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return load_weights_file(source, map_location=map_location)
 
 
 def _extract_state_dict(obj: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
@@ -573,12 +352,12 @@ def load_pretrained(
         label = os.fspath(source)
         name = resolve_pretrained_name(label, getattr(model, "arch", None))
         if name is not None:
-            cfg = _REGISTRY[name]
+            cfg = get_pretrained_cfg(name)
             arch = getattr(model, "arch", None)
             if cfg.kind == "reid" and arch is not None and arch != cfg.arch:
                 raise InputError(f"{name} holds weights for {cfg.arch!r}, model is {arch!r}")
             label = name
-        obj = load_checkpoint(download_weights(name or label, sha256=sha256))
+        obj = load_weights_file(download_weights(name or label, sha256=sha256))
     else:
         raise TypeError(
             f"source={source!r}: expected 'imagenet', a registry name, a path, a URL or a "

@@ -1,8 +1,13 @@
-"""Resumable, verified HTTP downloads into a cache folder (used by :mod:`semparts_reid.hub`).
+"""Resumable, verified HTTP downloads into a cache folder: the machinery of ``download_weights``.
 
 Files stream into ``<name>.partial`` beside their final name, resume with an HTTP ``Range``
 request after a cut, are checked against a sha256 (full or a prefix) and are moved into
-place with ``os.replace``. ``SEMPARTS_REID_OFFLINE=1`` serves only what is cached.
+place with ``os.replace``. Processes asking for the same file download it once
+(:func:`file_lock`). ``SEMPARTS_REID_OFFLINE=1`` serves only what is cached.
+
+This module knows URLs and files, not registry names: :func:`semparts_reid.hub.download_weights`
+resolves a name first, then calls :func:`download_to_cache`. ``requests`` and ``tqdm`` are
+imported only when a transfer starts.
 """
 
 from __future__ import annotations
@@ -18,20 +23,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "ENV_HOME",
+    "ENV_OFFLINE",
+    "HASH_IN_NAME",
+    "SHA256_HEX",
     "ChecksumError",
     "DownloadError",
+    "check_hash",
     "download_to_cache",
+    "fetch",
+    "file_lock",
     "file_sha256",
+    "filename_from_url",
     "get_cache_dir",
     "hash_prefix_from_url",
+    "is_offline",
+    "is_url",
 ]
 
-logger = logging.getLogger("semparts_reid.hub")
+logger = logging.getLogger(__name__)
 
 ENV_HOME = "SEMPARTS_REID_HOME"
+"""Environment variable: the semparts-reid home folder (weights go in its ``weights/``)."""
 ENV_OFFLINE = "SEMPARTS_REID_OFFLINE"
-_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.[^.]+$")  # torchvision: resnet18-f37072fd.pth
-_HEX = re.compile(r"^[a-f0-9]{6,64}$")
+"""Environment variable: ``1`` / ``true`` / ``yes`` / ``on`` serves only cached files."""
+HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.[^.]+$")
+"""The sha256 prefix a file name carries, torchvision style: ``resnet18-f37072fd.pth``."""
+SHA256_HEX = re.compile(r"^[a-f0-9]{6,64}$")
+"""A full sha256 or a prefix of it: 6 to 64 lowercase hex digits."""
 _CHUNK = 1 << 20  # hashing block
 _NET_CHUNK = 1 << 16  # network block: a cut transfer loses at most this much
 
@@ -50,15 +69,21 @@ def get_cache_dir() -> Path:
     return Path(home).expanduser() / "weights"
 
 
-def _offline() -> bool:
+def is_offline() -> bool:
+    """Whether ``SEMPARTS_REID_OFFLINE`` asks for cached files only."""
     return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _is_url(text: str) -> bool:
+def is_url(text: str) -> bool:
+    """Whether ``text`` is an ``http(s)`` URL (a local path or a registry name is not)."""
     return urllib.parse.urlparse(text).scheme in ("http", "https")
 
 
-def _filename_from_url(url: str) -> str:
+def filename_from_url(url: str) -> str:
+    """The cache file name for ``url``: the last path component, made filesystem-safe.
+
+    A URL without a usable name gets ``weights-<sha256 of the URL, 16 digits>``.
+    """
     name = os.path.basename(urllib.parse.urlparse(url).path)
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     if not name or name.startswith("."):
@@ -75,7 +100,13 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _check_hash(path: Path, expected: str | None, *, delete: bool) -> None:
+def check_hash(path: Path, expected: str | None, *, delete: bool) -> None:
+    """Check that the sha256 of ``path`` starts with ``expected`` (no check when ``None``).
+
+    Raises:
+        ChecksumError: naming the file, the expected and the actual hash; with ``delete``
+            the file is removed first (never do that to a user's own file).
+    """
     if not expected:
         return
     actual = file_sha256(path)
@@ -91,7 +122,7 @@ def _check_hash(path: Path, expected: str | None, *, delete: bool) -> None:
 
 def hash_prefix_from_url(url: str) -> str | None:
     """The hex digest prefix a file name carries (``resnet18-f37072fd.pth`` -> ``f37072fd``)."""
-    found = _HASH_IN_NAME.search(_filename_from_url(url))
+    found = HASH_IN_NAME.search(filename_from_url(url))
     return found.group(1) if found else None
 
 
@@ -105,18 +136,30 @@ def download_to_cache(
     retries: int,
     backoff: float,
 ) -> Path:
-    """Return the cached, verified file for ``url``, downloading it if needed."""
+    """Return the cached, verified file for ``url``, downloading it if needed.
+
+    Args:
+        url: an ``http(s)`` URL.
+        expected: sha256 (full or a prefix) the file must have; ``None``: unverified (a
+            WARNING says so).
+        cache_dir: folder to download into; ``None``: :func:`get_cache_dir`.
+        progress, timeout, retries, backoff: as :func:`semparts_reid.hub.download_weights`.
+
+    Raises:
+        DownloadError: offline without a cached file, HTTP error or retries exhausted.
+        ChecksumError: the file does not match ``expected`` (it is deleted).
+    """
     folder = Path(cache_dir).expanduser() if cache_dir is not None else get_cache_dir()
-    dest = folder / _filename_from_url(url)
+    dest = folder / filename_from_url(url)
     if dest.is_file():
         try:
-            _check_hash(dest, expected, delete=not _offline())
+            check_hash(dest, expected, delete=not is_offline())
             return dest
         except ChecksumError:
-            if _offline():
+            if is_offline():
                 raise
             logger.warning("cached %s failed its checksum; downloading it again", dest)
-    if _offline():
+    if is_offline():
         raise DownloadError(
             f"{ENV_OFFLINE}=1 and {url} is not in the cache (expected {dest}); "
             "download it once online or copy the file there"
@@ -125,20 +168,20 @@ def download_to_cache(
         logger.warning("no sha256 known for %s: the download cannot be verified", url)
     folder.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
-    with _file_lock(dest.with_name(dest.name + ".lock")):
+    with file_lock(dest.with_name(dest.name + ".lock")):
         if dest.is_file():  # another process finished it while we waited for the lock
-            _check_hash(dest, expected, delete=True)
+            check_hash(dest, expected, delete=True)
             return dest
-        _fetch(url, partial, progress=progress, timeout=timeout, retries=retries,
+        fetch(url, partial, progress=progress, timeout=timeout, retries=retries,
                backoff=backoff)
-        _check_hash(partial, expected, delete=True)
+        check_hash(partial, expected, delete=True)
         os.replace(partial, dest)
     logger.info("downloaded %s to %s", url, dest)
     return dest
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Exclusive inter-process lock on ``path`` (POSIX ``flock``; a no-op elsewhere).
 
     Several processes (e.g. the ranks of a distributed job) asking for the same file
@@ -170,7 +213,7 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fetch(
+def fetch(
     url: str,
     partial: Path,
     *,
@@ -179,7 +222,17 @@ def _fetch(
     retries: int,
     backoff: float,
 ) -> None:
-    """Download ``url`` into ``partial``, resuming what is there; bounded attempts."""
+    """Download ``url`` into ``partial``, resuming what is there; bounded attempts.
+
+    After a connection error, a timeout, a cut transfer or HTTP 408/429/5xx it waits
+    (``backoff`` seconds, doubled each time, at most 60) and resumes with a ``Range``
+    request; other HTTP errors raise at once.
+
+    Raises:
+        ValueError: ``retries`` < 0.
+        DownloadError: an HTTP error, or ``retries + 1`` failed attempts (the partial
+            file is kept for the next call).
+    """
     import requests
     from tqdm.auto import tqdm
 

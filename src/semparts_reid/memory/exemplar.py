@@ -29,8 +29,9 @@ vector with ``reduction="none"``).
 
 Distributed: under an initialised :mod:`torch.distributed` process group,
 :meth:`ExemplarMemory.update` all-gathers features, indices and visibility from every
-rank first, so all replicas apply the same update and stay identical; the loss uses
-the local features only (DDP averages the gradients). The memory is a plain tensor,
+rank first (:func:`~semparts_reid.memory.gather.all_gather_rows`), so all replicas
+apply the same update and stay identical; the loss uses the local features only (DDP
+averages the gradients). The memory is a plain tensor,
 neither an ``nn.Parameter`` nor a module buffer, so DDP never broadcasts it.
 
 Example:
@@ -55,6 +56,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+
+from .gather import all_gather_rows
 
 __all__ = ["ExemplarMemory", "LinearMomentum", "MomentumSchedule"]
 
@@ -86,32 +89,6 @@ class LinearMomentum:
 
     def __call__(self, epoch: int) -> float:
         return min(self.step * float(epoch), self.max_momentum)
-
-
-def _dist_world() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
-
-
-def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """All-gather ``t`` (B_r, ...) from every rank along dim 0; batch sizes may differ.
-
-    Needs an initialised process group. No gradient flows through the gather.
-    """
-    dist = torch.distributed
-    world = dist.get_world_size()
-    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n)
-    counts = [int(s.item()) for s in sizes]
-    top = max(counts)
-    if t.shape[0] < top:
-        pad = t.new_zeros((top - t.shape[0], *t.shape[1:]))
-        t = torch.cat([t, pad], dim=0)
-    out = [torch.empty_like(t) for _ in range(world)]
-    dist.all_gather(out, t.contiguous())
-    return torch.cat([o[:c] for o, c in zip(out, counts)], dim=0)
 
 
 class ExemplarMemory:
@@ -354,10 +331,7 @@ class ExemplarMemory:
             if weights is not None
             else f.new_ones(f.shape[0], self.num_heads)
         )
-        if _dist_world() > 1:
-            f = all_gather_rows(f)
-            idx = all_gather_rows(idx)
-            w = all_gather_rows(w)
+        f, idx, w = all_gather_rows(f), all_gather_rows(idx), all_gather_rows(w)  # no-op at 1
         if idx.numel() == 0:
             return
         uniq, inv = torch.unique(idx, return_inverse=True)

@@ -209,7 +209,7 @@ def test_memory_is_not_a_parameter_and_gradient_flows_to_features() -> None:
 def test_docstring_example_holds() -> None:
     import doctest
 
-    import semparts_reid.memory as module
+    import semparts_reid.memory.exemplar as module
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
