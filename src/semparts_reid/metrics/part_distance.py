@@ -25,9 +25,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .blocks import DistanceBlocks
 from .distance import compute_distance, iter_distance_chunks
 
-__all__ = ["iter_part_aware_distance_chunks", "part_aware_distance"]
+__all__ = [
+    "iter_part_aware_distance_chunks",
+    "part_aware_distance",
+    "part_aware_distance_blocks",
+]
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -221,3 +226,31 @@ def part_aware_distance(
         out[start:stop] = block
     assert out is not None
     return out if as_torch else out.cpu().numpy()
+
+
+def part_aware_distance_blocks(
+    query_global: ArrayLike,
+    gallery_global: ArrayLike,
+    query_parts: ArrayLike,
+    gallery_parts: ArrayLike,
+    query_visibility: ArrayLike,
+    gallery_visibility: ArrayLike,
+    metric: str = "cosine",
+    *,
+    part_weight: float = 0.5,
+) -> DistanceBlocks:
+    """The part-aware distance as :class:`~semparts_reid.metrics.blocks.DistanceBlocks`.
+
+    Hand it to :func:`~semparts_reid.metrics.rank.evaluate_cmc_map` to score the part
+    distance without holding the ``(Q, G)`` matrix. Arguments as in
+    :func:`part_aware_distance`.
+    """
+    args = (query_global, gallery_global, query_parts, gallery_parts, query_visibility,
+            gallery_visibility)
+    shape = (int(len(query_global)), int(len(gallery_global)))  # type: ignore[arg-type]
+    return DistanceBlocks(
+        shape,
+        lambda chunk: iter_part_aware_distance_chunks(
+            *args, metric, part_weight=part_weight, chunk_size=chunk
+        ),
+    )

@@ -40,6 +40,7 @@ from ._eval_inputs import (
     to_numpy_block,
 )
 from ._match_rank import match_ranks, single_shot_ranks
+from .blocks import DistanceBlocks
 from .distance import _prepared_blocks
 
 __all__ = ["PROTOCOLS", "AP_MODES", "ReIDMetrics", "evaluate_cmc_map"]
@@ -130,7 +131,8 @@ def _pairs(
 def evaluate_cmc_map(
     distmat_or_feats: np.ndarray
     | torch.Tensor
-    | tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor],
+    | tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
+    | DistanceBlocks,
     q_pids: Sequence[int] | np.ndarray | torch.Tensor,
     g_pids: Sequence[int] | np.ndarray | torch.Tensor,
     q_camids: Sequence[int] | np.ndarray | torch.Tensor,
@@ -150,7 +152,9 @@ def evaluate_cmc_map(
     Args:
         distmat_or_feats: a ``(Q, G)`` distance matrix (numpy or torch, smaller is
             closer), or a tuple ``(query_feats (Q, D), gallery_feats (G, D))`` from which
-            distances are computed block by block with ``metric``.
+            distances are computed block by block with ``metric``, or a
+            :class:`~semparts_reid.metrics.blocks.DistanceBlocks` that yields the
+            distances a block of query rows at a time (no ``(Q, G)`` matrix is held).
         q_pids, g_pids: ``(Q,)`` / ``(G,)`` integer identities (gallery distractors such
             as Market's pid 0 are ordinary non-matching identities).
         q_camids, g_camids: ``(Q,)`` / ``(G,)`` integer camera ids.
@@ -201,7 +205,13 @@ def evaluate_cmc_map(
         chunk_size = check_int("chunk_size", chunk_size, 1)
 
     feats = isinstance(distmat_or_feats, (tuple, list))
-    if feats:
+    streamed = isinstance(distmat_or_feats, DistanceBlocks)
+    if streamed:
+        assert isinstance(distmat_or_feats, DistanceBlocks)
+        num_q, num_g = distmat_or_feats.shape
+        source = f"distance blocks {distmat_or_feats.shape}"
+    elif feats:
+        assert isinstance(distmat_or_feats, (tuple, list))
         if len(distmat_or_feats) != 2:
             raise ValueError(
                 "distmat_or_feats as a sequence must be (query_feats, gallery_feats), "
@@ -249,7 +259,14 @@ def evaluate_cmc_map(
         chunk_size = max(1, (_BLOCK_ELEMS * (4 if feats else 1)) // g_eff)
 
     blocks: Iterator[tuple[int, int, np.ndarray]]
-    if feats:
+    if streamed:
+        assert isinstance(distmat_or_feats, DistanceBlocks)
+        cols = keep_np
+        blocks = (
+            (a, b, to_numpy_block(blk) if cols is None else to_numpy_block(blk)[:, cols])
+            for a, b, blk in distmat_or_feats.iter(chunk_size)
+        )
+    elif feats:
         if keep_np is not None:
             gf = gf[torch.from_numpy(keep_np)] if isinstance(gf, torch.Tensor) else gf[keep_np]
         _, _, tblocks = _prepared_blocks(qf, gf, metric, chunk_size)
