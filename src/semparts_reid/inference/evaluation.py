@@ -1,0 +1,254 @@
+"""``evaluate_model``: THE evaluation path of the library.
+
+The trainer, ``semparts-reid evaluate`` and the demo all score a model here, so their
+numbers come from the same preprocessing and the same distances:
+
+1. features of the query and gallery images come from a
+   :class:`~semparts_reid.inference.FeatureExtractor` (its batched resizing and
+   normalisation, its precision policy, its guard against non-finite features);
+2. the retrieval distance of ``mode`` is streamed into
+   :func:`~semparts_reid.metrics.rank.evaluate_cmc_map` a block of queries at a time,
+   so no ``(Q, G)`` matrix is held (re-ranking, which needs the full matrices, is the
+   one exception).
+
+Three retrieval modes:
+
+* ``"global"``: the global features;
+* ``"concat"``: ``[global, head, upper, lower]`` (each L2-normalised, invisible parts
+  zero), renormalised: one vector per image, usable with any index;
+* ``"parts"``: the visibility-aware part distance
+  (:func:`~semparts_reid.metrics.part_distance.part_aware_distance`): the global
+  distance plus the parts visible in both images.
+
+Distances use ``metric`` on the L2-normalised features, exactly as ``semparts-reid
+extract`` writes them (on unit vectors euclidean ranks like cosine; the metrics differ
+for ``"parts"`` and for re-ranking).
+
+Example:
+    >>> from semparts_reid import build_model
+    >>> from semparts_reid.data import build_dataset
+    >>> ds = build_dataset("synthetic:b?size=tiny")  # doctest: +SKIP
+    >>> evaluate_model(build_model("semparts_resnet18"), ds.query, ds.gallery,
+    ...                mode="parts", device="cpu")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import InputError
+from ..metrics.blocks import DistanceBlocks
+from ..metrics.distance import METRICS, compute_distance
+from ..metrics.part_distance import part_aware_distance, part_aware_distance_blocks
+from ..metrics.rank import ReIDMetrics, evaluate_cmc_map
+from .extractor import FeatureExtractor
+
+__all__ = ["MODES", "SplitFeatures", "evaluate_model", "extract_split", "retrieval_input"]
+
+MODES = ("global", "concat", "parts")
+
+
+@dataclass
+class SplitFeatures:
+    """Features of one split (query or gallery), float32 on the CPU.
+
+    Attributes:
+        global_feat: ``(N, D)``, L2-normalised.
+        part_feats: ``(N, K, D)``, each part L2-normalised, zero where invisible
+            (``K = 0`` for a global-only model).
+        visibility: ``(N, K)``, 1.0 where the part is visible.
+        pids, camids: ``(N,)`` int64 labels of the images.
+    """
+
+    global_feat: Tensor
+    part_feats: Tensor
+    visibility: Tensor
+    pids: np.ndarray
+    camids: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.global_feat.shape[0])
+
+    @property
+    def num_parts(self) -> int:
+        return int(self.part_feats.shape[1])
+
+    def concat(self) -> Tensor:
+        """``(N, (1 + K) D)``: global and visible parts side by side, renormalised."""
+        if self.num_parts == 0:
+            return self.global_feat
+        parts = self.part_feats * (self.visibility[..., None] > 0.5)
+        return F.normalize(torch.cat([self.global_feat, parts.flatten(1)], dim=1), dim=1)
+
+
+def _labels(records: Sequence[Any], split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    if len(records) == 0:
+        raise InputError(f"{split}: no images to evaluate")
+    try:
+        paths = [str(r[0]) for r in records]
+        pids = np.fromiter((int(r[1]) for r in records), np.int64, len(records))
+        camids = np.fromiter((int(r[2]) for r in records), np.int64, len(records))
+    except (TypeError, IndexError, ValueError) as exc:
+        raise InputError(
+            f"{split}: expected (path, pid, camid) records such as ImageRecord, got "
+            f"{type(records[0]).__name__} ({exc})"
+        ) from exc
+    return paths, pids, camids
+
+
+def extract_split(
+    extractor: FeatureExtractor, records: Sequence[Any], *, parts: bool = True,
+    split: str = "images",
+) -> SplitFeatures:
+    """Run ``extractor`` over ``(path, pid, camid)`` records.
+
+    Args:
+        extractor: the feature extractor.
+        records: ``ImageRecord`` s (or any ``(path, pid, camid, ...)`` tuples).
+        parts: also extract part features (needs a model returning a ``ReIDOutput``);
+            ``False`` gives ``K = 0``.
+        split: name used in error messages.
+    """
+    paths, pids, camids = _labels(records, split)
+    if parts and _returns_parts(extractor):
+        out = extractor.extract_parts(paths, return_numpy=False)
+        g, p, v = (torch.as_tensor(t) for t in (out.global_feat, out.part_feats,
+                                                 out.visibility))
+    else:
+        g = torch.as_tensor(extractor(paths, return_numpy=False))
+        p, v = g.new_zeros(len(g), 0, g.shape[1]), g.new_zeros(len(g), 0)
+    return SplitFeatures(g, p, v, pids, camids)
+
+
+def _returns_parts(extractor: FeatureExtractor) -> bool:
+    k = getattr(extractor.model, "num_parts", None)
+    return not isinstance(k, int) or k > 0
+
+
+def retrieval_input(
+    query: SplitFeatures, gallery: SplitFeatures, mode: str, metric: str = "cosine",
+    *, part_weight: float = 0.5,
+) -> tuple[Tensor, Tensor] | DistanceBlocks:
+    """What :func:`evaluate_cmc_map` needs for ``mode``: features, or distance blocks."""
+    _check_mode(mode, metric)
+    if mode == "parts" and min(query.num_parts, gallery.num_parts) > 0:
+        return part_aware_distance_blocks(
+            query.global_feat, gallery.global_feat, query.part_feats, gallery.part_feats,
+            query.visibility, gallery.visibility, metric, part_weight=part_weight,
+        )
+    if mode == "concat":
+        return query.concat(), gallery.concat()
+    return query.global_feat, gallery.global_feat  # global, or "parts" without parts
+
+
+def distance_matrix(
+    a: SplitFeatures, b: SplitFeatures, mode: str, metric: str = "cosine",
+    *, part_weight: float = 0.5,
+) -> Tensor:
+    """The full ``(len(a), len(b))`` distance matrix of ``mode`` (for re-ranking)."""
+    _check_mode(mode, metric)
+    if mode == "parts" and min(a.num_parts, b.num_parts) > 0:
+        d = part_aware_distance(a.global_feat, b.global_feat, a.part_feats, b.part_feats,
+                                a.visibility, b.visibility, metric, part_weight=part_weight)
+        return torch.as_tensor(d)
+    fa, fb = (a.concat(), b.concat()) if mode == "concat" else (a.global_feat, b.global_feat)
+    return torch.as_tensor(compute_distance(fa, fb, metric=metric))
+
+
+def _check_mode(mode: str, metric: str) -> None:
+    if mode not in MODES:
+        raise InputError(f"mode={mode!r}: expected one of {MODES}")
+    if metric not in METRICS:
+        raise InputError(f"metric={metric!r}: expected one of {tuple(METRICS)}")
+
+
+def evaluate_model(
+    model_or_extractor: nn.Module | FeatureExtractor,
+    query: Sequence[Any],
+    gallery: Sequence[Any],
+    *,
+    mode: str = "global",
+    metric: str = "cosine",
+    rerank: bool = False,
+    rerank_kwargs: Mapping[str, Any] | None = None,
+    part_weight: float = 0.5,
+    protocol: str = "market1501",
+    ap_mode: str = "standard",
+    max_rank: int = 50,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    batch_size: int = 128,
+    num_workers: int | None = None,
+    data_config: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> ReIDMetrics:
+    """CMC / mAP / mINP of a model on ``query`` vs ``gallery`` image records.
+
+    Args:
+        model_or_extractor: a model (a ``SemPartsNet`` or any module the
+            :class:`FeatureExtractor` accepts) or a ready :class:`FeatureExtractor`
+            (its device, precision, batch size and flip are then used as they are).
+            A model's train/eval mode is restored afterwards.
+        query, gallery: ``(path, pid, camid)`` records (``ImageRecord``).
+        mode: ``"global"``, ``"concat"`` or ``"parts"`` (see the module docstring);
+            a global-only model is scored globally in every mode.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
+        rerank: k-reciprocal re-ranking (:func:`~semparts_reid.metrics.rerank.re_ranking`)
+            of the mode's distances; holds the ``(Q + G)`` distance matrices.
+        rerank_kwargs: ``k1``, ``k2``, ``lambda_value``, ``max_n`` for re-ranking.
+        part_weight: weight of the parts in the ``"parts"`` distance.
+        protocol, ap_mode, max_rank: see :func:`~semparts_reid.evaluate_cmc_map`.
+        device, precision, channels_last, batch_size, num_workers, data_config,
+            progress: how to build the extractor for a model (see
+            :class:`FeatureExtractor`).
+
+    Returns:
+        :class:`~semparts_reid.metrics.rank.ReIDMetrics`.
+
+    Raises:
+        InputError: bad mode, metric or records; no valid query.
+    """
+    _check_mode(mode, metric)
+    if isinstance(model_or_extractor, FeatureExtractor):
+        extractor, model, was_training = model_or_extractor, None, False
+    elif isinstance(model_or_extractor, nn.Module):
+        model, was_training = model_or_extractor, model_or_extractor.training
+        extractor = FeatureExtractor(
+            model, device=device, precision=precision, channels_last=channels_last,
+            batch_size=batch_size, num_workers=num_workers, data_config=data_config,
+            progress=progress, fuse_bn=False,
+        )
+    else:
+        raise TypeError("model_or_extractor: expected an nn.Module or a FeatureExtractor, "
+                        f"got {type(model_or_extractor).__name__}")
+    parts = mode != "global"
+    try:
+        q = extract_split(extractor, query, parts=parts, split="query")
+        g = extract_split(extractor, gallery, parts=parts, split="gallery")
+    finally:
+        if model is not None:
+            model.train(was_training)
+    scored: Any
+    if rerank:
+        from ..metrics.rerank import re_ranking
+
+        scored = re_ranking(
+            distance_matrix(q, g, mode, metric, part_weight=part_weight),
+            distance_matrix(q, q, mode, metric, part_weight=part_weight),
+            distance_matrix(g, g, mode, metric, part_weight=part_weight),
+            **dict(rerank_kwargs or {}),
+        )
+    else:
+        scored = retrieval_input(q, g, mode, metric, part_weight=part_weight)
+    return evaluate_cmc_map(
+        scored, q.pids, g.pids, q.camids, g.camids, metric=metric, max_rank=max_rank,
+        protocol=protocol, ap_mode=ap_mode,
+    )
