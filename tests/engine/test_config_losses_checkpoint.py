@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from semparts_reid.engine.checkpoint import (
     capture_rng_state,
-    load_checkpoint,
+    load_training_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
@@ -135,19 +135,19 @@ def test_rng_state_round_trip_through_a_weights_only_checkpoint(tmp_path) -> Non
     path = save_checkpoint({"model": {}, "rng": state}, tmp_path / "c.pt")
     for _ in range(3):
         random.random(), np.random.rand(), torch.rand(())
-    restore_rng_state(load_checkpoint(path, weights_only=True)["rng"])
+    restore_rng_state(load_training_checkpoint(path, weights_only=True)["rng"])
     assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == ref
 
 
 def test_checkpoint_errors(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):
-        load_checkpoint(tmp_path / "missing.pt")
+        load_training_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt"):
-        load_checkpoint(tmp_path / "junk.pt")
+        load_training_checkpoint(tmp_path / "junk.pt")
     torch.save({"model": {}, "format": "other/9"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="format"):
-        load_checkpoint(tmp_path / "other.pt")
+        load_training_checkpoint(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="payload"):
         save_checkpoint({"no_model": 1}, tmp_path / "x.pt")
     assert not list(tmp_path.glob(".x.pt*"))  # no temp file left behind

@@ -36,7 +36,7 @@ from ..memory import ExemplarMemory, LinearMomentum
 from ..precision import resolve_precision
 from .checkpoint import (
     capture_rng_state,
-    load_checkpoint,
+    load_training_checkpoint,
     model_payload,
     restore_rng_state,
     save_checkpoint,
@@ -421,7 +421,7 @@ class DomainAdaptTrainer:
         The next :meth:`fit` / :meth:`train_source` / :meth:`adapt` call continues with
         the epoch after the saved one and gives the same losses as the uninterrupted run.
         """
-        ckpt = load_checkpoint(path, map_location="cpu")
+        ckpt = load_training_checkpoint(path, map_location="cpu")
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as exc:  # missing/unexpected keys or shapes: another model's run
@@ -480,7 +480,7 @@ class DomainAdaptTrainer:
         if isinstance(path_or_state, dict):
             weights, label = path_or_state, "<state dict>"
         else:
-            weights, label = load_checkpoint(path_or_state), os.fspath(path_or_state)
+            weights, label = load_training_checkpoint(path_or_state), os.fspath(path_or_state)
         load_matching_weights(self.model, weights, source=label, strict=strict)
 
     # ------------------------------------------------------------------ logging

@@ -76,7 +76,7 @@ def load_model_from_checkpoint(
     Raises:
         InputError: the file is a bare state dict without ``arch``.
     """
-    from ..hub import get_pretrained_cfg, list_pretrained, load_checkpoint, load_pretrained
+    from ..hub import get_pretrained_cfg, list_pretrained, load_pretrained, load_weights_file
     from ..models.factory import build_model
 
     label = os.fspath(source)
@@ -86,7 +86,7 @@ def load_model_from_checkpoint(
         load_pretrained(model, label)
         model.data_config = dict(cfg.data_config)
         return model
-    ckpt = load_checkpoint(label, map_location=map_location)
+    ckpt = load_weights_file(label, map_location=map_location)
     if "arch" not in ckpt:
         raise InputError(
             f"{label} is a bare state dict without 'arch'; build the model yourself and pass "
