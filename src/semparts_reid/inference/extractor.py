@@ -143,6 +143,8 @@ class FeatureExtractor:
             one pass over the feature map less per convolution). Default: on when the
             extractor built the model itself (name or checkpoint); for a module you pass
             in, ``True`` works on a copy so your module stays trainable.
+        channels_last: the memory format of the model and inputs; default: the
+            precision policy's (``channels_last`` on CPU and CUDA).
 
     Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
     arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
@@ -167,12 +169,14 @@ class FeatureExtractor:
         pretrained: str | None = None,
         progress: bool | None = None,
         fuse_bn: bool | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if num_workers is not None and num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        self.policy: PrecisionPolicy = resolve_precision(device, precision)
+        self.policy: PrecisionPolicy = resolve_precision(device, precision,
+                                                         channels_last=channels_last)
         self.device = self.policy.device
         owned = not isinstance(model, nn.Module)
         self.model = _resolve_model(model, pretrained).eval()
