@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from _targets import Target, report  # noqa: E402
-from semparts_reid.data import synthetic as syn  # noqa: E402
+from semparts_reid.data.synthetic import generate as syn  # noqa: E402
 
 TARGET = 500.0  # images per second on one core
 

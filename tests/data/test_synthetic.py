@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from semparts_reid.data import Market1501, build_dataset, part_map_path
-from semparts_reid.data import synthetic as syn
+from semparts_reid.data.synthetic import generate as syn
 from semparts_reid.layers.parts import HEAD, LOWER, UPPER
 
 

@@ -1,9 +1,15 @@
 """Layer 1 data: dataset layouts, synthetic domains, part labels, transforms, samplers.
 
-The dataset readers (numpy/PIL only) import eagerly; the torch-facing pieces
-(transforms, the image dataset, samplers, camera-style augmentation, part labels) are
-resolved lazily on first access so ``from semparts_reid.data import build_dataset``
-stays cheap.
+The dataset readers and the synthetic domains (numpy/PIL only) import eagerly; the
+torch-facing pieces (transforms, the image dataset, samplers, camera-style augmentation,
+part labels) are resolved lazily on first access so ``from semparts_reid.data import
+build_dataset`` stays cheap and needs no torch.
+
+Modules: ``records`` (records, the dataset container), ``market_layout`` (the
+Market-1501 folder reader), ``list_files`` (MSMT17, image lists), ``datasets`` (spec
+strings, ``build_dataset``), ``synthetic/`` (the generated domains), ``image_io``,
+``part_tables`` (grouping tables, torch-free) and ``part_labels`` (part maps),
+``transforms``, ``image_dataset``, ``camstyle``, ``samplers``.
 
 Example:
     >>> from semparts_reid.data import build_dataset, build_transforms, ReIDImageDataset
@@ -34,13 +40,15 @@ from .datasets import (
     relabel,
 )
 from .image_io import CorruptImageError, load_rgb
+from .synthetic import (
+    SIZE_PRESETS,
+    SyntheticConfig,
+    cache_dir,
+    generate_synthetic,
+    synthetic_dataset,
+)
 
 _LAZY: dict[str, str] = {
-    "SyntheticConfig": ".synthetic",
-    "generate_synthetic": ".synthetic",
-    "synthetic_dataset": ".synthetic",
-    "cache_dir": ".synthetic",
-    "SIZE_PRESETS": ".synthetic",
     "JointTransform": ".transforms",
     "build_transforms": ".transforms",
     "ReIDImageDataset": ".image_dataset",
@@ -51,7 +59,7 @@ _LAZY: dict[str, str] = {
     "CameraStyleAugmenter": ".camstyle",
     "ColorStatsTransfer": ".camstyle",
     "find_camstyle_images": ".camstyle",
-    "GROUPING_TABLES": ".part_labels",
+    "GROUPING_TABLES": ".part_tables",
     "read_part_map": ".part_labels",
     "part_map_path": ".part_labels",
     "make_lut": ".part_labels",
@@ -116,19 +124,12 @@ if TYPE_CHECKING:
     from .camstyle import CameraStyleAugmenter, ColorStatsTransfer, find_camstyle_images
     from .image_dataset import ReIDImageDataset
     from .part_labels import (
-        GROUPING_TABLES,
         band_prior,
         make_lut,
         part_map_path,
         pseudo_part_labels,
         read_part_map,
     )
+    from .part_tables import GROUPING_TABLES
     from .samplers import PKSampler, RandomIndexSampler, make_generator, seed_worker
-    from .synthetic import (
-        SIZE_PRESETS,
-        SyntheticConfig,
-        cache_dir,
-        generate_synthetic,
-        synthetic_dataset,
-    )
     from .transforms import JointTransform, build_transforms

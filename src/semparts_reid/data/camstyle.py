@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .datasets import ImageRecord
 from .image_io import load_rgb, load_rgb_array
+from .records import ImageRecord
 
 __all__ = ["CameraStyleAugmenter", "ColorStatsTransfer", "find_camstyle_images"]
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import InputError
 from .list_files import MSMT17, ImageListDataset, read_image_list, read_split_list
-from .records import DatasetLayoutError, ImageRecord, ReIDDataset, _finish, relabel
+from .market_layout import read_market_folder
+from .records import DatasetLayoutError, ImageRecord, ReIDDataset, relabel
+from .synthetic import SyntheticConfig, synthetic_dataset
 
 __all__ = [
     "MSMT17",
@@ -43,70 +43,6 @@ __all__ = [
 ]
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-_MARKET_RE = re.compile(r"^(-?\d+)_c(\d+)")
-_MARKET_PATTERN = "PPPP_cC<anything>.jpg (e.g. 0002_c1s1_000451_03.jpg; pid -1 = junk)"
-
-
-def _list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise DatasetLayoutError(f"missing split folder {folder}: expected a folder of images")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and not p.name.endswith(".parts.png")
-        and "_fake_" not in p.stem
-    )
-    if not files:
-        raise DatasetLayoutError(f"empty split folder {folder}: expected images {_MARKET_PATTERN}")
-    stems: dict[str, Path] = {}
-    for p in files:
-        if p.stem in stems:
-            raise DatasetLayoutError(
-                f"duplicate image {p} (same name as {stems[p.stem]}): one file per image expected"
-            )
-        stems[p.stem] = p
-    return files
-
-
-def _parse_market_folder(folder: Path, *, drop_junk: bool = True) -> list[ImageRecord]:
-    records = []
-    for p in _list_images(folder):
-        m = _MARKET_RE.match(p.name)
-        if m is None:
-            raise DatasetLayoutError(
-                f"cannot parse identity/camera from {p}: expected {_MARKET_PATTERN}"
-            )
-        pid, cam = int(m.group(1)), int(m.group(2))
-        if pid == -1 and drop_junk:
-            continue
-        if pid < -1 or cam < 1:
-            raise DatasetLayoutError(
-                f"bad pid {pid} or camera {cam} in {p}: expected pid >= -1, camera >= 1"
-            )
-        records.append(ImageRecord(str(p), pid, cam - 1))
-    return records
-
-
-# ----------------------------------------------------------------------------- layouts
-
-
-def _folder_dataset(
-    name: str, root: str | os.PathLike[str], *, skip_corrupt: bool = False, verify: bool = False
-) -> ReIDDataset:
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise DatasetLayoutError(
-            f"{name} root {base} does not exist: expected a folder holding "
-            "bounding_box_train/, query/ and bounding_box_test/"
-        )
-    train = _parse_market_folder(base / "bounding_box_train")
-    query = _parse_market_folder(base / "query")
-    gallery = _parse_market_folder(base / "bounding_box_test")
-    return _finish(name, base, train, query, gallery, skip_corrupt=skip_corrupt, verify=verify)
-
-
 def Market1501(  # noqa: N802 - reads like a class, the usual name in re-ID code
     root: str | os.PathLike[str], *, skip_corrupt: bool = False, verify: bool = False
 ) -> ReIDDataset:
@@ -117,31 +53,24 @@ def Market1501(  # noqa: N802 - reads like a class, the usual name in re-ID code
     ``skip_corrupt=True`` decodes every image and drops undecodable ones with a warning;
     ``verify=True`` decodes every image and raises on the first bad one.
     """
-    return _folder_dataset("market1501", root, skip_corrupt=skip_corrupt, verify=verify)
+    return read_market_folder("market1501", root, skip_corrupt=skip_corrupt, verify=verify)
 
 
 def DukeMTMCreID(  # noqa: N802
     root: str | os.PathLike[str], *, skip_corrupt: bool = False, verify: bool = False
 ) -> ReIDDataset:
     """DukeMTMC-reID: same folder layout as Market-1501, names ``PPPP_cC_fFFFFFFF.jpg``."""
-    return _folder_dataset("dukemtmcreid", root, skip_corrupt=skip_corrupt, verify=verify)
+    return read_market_folder("dukemtmcreid", root, skip_corrupt=skip_corrupt, verify=verify)
 
 
 # ----------------------------------------------------------------------------- factory
-
-
-def _synthetic(domain: str, **kw: Any) -> ReIDDataset:
-    from .synthetic import synthetic_dataset
-
-    return synthetic_dataset(domain, **kw)
-
 
 _FACTORIES: dict[str, Callable[..., ReIDDataset]] = {
     "market1501": Market1501,
     "dukemtmcreid": DukeMTMCreID,
     "msmt17": MSMT17,
     "imagelist": ImageListDataset,
-    "synthetic": _synthetic,
+    "synthetic": synthetic_dataset,
 }
 _ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "dukemtmc": "dukemtmcreid"}
 
@@ -212,10 +141,7 @@ def build_dataset(spec: str, **kwargs: Any) -> ReIDDataset:
 
 def _options_of(factory: Callable[..., ReIDDataset]) -> set[str] | None:
     """Keyword options a dataset function accepts (``None``: any, it takes ``**kwargs``)."""
-    if factory is _synthetic:
-        from .synthetic import SyntheticConfig, synthetic_dataset
-
-        factory = synthetic_dataset
+    if factory is synthetic_dataset:
         extra = set(SyntheticConfig.__dataclass_fields__) - {"domain"}
     else:
         extra = set()
@@ -225,7 +151,3 @@ def _options_of(factory: Callable[..., ReIDDataset]) -> set[str] | None:
     names = {p.name for p in params[1:] if p.kind is not p.VAR_KEYWORD}
     return names | extra
 
-
-def iter_splits(ds: ReIDDataset) -> Iterable[tuple[str, list[ImageRecord]]]:
-    """``(split name, records)`` for train, query and gallery."""
-    return (("train", ds.train), ("query", ds.query), ("gallery", ds.gallery))

@@ -29,9 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InputNotFoundError
-from .datasets import ImageRecord
 from .image_io import load_rgb
 from .part_labels import make_lut, part_map_path, read_part_map
+from .records import ImageRecord
 from .transforms import JointTransform
 
 __all__ = ["ReIDImageDataset"]

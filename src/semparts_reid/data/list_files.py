@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .records import DatasetLayoutError, ImageRecord, ReIDDataset, _finish
+from .records import DatasetLayoutError, ImageRecord, ReIDDataset, finish_dataset
 
 __all__ = ["MSMT17", "SPLITS", "ImageListDataset", "read_image_list", "read_split_list"]
 
@@ -68,7 +68,9 @@ def MSMT17(  # noqa: N802
         train = list(dict.fromkeys(train))  # val may repeat train entries
     query = _read_msmt_list(base / "list_query.txt", test_dir)
     gallery = _read_msmt_list(base / "list_gallery.txt", test_dir)
-    return _finish("msmt17", base, train, query, gallery, skip_corrupt=skip_corrupt, verify=verify)
+    return finish_dataset(
+        "msmt17", base, train, query, gallery, skip_corrupt=skip_corrupt, verify=verify
+    )
 
 
 SPLITS = ("train", "query", "gallery")
@@ -208,8 +210,8 @@ def ImageListDataset(  # noqa: N802
             )
         single = Path(root).expanduser()
         splits = read_split_list(single, split=split)
-        return _finish(name, single.parent, splits["train"], splits["query"],
-                       splits["gallery"], skip_corrupt=skip_corrupt, verify=verify)
+        return finish_dataset(name, single.parent, splits["train"], splits["query"],
+                              splits["gallery"], skip_corrupt=skip_corrupt, verify=verify)
     if split is not None:
         raise DatasetLayoutError(
             f"split={split!r} applies to a single list file, but {root} is not a file"
@@ -232,7 +234,7 @@ def ImageListDataset(  # noqa: N802
         )
     lists = {k: read_image_list(f) if f is not None else [] for k, f in files.items()}
     base_dir = Path(root) if root else next(f for f in files.values() if f is not None).parent
-    return _finish(
+    return finish_dataset(
         name,
         base_dir,
         lists["train"],

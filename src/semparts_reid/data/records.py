@@ -16,7 +16,7 @@ from typing import NamedTuple
 from ..errors import InputError
 from .image_io import CorruptImageError, check_image
 
-__all__ = ["DatasetLayoutError", "ImageRecord", "ReIDDataset", "relabel"]
+__all__ = ["DatasetLayoutError", "ImageRecord", "ReIDDataset", "finish_dataset", "relabel"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _try_check(path: str) -> CorruptImageError | None:
     return None
 
 
-def _finish(
+def finish_dataset(
     name: str,
     root: Path,
     train: list[ImageRecord],
@@ -147,6 +147,11 @@ def _finish(
     skip_corrupt: bool,
     verify: bool,
 ) -> ReIDDataset:
+    """The :class:`ReIDDataset` of three parsed splits, every layout reader's last step.
+
+    Relabels the training pids ``0 .. N-1``; with ``skip_corrupt`` / ``verify`` decodes
+    every image first and drops (with a warning) or raises on the undecodable ones.
+    """
     bad = 0
     splits = []
     for recs in (train, query, gallery):

@@ -230,7 +230,7 @@ class TrainConfig:
 
         if self.arch not in list_models():
             raise InputError(f"arch={self.arch!r}: expected one of {list_models()}")
-        from ..data.part_labels import GROUPING_TABLES
+        from ..data.part_tables import GROUPING_TABLES
 
         if self.part_table not in GROUPING_TABLES:
             raise InputError(

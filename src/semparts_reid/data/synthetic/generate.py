@@ -1,29 +1,16 @@
-"""Two procedurally generated pedestrian domains, ``synthetic:a`` and ``synthetic:b``.
+"""Configuration, generation and caching of the synthetic domains.
 
-The embedded default dataset pair: no download, generated in seconds, written to disk in
-the Market-1501 layout (``bounding_box_train/``, ``query/``, ``bounding_box_test/``) with a
-ground-truth part map ``<stem>.parts.png`` (0 background, 1 head, 2 upper, 3 lower) beside
-every image, so the demo runs through the same loaders as real data.
-
-Identity is the appearance of head, upper and lower body (skin, hair, hat, garment colours
-and patterns, sleeves, shorts/trousers/skirt, bag, body shape). The two domains differ like
-Market-1501 and DukeMTMC-reID: background kinds and palettes, clutter, per-camera colour
-casts and brightness, clothing statistics (shorts in ``a``, trousers in ``b``), 6 vs 8
-cameras, detection misalignment, occlusion, blur and noise. Within a domain an identity
-tends to reappear in front of the same scene and clutter at a given camera (probability
-``DomainStyle.scene_reuse``), so a source model can shortcut identity through the
-background; that shortcut does not carry over to the other domain, while aligned body
-parts do.
+:func:`synthetic_dataset` turns a domain name and a size preset into a
+:class:`SyntheticConfig`, generates its images with the vectorised renderer
+(:mod:`semparts_reid.data.synthetic.render`) on first use, writes them in the
+Market-1501 layout, and reads the folder back with
+:func:`semparts_reid.data.market_layout.read_market_folder`.
 
 Datasets are cached under ``$SEMPARTS_REID_HOME/synthetic`` (default
 ``~/.cache/semparts_reid/synthetic``), one folder per domain, size, seed and generator
 version. Generation goes to a temporary folder that is renamed into place only when
 complete (with a ``COMPLETE.json`` marker), so a killed run never leaves a dataset that
 looks whole.
-
-Example:
-    >>> from semparts_reid.data import build_dataset
-    >>> ds = build_dataset("synthetic:a?size=tiny")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,15 +29,16 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import InputError
-from .datasets import ReIDDataset, _folder_dataset
-from .synthetic_render import (
+from ...errors import InputError
+from ..market_layout import SPLIT_FOLDERS, read_market_folder
+from ..records import ReIDDataset
+from .render import (
     DOMAINS,
-    _colours,
     add_clutter,
     camera_and_capture,
     render_background,
     render_people,
+    sample_colours,
     sample_identities,
     sample_scenes,
 )
@@ -148,7 +136,7 @@ def _clutter_params(rng: np.random.Generator, n: int, c: int, st: Any, aspect: f
         "rw": rng.uniform(0.03, 0.12, (n, c)).astype(np.float32),
         "rh": rng.uniform(0.05, 0.25, (n, c)).astype(np.float32),
         "ellipse": rng.random((n, c)).astype(np.float32),
-        "col": _colours(rng, n * c, st).reshape(n, c, 3),
+        "col": sample_colours(rng, n * c, st).reshape(n, c, 3),
     }
 
 
@@ -188,7 +176,7 @@ def _render_all(cfg: SyntheticConfig, out: Path, progress: bool) -> int:
         "stride": rng.uniform(0, 0.3, n),
         "occ": np.where(rng.random(n) < st.occlusion_p, rng.integers(1, 3, n), 0),
         "occ_size": rng.uniform(0.15, 0.4, n),
-        "occ_col": _colours(rng, n, st),
+        "occ_col": sample_colours(rng, n, st),
     }
     gain = cam_gain[cam] * (1 + rng.normal(0, 0.04, (n, 1)))
     blur = rng.random(n) < st.blur_p
@@ -196,13 +184,9 @@ def _render_all(cfg: SyntheticConfig, out: Path, progress: bool) -> int:
     quality = 92 if cfg.domain == "a" else 85
 
     names, pids = [], np.where(split >= 3, np.where(split == 4, -1, 0), ident + 1)
-    folders = {
-        0: "bounding_box_train",
-        1: "query",
-        2: "bounding_box_test",
-        3: "bounding_box_test",
-        4: "bounding_box_test",
-    }
+    gallery = SPLIT_FOLDERS["gallery"]
+    folders = {0: SPLIT_FOLDERS["train"], 1: SPLIT_FOLDERS["query"], 2: gallery, 3: gallery,
+               4: gallery}
     for f in set(folders.values()):
         (out / f).mkdir(parents=True)
     for i in range(n):
@@ -323,7 +307,6 @@ def synthetic_dataset(
     """
     cfg = make_config(domain.strip().lower(), size=size, **options)
     folder = generate_synthetic(cfg, root=root, progress=progress)
-    ds = _folder_dataset(
+    return read_market_folder(
         f"synthetic-{cfg.domain}", folder, skip_corrupt=skip_corrupt, verify=verify
     )
-    return ds

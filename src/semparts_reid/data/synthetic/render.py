@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..layers.parts import BACKGROUND, HEAD, LOWER, UPPER
+from ...layers.parts import BACKGROUND, HEAD, LOWER, UPPER
 
 # materials: index into a per-image palette (N, NUM_MATERIALS, 3)
 SKIN, HAIR, HAT, UP1, UP2, LOW, SHOE, BAG, OCC = range(1, 10)
@@ -77,7 +77,7 @@ def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.stack([r, g, b], axis=-1).astype(np.float32)
 
 
-def _colours(rng: np.random.Generator, n: int, st: DomainStyle) -> np.ndarray:
+def sample_colours(rng: np.random.Generator, n: int, st: DomainStyle) -> np.ndarray:
     """Garment colours (n, 3): neutral greys or saturated colours with domain statistics."""
     neutral = rng.random(n) < st.neutral_p
     h = rng.random(n)
@@ -94,12 +94,12 @@ def sample_identities(rng: np.random.Generator, n: int, st: DomainStyle) -> dict
     return {
         "skin": skin,
         "hair": hair,
-        "hat_col": _colours(rng, n, st),
-        "up1": _colours(rng, n, st),
-        "up2": _colours(rng, n, st),
-        "low": _colours(rng, n, st),
-        "shoe": _colours(rng, n, st) * 0.6,
-        "bag_col": _colours(rng, n, st),
+        "hat_col": sample_colours(rng, n, st),
+        "up1": sample_colours(rng, n, st),
+        "up2": sample_colours(rng, n, st),
+        "low": sample_colours(rng, n, st),
+        "shoe": sample_colours(rng, n, st) * 0.6,
+        "bag_col": sample_colours(rng, n, st),
         "hair_long": rng.random(n) < 0.35,
         "hat": rng.random(n) < st.hat_p,
         "bag": rng.random(n) < st.bag_p,
