@@ -226,10 +226,11 @@ class TrainConfig:
             raise InputError(
                 f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
             )
-        from ..models.factory import list_models
+        # both name lists are torch-free: validating a config needs no torch
+        from ..models.names import MODEL_NAMES
 
-        if self.arch not in list_models():
-            raise InputError(f"arch={self.arch!r}: expected one of {list_models()}")
+        if self.arch not in MODEL_NAMES:
+            raise InputError(f"arch={self.arch!r}: expected one of {list(MODEL_NAMES)}")
         from ..data.part_tables import GROUPING_TABLES
 
         if self.part_table not in GROUPING_TABLES:

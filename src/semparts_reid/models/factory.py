@@ -8,17 +8,15 @@ from functools import partial
 from typing import Any
 
 from ..errors import InputError
+from .names import MODEL_NAMES
 from .sempartsnet import SemPartsNet
 
 __all__ = ["build_model", "list_models"]
 
+# "semparts_resnet50" -> SemPartsNet("resnet50", parts=True); the names live in .names
 _MODELS: dict[str, Callable[..., SemPartsNet]] = {
-    "semparts_resnet18": partial(SemPartsNet, "resnet18", parts=True),
-    "semparts_resnet34": partial(SemPartsNet, "resnet34", parts=True),
-    "semparts_resnet50": partial(SemPartsNet, "resnet50", parts=True),
-    "ecn_resnet18": partial(SemPartsNet, "resnet18", parts=False),
-    "ecn_resnet34": partial(SemPartsNet, "resnet34", parts=False),
-    "ecn_resnet50": partial(SemPartsNet, "resnet50", parts=False),
+    name: partial(SemPartsNet, name.split("_", 1)[1], parts=name.startswith("semparts_"))
+    for name in MODEL_NAMES
 }
 _FIXED_BY_NAME = ("backbone", "parts")
 DEFAULT_PRETRAINED = "imagenet"  # what ``pretrained=True`` means
