@@ -1,4 +1,4 @@
-"""P x K and index samplers: structure, rank splits, determinism, resume; worker seeding."""
+"""The sampler family: P x K and random global batches, rank slices, determinism, resume."""
 
 from __future__ import annotations
 
@@ -36,24 +36,29 @@ def test_pk_covers_identities_before_repeating() -> None:
 
 
 def test_pk_rank_split_and_determinism() -> None:
-    full = PKSampler(PIDS, p=2, k=2, num_batches=7, seed=3)
+    full = PKSampler(PIDS, p=3, k=2, num_batches=7, seed=3)
     glob = full.global_batches()
-    assert glob.shape == (7, 4)
+    assert glob.shape == (7, 6) and full.local_batch_size == 6
     shards = [
-        PKSampler(PIDS, p=2, k=2, num_batches=7, seed=3, rank=r, world_size=3) for r in range(3)
+        PKSampler(PIDS, p=3, k=2, num_batches=7, seed=3, rank=r, world_size=3) for r in range(3)
     ]
     lists = [list(s) for s in shards]
-    assert len({len(x) for x in lists}) == 1 and len(lists[0]) == len(shards[0])
-    g = shards[0].global_batches()
-    assert g.shape == (6, 4)  # rounded down to a multiple of world_size
-    for r, lst in enumerate(lists):
-        assert lst == g[r::3].reshape(-1).tolist()
-    assert list(PKSampler(PIDS, p=2, k=2, num_batches=7, seed=3, rank=1, world_size=3)) == lists[1]
+    assert {len(x) for x in lists} == {len(shards[0])} == {7 * 2}
+    for r, (s, lst) in enumerate(zip(shards, lists)):
+        assert s.local_batch_size == 2
+        assert np.array_equal(s.global_batches(), glob)  # every rank draws the same batches
+        assert lst == glob[:, 2 * r : 2 * r + 2].reshape(-1).tolist()  # and takes its slice
+    # the slices of one step, side by side, are the one-process batch of that step
+    merged = np.concatenate([np.reshape(x, (7, 2)) for x in lists], axis=1)
+    assert np.array_equal(merged, glob)
+    assert list(PKSampler(PIDS, p=3, k=2, num_batches=7, seed=3, rank=1, world_size=3)) == lists[1]
     s = shards[0]
     s.set_epoch(1)
     assert list(s) != lists[0]
     with pytest.raises(ValueError, match="only 9"):
         PKSampler(PIDS, p=10, k=2)
+    with pytest.raises(ValueError, match="batch_size=4: expected a positive multiple of world"):
+        PKSampler(PIDS, p=2, k=2, rank=0, world_size=3)
 
 
 def test_pk_single_rank_default_length() -> None:
@@ -100,6 +105,55 @@ def test_random_index_sampler_ranks(n: int, world: int, drop: bool) -> None:
 
 def test_unshuffled_is_identity() -> None:
     assert list(RandomIndexSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
+    s = RandomIndexSampler(5, batch_size=4, num_batches=2, shuffle=False)
+    assert s.global_batches().tolist() == [[0, 1, 2, 3], [4, 0, 1, 2]]
+
+
+def test_random_global_batches_are_sliced_across_ranks() -> None:
+    whole = RandomIndexSampler(10, batch_size=4, num_batches=5, seed=3)
+    glob = whole.global_batches()
+    assert glob.shape == (5, 4) and len(whole) == 20
+    assert len(set(glob[:2].reshape(-1).tolist())) == 8  # a permutation before any repeat
+    assert sorted(glob.reshape(-1)[:10].tolist()) == list(range(10))
+    r0, r1 = (RandomIndexSampler(10, batch_size=4, num_batches=5, seed=3, rank=r, world_size=2)
+              for r in range(2))
+    assert r0.local_batch_size == 2 and len(r0) == 10
+    assert np.array_equal(np.concatenate([r0.local_batches(), r1.local_batches()], 1), glob)
+    assert list(r1) == glob[:, 2:].reshape(-1).tolist()
+    again = RandomIndexSampler(10, batch_size=4, num_batches=5, seed=3)
+    assert np.array_equal(again.global_batches(), glob)  # a pure function of (seed, epoch)
+    other = RandomIndexSampler(10, batch_size=4, num_batches=5, seed=4)
+    assert not np.array_equal(other.global_batches(), glob)
+    with pytest.raises(ValueError, match="batch_size=5: expected a positive multiple"):
+        RandomIndexSampler(10, batch_size=5, num_batches=1, rank=0, world_size=2)
+    with pytest.raises(ValueError, match="num_batches=0"):
+        RandomIndexSampler(10, batch_size=2, num_batches=0)
+    with pytest.raises(ValueError, match="num_samples=3 < batch_size=4 with drop_last"):
+        RandomIndexSampler(3, batch_size=4, drop_last=True)
+
+
+def test_epoch_generator_is_seed_times_stride_plus_epoch() -> None:
+    """The documented rule: epoch ``e`` of seed ``s`` draws from ``s * 1_000_003 + e``."""
+    s = RandomIndexSampler(50, batch_size=50, num_batches=1, seed=7)
+    s.set_epoch(2)
+    expected = torch.randperm(50, generator=make_generator(7 * 1_000_003 + 2))
+    assert s.global_batches()[0].tolist() == expected.tolist()
+    assert torch.equal(s.generator().get_state(), make_generator(7_000_023).get_state())
+
+
+def test_mid_epoch_resume_of_a_rank_slice() -> None:
+    s = PKSampler(PIDS, p=4, k=2, num_batches=5, seed=1, rank=1, world_size=2)
+    s.set_epoch(2)
+    order = list(s)
+    r = PKSampler(PIDS, p=4, k=2, num_batches=5, seed=9, rank=1, world_size=2)
+    r.load_state_dict(s.state_dict(consumed=8))  # two local batches of 4 already used
+    assert list(r) == order[8:]
+
+
+def test_a_data_loader_over_the_sampler_gives_the_local_batches() -> None:
+    s = PKSampler(PIDS, p=3, k=2, num_batches=4, seed=2, rank=0, world_size=3)
+    loader = DataLoader(list(range(len(PIDS))), batch_size=s.local_batch_size, sampler=s)
+    assert [b.tolist() for b in loader] == s.local_batches().tolist()
 
 
 class _Noisy(Dataset[torch.Tensor]):

@@ -1,4 +1,4 @@
-"""TrainConfig, the loss functions, the checkpoint helpers and the batch sampler (fast)."""
+"""TrainConfig, the loss functions and the checkpoint helpers (fast)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from semparts_reid.engine.checkpoint import (
     save_checkpoint,
 )
 from semparts_reid.engine.config import TrainConfig
-from semparts_reid.engine.loaders import GlobalBatchSampler
 from semparts_reid.engine.losses import identity_loss, part_targets, stack_heads
 
 # ----------------------------------------------------------------------------- config
@@ -151,27 +150,6 @@ def test_checkpoint_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="payload"):
         save_checkpoint({"no_model": 1}, tmp_path / "x.pt")
     assert not list(tmp_path.glob(".x.pt*"))  # no temp file left behind
-
-
-# ----------------------------------------------------------------------------- sampler
-
-
-def test_global_batch_sampler_shards_the_same_global_batches() -> None:
-    whole = list(GlobalBatchSampler(10, 4, 5, seed=3))
-    r0 = list(GlobalBatchSampler(10, 4, 5, seed=3, rank=0, world=2))
-    r1 = list(GlobalBatchSampler(10, 4, 5, seed=3, rank=1, world=2))
-    assert [a + b for a, b in zip(r0, r1)] == whole
-    assert list(GlobalBatchSampler(10, 4, 5, seed=3)) == whole  # a pure function of the seed
-    assert list(GlobalBatchSampler(10, 4, 5, seed=4)) != whole
-    flat = [i for b in whole[:2] for i in b]
-    assert len(set(flat)) == 8  # one pass of a permutation before any repeat
-    pids = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
-    pk = list(GlobalBatchSampler(12, 4, 3, seed=0, pids=pids, num_instances=2))
-    for batch in pk:
-        ids = [pids[i] for i in batch]
-        assert ids[0] == ids[1] and ids[2] == ids[3]
-    with pytest.raises(ValueError, match="divisible"):
-        GlobalBatchSampler(10, 5, 1, seed=0, world=2)
 
 
 # ----------------------------------------------------------------------------- step losses

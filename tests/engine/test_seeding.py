@@ -11,7 +11,7 @@ from engine_helpers import tiny_config
 
 from semparts_reid.data import PKSampler, make_generator
 from semparts_reid.engine.config import TrainConfig
-from semparts_reid.engine.loaders import GlobalBatchSampler
+from semparts_reid.engine.loaders import train_sampler
 from semparts_reid.errors import InputError
 
 
@@ -71,10 +71,15 @@ def test_large_seeds_do_not_overflow_the_samplers(seed: int) -> None:
     pids = [i // 4 for i in range(64)]
     # the trainer's per-(stage, epoch, domain) seed, fed to P x K and uniform batches
     derived = (seed * 1_000_003 + 1 * 10_007 + 3) * 2 + 1
-    pk = list(GlobalBatchSampler(64, 16, 3, derived, pids=pids, num_instances=4))
+
+    def batches(k: int) -> list[list[int]]:
+        s = train_sampler(64, pids, global_batch=16, steps=3, seed=derived, num_instances=k)
+        return s.local_batches().tolist()
+
+    pk = batches(4)
     assert len(pk) == 3 and all(len(b) == 16 for b in pk)
-    assert pk == list(GlobalBatchSampler(64, 16, 3, derived, pids=pids, num_instances=4))
-    assert len(list(GlobalBatchSampler(64, 16, 3, derived))) == 3
+    assert pk == batches(4)
+    assert len(batches(0)) == 3
     sampler = PKSampler(pids, p=4, k=4, seed=seed)
     sampler.set_epoch(5)
     assert len(list(sampler)) == len(sampler)

@@ -1,18 +1,28 @@
-"""Samplers that split across ``torch.distributed`` ranks with equal lengths, and seeding.
+"""The samplers of the library and the trainer: seeded global batches split across ranks.
 
-* :class:`PKSampler` -- P identities x K images per batch, for labelled (source) data.
-* :class:`RandomIndexSampler` -- a shuffled pass over dataset indices, for the unlabelled
+* :class:`PKSampler` -- global batches of P identities x K images, for labelled (source)
+  data.
+* :class:`RandomIndexSampler` -- uniformly random global batches, for the unlabelled
   target domain (items carry ``index``, the exemplar-memory slot).
 
-Both are deterministic functions of ``(seed, epoch)``: call :meth:`set_epoch` before
-each epoch, save :meth:`state_dict` in a checkpoint, and :meth:`load_state_dict` resumes
-the exact same order (``start`` skips the items already consumed in that epoch).
-Every rank draws the same global order and takes its own equal-length share.
+An epoch is ``num_batches`` *global* batches of ``batch_size`` items (over all ranks),
+a pure function of ``(seed, epoch)``: epoch ``e`` draws from
+``make_generator(seed * 1_000_003 + e)`` and nothing else, so a run restarted at an epoch
+boundary replays that epoch exactly. Under ``torch.distributed`` every rank draws the
+same global batches and takes its own contiguous slice of each (``batch_size //
+world_size`` items), so ``N`` processes see exactly the batches one process would. A
+sampler yields this rank's items batch after batch: load them with
+``batch_size=sampler.local_batch_size``. To resume in the middle of an epoch, save
+:meth:`~_GlobalBatchSampler.state_dict` and restore it with
+:meth:`~_GlobalBatchSampler.load_state_dict`.
 
 Example:
     >>> sampler = PKSampler(dataset.pids, p=16, k=4, seed=0)     # doctest: +SKIP
-    >>> loader = DataLoader(dataset, batch_size=64, sampler=sampler,
+    >>> loader = DataLoader(dataset, batch_size=sampler.local_batch_size, sampler=sampler,
     ...                     worker_init_fn=seed_worker, generator=make_generator(0))
+    >>> for epoch in range(epochs):                               # doctest: +SKIP
+    ...     sampler.set_epoch(epoch)
+    ...     for batch in loader: ...
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import torch
 from torch.utils.data import Sampler
 
 __all__ = ["PKSampler", "RandomIndexSampler", "make_generator", "resolve_rank", "seed_worker"]
+
+EPOCH_STRIDE = 1_000_003  # odd: distinct (seed, epoch) pairs keep distinct generators
 
 
 def resolve_rank(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -65,17 +77,41 @@ def make_generator(seed: int) -> torch.Generator:
     return g
 
 
-class _EpochSampler(Sampler[int]):
-    """Shared (seed, epoch, start) state and rank split."""
+class _GlobalBatchSampler(Sampler[int]):
+    """``num_batches`` global batches of ``batch_size`` items per epoch; this rank's slices.
 
-    def __init__(self, seed: int, rank: int | None, world_size: int | None) -> None:
-        self.seed = int(seed)
+    Subclasses draw the global batches (:meth:`_draw`); this class holds the
+    ``(seed, epoch, start)`` state, the generator of each epoch and the rank split.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_batches: int,
+        seed: int,
+        rank: int | None,
+        world_size: int | None,
+    ) -> None:
         self.rank, self.world_size = resolve_rank(rank, world_size)
+        if batch_size < 1 or batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size={batch_size}: expected a positive multiple of "
+                f"world_size={self.world_size} (every rank takes an equal slice of each batch)"
+            )
+        if num_batches < 1:
+            raise ValueError(f"num_batches={num_batches}: expected >= 1")
+        self.batch_size, self.num_batches = int(batch_size), int(num_batches)
+        self.seed = int(seed)
         self.epoch = 0
         self.start = 0
 
+    @property
+    def local_batch_size(self) -> int:
+        """Items of each global batch that this rank loads (``batch_size // world_size``)."""
+        return self.batch_size // self.world_size
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the order of ``epoch`` (and restart it from the beginning)."""
+        """Select the batches of ``epoch`` (and restart it from the beginning)."""
         self.epoch = int(epoch)
         self.start = 0
 
@@ -85,37 +121,52 @@ class _EpochSampler(Sampler[int]):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; the next iteration resumes after ``start`` items."""
-        self.seed, self.epoch, self.start = int(state["seed"]), int(state["epoch"]), 0
+        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
         self.start = int(state.get("start", 0))
 
-    def _generator(self) -> torch.Generator:
-        return make_generator(self.seed * 1_000_003 + self.epoch)
+    def generator(self) -> torch.Generator:
+        """The generator of this epoch: ``make_generator(seed * 1_000_003 + epoch)``."""
+        return make_generator(self.seed * EPOCH_STRIDE + self.epoch)
 
-    def _local(self) -> list[int]:
+    def _draw(self, g: torch.Generator) -> np.ndarray:
         raise NotImplementedError
 
+    def global_batches(self) -> np.ndarray:
+        """All batches of this epoch, all ranks: int64 array (num_batches, batch_size)."""
+        out = self._draw(self.generator())
+        assert out.shape == (self.num_batches, self.batch_size)
+        return out
+
+    def local_batches(self) -> np.ndarray:
+        """This rank's slice of every global batch: (num_batches, local_batch_size)."""
+        lo = self.rank * self.local_batch_size
+        return self.global_batches()[:, lo : lo + self.local_batch_size]
+
+    def __len__(self) -> int:
+        return self.num_batches * self.local_batch_size
+
     def __iter__(self) -> Iterator[int]:
-        local = self._local()
+        local = self.local_batches().reshape(-1).tolist()
         start, self.start = self.start, 0
         return iter(local[start:])
 
 
-class PKSampler(_EpochSampler):
-    """Batches of ``p`` identities with ``k`` images each (use ``batch_size = p * k``).
+class PKSampler(_GlobalBatchSampler):
+    """Global batches of ``p`` identities with ``k`` images each (``batch_size = p * k``).
 
     Identities are visited in a fresh random order each epoch (a running stream of
     permutations, so every identity appears before any repeats); each identity's images
     are cycled through in a random order, drawn with replacement only when it has fewer
-    than ``k``. An epoch has ``num_batches`` global batches (default: about one pass over
-    the images); rank ``r`` of ``world_size`` takes batches ``r, r + W, ...``, every rank
-    the same number, each a full P x K batch.
+    than ``k``. With ``world_size`` ranks each rank loads ``p * k / world_size`` items of
+    every batch (``p`` a multiple of ``world_size`` keeps identities whole on a rank).
 
     Args:
         pids: identity of every dataset item (e.g. ``dataset.pids``).
-        p: identities per batch (needs at least ``p`` identities).
+        p: identities per global batch (needs at least ``p`` identities).
         k: images per identity.
-        num_batches: global batches per epoch (rounded down to a multiple of world_size).
-        seed, rank, world_size: see the module docstring.
+        num_batches: global batches per epoch (default: about one pass over the images).
+        seed, rank, world_size: see the module docstring; ``rank`` / ``world_size``
+            default to the initialised process group (0 / 1 without one).
     """
 
     def __init__(
@@ -129,28 +180,21 @@ class PKSampler(_EpochSampler):
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        super().__init__(seed, rank, world_size)
         if p < 1 or k < 1:
             raise ValueError(f"p={p}, k={k}: expected >= 1")
         pid_arr = np.asarray(pids, dtype=np.int64)
         uniq, inverse = np.unique(pid_arr, return_inverse=True)
         if len(uniq) < p:
             raise ValueError(f"p={p} identities per batch but the data has only {len(uniq)}")
+        if num_batches is None:
+            num_batches = max(1, len(pid_arr) // (p * k))
+        super().__init__(p * k, num_batches, seed, rank, world_size)
         order = np.argsort(inverse, kind="stable")
         counts = np.bincount(inverse)
         self.groups = np.split(order, np.cumsum(counts)[:-1])  # item indices per identity
         self.p, self.k = int(p), int(k)
-        total = num_batches if num_batches is not None else max(1, len(pid_arr) // (p * k))
-        self.num_batches = max(1, total // self.world_size) * self.world_size
-        if num_batches is not None and num_batches < 1:
-            raise ValueError(f"num_batches={num_batches}: expected >= 1")
 
-    def __len__(self) -> int:
-        return self.num_batches // self.world_size * self.p * self.k
-
-    def global_batches(self) -> np.ndarray:
-        """All batches of this epoch, all ranks: int64 array (num_batches, p * k)."""
-        g = self._generator()
+    def _draw(self, g: torch.Generator) -> np.ndarray:
         n_ids, need = len(self.groups), self.num_batches * self.p
         reps = -(-need // n_ids)
         stream = torch.cat([torch.randperm(n_ids, generator=g) for _ in range(reps)])[:need]
@@ -171,47 +215,60 @@ class PKSampler(_EpochSampler):
                 visits[ident] += 1
         return out.reshape(self.num_batches, self.p * self.k)
 
-    def _local(self) -> list[int]:
-        return self.global_batches()[self.rank :: self.world_size].reshape(-1).tolist()
 
+class RandomIndexSampler(_GlobalBatchSampler):
+    """Uniformly random global batches of dataset indices, from a stream of permutations.
 
-class RandomIndexSampler(_EpochSampler):
-    """Every dataset index once per epoch, shuffled, split equally across ranks.
-
-    With ``world_size`` ranks each rank gets ``ceil(n / W)`` indices (the global order is
-    padded by wrapping around, like ``DistributedSampler``) or ``floor(n / W)`` with
-    ``drop_last=True``. Indices are yielded unchanged: the item's ``index`` field is the
+    The indices of an epoch are successive random permutations of ``range(num_samples)``
+    (every index once before any repeats), cut into ``num_batches`` global batches of
+    ``batch_size``. Indices are yielded unchanged: the item's ``index`` field is the
     exemplar-memory slot.
+
+    The defaults make one pass over the data: ``batch_size = world_size`` (each rank
+    takes every ``world_size``-th index, ``ceil(n / W)`` of them, completed from the next
+    permutation) and ``num_batches = ceil(n / batch_size)``, or ``floor`` with
+    ``drop_last=True``.
+
+    Args:
+        num_samples: dataset length.
+        batch_size: items per global batch (a multiple of ``world_size``).
+        num_batches: global batches per epoch (default: one pass, see above).
+        shuffle: ``False`` yields ``0, 1, ..., n-1, 0, 1, ...`` instead of permutations.
+        drop_last: with the default ``num_batches``, drop an incomplete last batch.
+        seed, rank, world_size: see the module docstring.
     """
 
     def __init__(
         self,
         num_samples: int,
         *,
+        batch_size: int | None = None,
+        num_batches: int | None = None,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        super().__init__(seed, rank, world_size)
         if num_samples < 1:
             raise ValueError(f"num_samples={num_samples}: expected >= 1")
+        rank, world_size = resolve_rank(rank, world_size)
+        batch = world_size if batch_size is None else int(batch_size)
+        if num_batches is None and batch >= 1:
+            num_batches = num_samples // batch if drop_last else -(-num_samples // batch)
+            if num_batches < 1:
+                raise ValueError(
+                    f"num_samples={num_samples} < batch_size={batch} with drop_last: "
+                    "expected at least one full batch"
+                )
+        super().__init__(batch, num_batches or 0, seed, rank, world_size)
         self.num_samples, self.shuffle, self.drop_last = int(num_samples), shuffle, drop_last
-        w = self.world_size
-        self.per_rank = num_samples // w if drop_last else -(-num_samples // w)
-        if self.per_rank < 1:
-            raise ValueError(f"num_samples={num_samples} < world_size={w} with drop_last")
 
-    def __len__(self) -> int:
-        return self.per_rank
-
-    def _local(self) -> list[int]:
-        n, total = self.num_samples, self.per_rank * self.world_size
+    def _draw(self, g: torch.Generator) -> np.ndarray:
+        n, total = self.num_samples, self.num_batches * self.batch_size
+        reps = -(-total // n)
         if self.shuffle:
-            order = torch.randperm(n, generator=self._generator())
+            order = torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])
         else:
-            order = torch.arange(n)
-        if total > n:
-            order = torch.cat([order, order[: total - n]])
-        return order[:total][self.rank :: self.world_size].tolist()
+            order = torch.arange(n).repeat(reps)
+        return order[:total].numpy().astype(np.int64).reshape(self.num_batches, self.batch_size)

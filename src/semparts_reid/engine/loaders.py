@@ -1,94 +1,75 @@
 """Data loaders of the trainer: seeded per-epoch batch orders, sharded across ranks.
 
-Each epoch of each stage draws its index order from a ``torch.Generator`` seeded with
-``(config.seed, stage, epoch, source|target)``, so the order does not depend on how
-many epochs ran before in this process: resuming from the checkpoint of epoch ``k``
-replays epoch ``k+1`` exactly. Under ``torchrun`` every rank draws the same *global*
-batches and takes its own contiguous slice of each, so ``N`` processes see exactly the
-batches one process would.
+Each epoch of each stage draws its batches from one seed that the trainer derives from
+``(config.seed, stage, epoch, source|target)``, so the order does not depend on how many
+epochs ran before in this process: resuming from the checkpoint of epoch ``k`` replays
+epoch ``k+1`` exactly. The samplers are the data package's
+(:class:`~semparts_reid.data.samplers.PKSampler` for P×K source batches,
+:class:`~semparts_reid.data.samplers.RandomIndexSampler` otherwise): under ``torchrun``
+every rank draws the same *global* batches and takes its own contiguous slice of each,
+so ``N`` processes see exactly the batches one process would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
+from ..data.samplers import PKSampler, RandomIndexSampler
 from ..precision import PrecisionPolicy
 
 __all__ = [
-    "GlobalBatchSampler",
     "build_eval_loader",
     "build_train_dataset",
     "build_train_loader",
     "move_batch",
+    "train_sampler",
 ]
 
 
-def _random_order(n: int, total: int, g: torch.Generator) -> torch.Tensor:
-    """``total`` indices from concatenated random permutations of ``range(n)``."""
-    reps = -(-total // n)
-    return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:total]
-
-
-class GlobalBatchSampler(Sampler[list[int]]):
-    """Yields this rank's slice of ``steps`` global batches drawn with a fixed seed.
+def train_sampler(
+    num_items: int,
+    pids: Sequence[int],
+    *,
+    global_batch: int,
+    steps: int,
+    seed: int,
+    num_instances: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> PKSampler | RandomIndexSampler:
+    """The sampler of one training epoch: ``steps`` global batches of ``global_batch``.
 
     Args:
         num_items: dataset length.
-        global_batch: images per step over all ranks.
+        pids: identity of each item (used for P×K batches).
+        global_batch: images per step over all ranks (a multiple of ``world``).
         steps: number of batches.
-        seed: generator seed (the trainer derives it from seed, stage and epoch).
+        seed: the epoch's seed (the trainer derives it from seed, stage, epoch, domain).
+        num_instances: ``K`` of P×K batches (``global_batch // K`` identities each);
+            0 for uniformly random batches.
         rank, world: this process's slice of each global batch.
-        pids: identity of each item for P×K batches (with ``num_instances``).
-        num_instances: ``K`` of P×K sampling (the data package's ``PKSampler`` draws the
-            global batches); 0 for uniform random batches.
+
+    P×K batches come from ``make_generator(seed * 1_000_003)`` (the sampler's epoch 0)
+    and random ones from ``make_generator(seed)`` (the sampler's epoch ``seed`` of seed
+    0): the generators the trainer has always used, so a seed keeps its batches.
     """
-
-    def __init__(
-        self,
-        num_items: int,
-        global_batch: int,
-        steps: int,
-        seed: int,
-        *,
-        rank: int = 0,
-        world: int = 1,
-        pids: Sequence[int] | None = None,
-        num_instances: int = 0,
-    ) -> None:
-        if num_items < 1:
-            raise ValueError(f"num_items={num_items}: expected a non-empty dataset")
-        if global_batch % world:
-            raise ValueError(f"global_batch={global_batch} not divisible by world={world}")
-        if num_instances and pids is None:
-            raise ValueError("num_instances > 0 needs the pids of the items")
-        self.num_items, self.global_batch, self.steps = num_items, global_batch, steps
-        self.seed, self.rank, self.world = seed, rank, world
-        self.pids, self.num_instances = pids, num_instances
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self) -> Iterator[list[int]]:
-        g = torch.Generator().manual_seed(int(self.seed) % (2**63))
-        total = self.steps * self.global_batch
-        if self.num_instances:
-            from ..data.samplers import PKSampler
-
-            assert self.pids is not None
-            k = self.num_instances
-            pk = PKSampler(self.pids, self.global_batch // k, k, num_batches=self.steps,
-                           seed=self.seed, rank=0, world_size=1)
-            order = torch.from_numpy(pk.global_batches()).reshape(-1)
-        else:
-            order = _random_order(self.num_items, total, g)
-        local = self.global_batch // self.world
-        batches = order.view(self.steps, self.global_batch)
-        mine = batches[:, self.rank * local : (self.rank + 1) * local]
-        yield from mine.tolist()
+    if num_items < 1:
+        raise ValueError(f"num_items={num_items}: expected a non-empty dataset")
+    if num_instances:
+        if global_batch % num_instances:
+            raise ValueError(
+                f"global_batch={global_batch} is not a multiple of num_instances={num_instances}"
+            )
+        return PKSampler(pids, global_batch // num_instances, num_instances, num_batches=steps,
+                         seed=seed, rank=rank, world_size=world)
+    sampler = RandomIndexSampler(num_items, batch_size=global_batch, num_batches=steps,
+                                 seed=0, rank=rank, world_size=world)
+    sampler.set_epoch(seed)
+    return sampler
 
 
 def _torch_dataset(
@@ -137,14 +118,18 @@ def build_train_loader(
     rank: int = 0,
     world: int = 1,
 ) -> DataLoader:
-    """Loader over ``torch_dataset`` for one epoch of ``steps`` (this rank's slices)."""
-    sampler = GlobalBatchSampler(
-        len(torch_dataset), global_batch, steps, seed, rank=rank, world=world,
-        pids=pids, num_instances=num_instances,
+    """Loader over ``torch_dataset`` for one epoch of ``steps`` (this rank's slices).
+
+    The batches are :func:`train_sampler`'s; each step yields one collated batch of
+    ``global_batch // world`` items.
+    """
+    sampler = train_sampler(
+        len(torch_dataset), pids, global_batch=global_batch, steps=steps, seed=seed,
+        num_instances=num_instances, rank=rank, world=world,
     )
     return DataLoader(
-        torch_dataset, batch_sampler=sampler, num_workers=cfg.num_workers,
-        persistent_workers=False, pin_memory=False,
+        torch_dataset, batch_size=sampler.local_batch_size, sampler=sampler,
+        num_workers=cfg.num_workers, persistent_workers=False, pin_memory=False,
     )
 
 
