@@ -1,4 +1,4 @@
-"""Demo figures: CMC curves, part-map grids, and the message when matplotlib is missing."""
+"""Figures: CMC curves and part-map grids (the demo without matplotlib: tests/cli)."""
 
 from __future__ import annotations
 
@@ -33,28 +33,3 @@ def test_bad_shapes_name_the_argument(tmp_path: Path) -> None:
         viz.plot_part_maps(np.zeros((2, 8, 4, 3)), np.zeros((2, 3, 8, 4)), tmp_path / "x.png")
     with pytest.raises(ValueError, match="curves"):
         viz.plot_cmc_curves({}, tmp_path / "x.png")
-
-
-def test_demo_says_so_without_matplotlib(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from semparts_reid import demo
-
-    def missing() -> None:
-        raise viz.PlotUnavailable("plots need matplotlib: pip install 'semparts-reid[plot]'")
-
-    monkeypatch.setattr(viz, "_pyplot", missing)
-    results = {"a -> b": {"ECN (global)": {"cmc": [0.5, 1.0]}}}
-    demo._write_figures(tmp_path, results, None)
-    assert "figures skipped: plots need matplotlib" in capsys.readouterr().out
-    assert not list(tmp_path.iterdir())
-
-
-def test_format_table_has_paper_columns() -> None:
-    from semparts_reid.demo import format_table
-
-    row = {"R1": 0.5, "R5": 0.6, "R10": 0.7, "mAP": 0.4}
-    text = format_table({"a -> b": {"ECN (global)": row}, "b -> a": {"ECN (global)": row}})
-    assert "a -> b" in text and "b -> a" in text
-    assert "R1" in text and "mAP" in text
-    assert " 50.0  60.0  70.0   40.0" in text

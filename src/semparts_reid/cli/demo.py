@@ -22,6 +22,7 @@ initialisation ECN starts from. The table has the shape of the paper's Tables 1 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -29,12 +30,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from .._io import atomic_write_text
+from ..errors import InputError
+from .common import EXIT_OK, add_device_option
 
-from ._io import atomic_write_text
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class DemoSettings:
 
 
 def _config(settings: DemoSettings, arch: str, out: Path, seed: int, device: str) -> Any:
-    from .engine.config import TrainConfig
+    from ..engine.config import TrainConfig
 
     return TrainConfig(
         arch=arch,
@@ -118,8 +121,8 @@ def _adapt_from(
     parts: bool,
 ) -> tuple[dict[str, Any], Any]:
     """Adapt the source model: ECN on the global feature, or ECN + semantic parts."""
-    from .engine.trainer import DomainAdaptTrainer
-    from .models.factory import build_model
+    from ..engine.trainer import DomainAdaptTrainer
+    from ..models.factory import build_model
 
     arch = f"semparts_{settings.backbone}"
     cfg = _config(settings, arch, out, seed, device)
@@ -141,9 +144,9 @@ def _run_direction(
     Both adaptations start from the same source-trained network, so the comparison
     isolates what the semantic part features add during adaptation.
     """
-    from .engine.distributed import seed_everything
-    from .engine.trainer import DomainAdaptTrainer
-    from .models.factory import build_model
+    from ..engine.distributed import seed_everything
+    from ..engine.trainer import DomainAdaptTrainer
+    from ..models.factory import build_model
 
     arch = f"semparts_{settings.backbone}"
     t0 = time.perf_counter()
@@ -169,11 +172,17 @@ def _run_direction(
     return rows, part_model
 
 
-@torch.no_grad()
 def _part_map_examples(model: Any, records: Sequence[Any], n: int = 6) -> tuple[np.ndarray, ...]:
-    """Images (N,H,W,3) in [0,1] and predicted part probabilities (N,4,H,W)."""
-    from .data.image_dataset import ReIDImageDataset
-    from .data.transforms import build_transforms
+    """Images (N,H,W,3) in [0,1] and predicted part probabilities (N,4,H,W).
+
+    numpy and torch are imported here, not at the top, so that building the command
+    line's parser (``semparts-reid --help``) does not load torch.
+    """
+    import numpy as np
+    import torch
+
+    from ..data.image_dataset import ReIDImageDataset
+    from ..data.transforms import build_transforms
 
     cfg = model.data_config
     picks = np.linspace(0, len(records) - 1, num=min(n, len(records))).astype(int)
@@ -183,7 +192,8 @@ def _part_map_examples(model: Any, records: Sequence[Any], n: int = 6) -> tuple[
     x = torch.stack([ds[i]["image"] for i in range(len(ds))])
     model.eval()
     device = next(model.parameters()).device
-    out = model(x.to(device).float())
+    with torch.no_grad():
+        out = model(x.to(device).float())
     probs = torch.nn.functional.interpolate(
         out.part_logits.float().softmax(1),
         size=x.shape[-2:],
@@ -230,11 +240,14 @@ def run_demo(
     Returns:
         ``{"results": {direction: {method: {R1, R5, R10, mAP, cmc}}}, "settings": ...,
         "seconds": ...}``.
+
+    Raises:
+        InputError: ``directions`` is not ``"both"``, ``"a2b"`` or ``"b2a"``.
     """
-    from .data.datasets import build_dataset
+    from ..data.datasets import build_dataset
 
     if directions not in ("both", *DIRECTIONS):
-        raise ValueError(f"directions={directions!r}: expected 'both', 'a2b' or 'b2a'")
+        raise InputError(f"directions={directions!r}: expected 'both', 'a2b' or 'b2a'")
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,7 +286,7 @@ def run_demo(
 
 
 def _write_figures(out: Path, results: dict[str, Any], part_model: Any) -> None:
-    from .viz import PlotUnavailable, plot_cmc_curves, plot_part_maps
+    from ..viz import PlotUnavailable, plot_cmc_curves, plot_part_maps
 
     curves = {f"{d}: {m}": row["cmc"] for d, rows in results.items() for m, row in rows.items()}
     try:
@@ -285,3 +298,33 @@ def _write_figures(out: Path, results: dict[str, Any], part_model: Any) -> None:
         print(f"figures: {out / 'cmc.png'}, {out / 'part_maps.png'}")
     except PlotUnavailable as exc:
         print(f"figures skipped: {exc}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``semparts-reid demo``: :func:`run_demo` with the command's options."""
+    run_demo(
+        out_dir=args.out,
+        quick=args.quick,
+        directions=args.direction,
+        seed=args.seed,
+        device=args.device,
+    )
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``demo`` on the sub-parsers action ``sub``."""
+    p = sub.add_parser(
+        "demo", help="synthetic a<->b: source training, direct transfer, ECN, ECN + parts"
+    )
+    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument("--quick", action="store_true", help="tiny run (<= 60 s) used by the tests")
+    p.add_argument(
+        "--direction",
+        choices=["both", *DIRECTIONS],
+        default="both",
+        help="adaptation direction(s) (default: both)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_device_option(p)
+    p.set_defaults(func=cmd_demo)

@@ -1,4 +1,4 @@
-"""Turn a configuration dataclass into command-line flags and back (layer 3 helper).
+"""Turn a configuration dataclass into command-line flags and back.
 
 Every field of a dataclass such as :class:`~semparts_reid.engine.config.TrainConfig`
 becomes ``--field-name``; its help text is the field's ``metadata["help"]`` and its

@@ -1,7 +1,9 @@
 """``semparts-reid train`` / ``adapt``: build datasets, model and trainer from arguments.
 
-Layer 3 glue, kept apart from the argument parser so it can be called from Python
-(``run(config, source_spec, target_spec, ...)``) with the same behaviour.
+Every :class:`~semparts_reid.engine.config.TrainConfig` field is a flag
+(:mod:`semparts_reid.cli.args`). :func:`run` is the same run without the parser, so it
+can be called from Python (``run(config, source_spec, target_spec, ...)``) with the same
+behaviour.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .cli_args import dataclass_from_args
-from .engine.config import TrainConfig
-from .errors import InputError
+from ..engine.config import TrainConfig
+from ..errors import InputError
+from .args import add_dataclass_arguments, dataclass_from_args
+from .common import EXIT_OK
+
+__all__ = ["add_parsers", "cmd_adapt", "cmd_train", "config_for", "run", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +27,9 @@ def config_for(args: argparse.Namespace) -> TrainConfig:
     """The run's config: the resumed checkpoint's (if any), with the given flags on top."""
     base: TrainConfig | None = None
     if getattr(args, "resume", None):
-        from .engine.checkpoint import load_checkpoint
+        from ..engine.checkpoint import load_training_checkpoint
 
-        ckpt = load_checkpoint(args.resume, map_location="cpu")
+        ckpt = load_training_checkpoint(args.resume, map_location="cpu")
         if "config" not in ckpt:
             raise InputError(f"--resume: {args.resume} is not a training checkpoint (no config)")
         base = TrainConfig.from_dict(ckpt["config"])
@@ -50,10 +55,10 @@ def run(
     Returns:
         The last evaluation on the target query/gallery as a dict ({} when none ran).
     """
-    from .data.datasets import build_dataset
-    from .engine.distributed import seed_everything
-    from .engine.trainer import DomainAdaptTrainer
-    from .models.factory import build_model
+    from ..data.datasets import build_dataset
+    from ..engine.distributed import seed_everything
+    from ..engine.trainer import DomainAdaptTrainer
+    from ..models.factory import build_model
 
     source = build_dataset(source_spec)
     target = build_dataset(target_spec) if target_spec else None
@@ -92,10 +97,10 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
         resume=args.resume,
         init=getattr(args, "init", None),
     )
-    from .engine.distributed import is_main_process
+    from ..engine.distributed import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 reports
-        return 0
+        return EXIT_OK
     out = Path(config.output_dir)
     if result:
         print(
@@ -103,4 +108,51 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
             + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
         )
     print(f"checkpoints and metrics.jsonl in {out}")
-    return 0
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``semparts-reid train``: source-only training."""
+    return run_training(args, adapt=False)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """``semparts-reid adapt``: labeled source + unlabeled target with the exemplar memory."""
+    return run_training(args, adapt=True)
+
+
+def _add_train_arguments(p: argparse.ArgumentParser, *, adapt: bool) -> None:
+    p.add_argument(
+        "--source", required=True, help="labeled source dataset spec, e.g. market1501:/data/Market"
+    )
+    p.add_argument(
+        "--target",
+        required=adapt,
+        help="unlabeled target dataset spec (evaluated on its query/gallery)"
+        + ("" if adapt else "; optional: evaluation only"),
+    )
+    p.add_argument(
+        "--resume", help="checkpoint to resume from (restores config, optimiser, memory, RNG)"
+    )
+    if adapt:
+        p.add_argument(
+            "--init",
+            help="source-trained checkpoint to start adaptation from (skips source pre-training)",
+        )
+    group = p.add_argument_group("training configuration (TrainConfig fields)")
+    add_dataclass_arguments(group, TrainConfig, exclude=("source", "target"))
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``train`` and ``adapt`` on the sub-parsers action ``sub``."""
+    for name, adapt, help_text in (
+        ("train", False, "source-only training on a labeled dataset"),
+        (
+            "adapt",
+            True,
+            "joint training: labeled source + unlabeled target with the exemplar memory",
+        ),
+    ):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_train_arguments(p, adapt=adapt)
+        p.set_defaults(func=cmd_adapt if adapt else cmd_train)

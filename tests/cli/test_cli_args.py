@@ -1,4 +1,4 @@
-"""Dataclass fields become command-line flags, and only given flags override."""
+"""``cli/args.py``: dataclass fields become command-line flags, and only given flags override."""
 
 import argparse
 import dataclasses
@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from semparts_reid.cli_args import add_dataclass_arguments, dataclass_from_args
+from semparts_reid.cli.args import add_dataclass_arguments, dataclass_from_args
 
 
 @dataclasses.dataclass

@@ -1,0 +1,153 @@
+"""``semparts-reid demo`` (``cli/demo.py``).
+
+What docs/cli.md says the demo does: per direction one source model (a part model),
+direct transfer with global and global + part features, then ECN and ECN + parts both
+adapted from that same source checkpoint (checked on a recording stand-in trainer);
+its seeding, table, figures, and a quick run end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from semparts_reid import viz
+from semparts_reid.cli import demo, main
+from semparts_reid.errors import InputError
+from semparts_reid.metrics.rank import evaluate_cmc_map
+
+
+class _Recorder:
+    """Stands in for DomainAdaptTrainer: records the calls, returns fixed metrics."""
+
+    log: list[tuple[str, Any]] = []
+
+    def __init__(self, model: Any, source: Any, target: Any, config: Any) -> None:
+        self.model, self.config = model, config
+        self.log.append(("init", (model.arch, config.use_parts, config.part_labels)))
+
+    def train_source(self, epochs: int) -> None:
+        self.log.append(("train_source", (self.config.output_dir, epochs)))
+
+    def load_weights(self, path: Any) -> None:
+        self.log.append(("load_weights", Path(path)))
+
+    def adapt(self, epochs: int) -> None:
+        self.log.append(("adapt", (self.config.use_parts, self.config.part_labels)))
+
+    def evaluate(self, mode: str = "global") -> Any:
+        self.log.append(("evaluate", mode))
+        import numpy as np
+
+        pids = np.array([0, 1])
+        return evaluate_cmc_map(np.array([[0.1, 0.9], [0.9, 0.1]]), pids, pids,
+                                np.zeros(2, int), np.ones(2, int))  # fmt: skip
+
+
+def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import semparts_reid.engine.trainer as trainer_mod
+
+    _Recorder.log = []
+    monkeypatch.setattr(trainer_mod, "DomainAdaptTrainer", _Recorder)
+
+    class _Data:
+        num_train_pids = 4
+
+    settings = demo.DemoSettings.quick()
+    rows, _ = demo._run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
+    log = _Recorder.log
+    assert [k for k, _ in log].count("train_source") == 1
+    inits = [v for k, v in log if k == "init"]
+    assert inits[0] == ("semparts_resnet18", True, "auto")  # the source model has parts
+    assert ("semparts_resnet18", False, "none") in inits[1:]  # ECN: global only
+    assert ("semparts_resnet18", True, "auto") in inits[1:]  # ECN + parts
+    assert [v for k, v in log if k == "adapt"] == [(False, "none"), (True, "auto")]
+    loads = [v for k, v in log if k == "load_weights"]
+    assert loads == [tmp_path / "source" / "source_final.pt"] * 2
+    evals = [v for k, v in log if k == "evaluate"]
+    assert evals == ["global", settings.parts_eval_mode, "global", settings.parts_eval_mode]
+    assert list(rows) == ["Direct transfer (global)", "Direct transfer (global + parts)",
+                          "ECN (global)", "ECN + semantic parts"]  # fmt: skip
+
+
+class _Captured(Exception):
+    """Stops a run right after the trainer got its model."""
+
+
+def test_demo_seeds_the_model_initialisation(
+    tiny_pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--seed`` fixes the source model's initial weights, whatever the RNG held before."""
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def trainer(model: Any, *args: Any, **kwargs: Any) -> None:
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        raise _Captured
+
+    monkeypatch.setattr("semparts_reid.engine.trainer.DomainAdaptTrainer", trainer)
+    source, target = tiny_pair
+    for i, seed in enumerate((5, 5, 6)):
+        torch.manual_seed(200 + i)
+        with pytest.raises(_Captured):
+            demo._run_direction(demo.DemoSettings.quick(), source, target, tmp_path, seed, "cpu")
+
+    def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(seen[0], seen[1])
+    assert not same(seen[0], seen[2])
+
+
+def test_format_table_has_paper_columns() -> None:
+    row = {"R1": 0.5, "R5": 0.6, "R10": 0.7, "mAP": 0.4}
+    text = demo.format_table({"a -> b": {"ECN (global)": row}, "b -> a": {"ECN (global)": row}})
+    assert "a -> b" in text and "b -> a" in text
+    assert "R1" in text and "mAP" in text
+    assert " 50.0  60.0  70.0   40.0" in text
+
+
+def test_demo_says_so_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def missing() -> None:
+        raise viz.PlotUnavailable("plots need matplotlib: pip install 'semparts-reid[plot]'")
+
+    monkeypatch.setattr(viz, "_pyplot", missing)
+    results = {"a -> b": {"ECN (global)": {"cmc": [0.5, 1.0]}}}
+    demo._write_figures(tmp_path, results, None)
+    assert "figures skipped: plots need matplotlib" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_direction_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="directions='c2d'"):
+        demo.run_demo(tmp_path, directions="c2d")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--direction", "a2b", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "ECN + semantic parts" in text
+    payload = json.loads((out / "results.json").read_text())
+    rows = payload["results"]["a -> b"]
+    assert list(rows) == [
+        "Direct transfer (global)",
+        "Direct transfer (global + parts)",
+        "ECN (global)",
+        "ECN + semantic parts",
+    ]
+    for row in rows.values():
+        assert 0.0 <= row["mAP"] <= 1.0 and 0.0 <= row["R1"] <= row["R5"] <= row["R10"] <= 1.0
+    assert demo.format_table(payload["results"]) in text
+    pytest.importorskip("matplotlib")
+    assert (out / "cmc.png").stat().st_size > 1000
+    assert (out / "part_maps.png").stat().st_size > 1000
