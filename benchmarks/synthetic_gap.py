@@ -32,16 +32,14 @@ from semparts_reid.data import (
     make_generator,
     seed_worker,
 )
-from semparts_reid.engine.evaluation import evaluate_model
+from semparts_reid.inference import evaluate_model
 from semparts_reid.models import factory
-from semparts_reid.precision import resolve_precision
-
-FP32 = resolve_precision("cpu", "fp32", channels_last=False)
 
 
 def evaluate(model: torch.nn.Module, ds: Any, cfg: dict[str, Any]) -> tuple[float, float]:
     """mAP and R1 of the global feature on ``ds``'s query/gallery (fp32, cosine)."""
-    m = evaluate_model(model, ds.query, ds.gallery, mode="global", policy=FP32, data_config=cfg)
+    m = evaluate_model(model, ds.query, ds.gallery, mode="global", device="cpu",
+                       precision="fp32", channels_last=False, data_config=cfg)
     return float(m.mAP), float(m.rank(1))
 
 

@@ -19,8 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from semparts_reid.engine.evaluation import extract_features
-from semparts_reid.inference import FeatureExtractor
+from semparts_reid.inference import FeatureExtractor, extract_split
 from semparts_reid.models.factory import build_model
 from semparts_reid.precision import (
     NonFiniteFeatureError,
@@ -195,7 +194,8 @@ def test_extractor_never_returns_a_bad_feature_silently() -> None:
         broken(crops)
 
 
-def test_trainer_evaluation_falls_back_too(tmp_path: Path) -> None:
+def test_the_evaluation_path_falls_back_too(tmp_path: Path) -> None:
+    """extract_split (behind evaluate_model, the trainer and the CLI) goes through the guard."""
     from PIL import Image
 
     records = []
@@ -203,16 +203,8 @@ def test_trainer_evaluation_falls_back_too(tmp_path: Path) -> None:
         path = tmp_path / f"{i}.png"
         Image.fromarray(np.full((16, 8, 3), 60 * i, np.uint8)).save(path)
         records.append((str(path), i, 0))
-
-    class _WithParts(_BreaksUnderAutocast):
-        def forward(self, x: torch.Tensor):  # type: ignore[override]
-            g = super().forward(x).global_feat
-            return type("O", (), {"global_feat": g, "part_feats": g[:, None].expand(-1, 3, -1),
-                                  "visibility": torch.ones(len(g), 3)})()
-
-    model = _WithParts()
-    cfg = dict(_BreaksUnderAutocast.data_config)
-    with pytest.warns(RuntimeWarning, match="evaluation batch 0"):
-        feats = extract_features(model, records, policy=resolve_precision("cpu", "bf16"),
-                                 data_config=cfg, batch_size=4)
-    assert torch.isfinite(feats["global"]).all()
+    ex = FeatureExtractor(_BreaksUnderAutocast(), device="cpu", precision="bf16",
+                          batch_size=4, progress=False)
+    with pytest.warns(RuntimeWarning, match="FeatureExtractor batch 0"):
+        feats = extract_split(ex, records, parts=False)
+    assert torch.isfinite(feats.global_feat).all()

@@ -168,25 +168,29 @@ def _fake_out(b: int, k: int, d: int, c: int, g: torch.Generator) -> dict:
 
 @pytest.mark.parametrize("mix, heads", [("convex", "sum"), ("sum", "sum"), ("convex", "mean")])
 def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
+    from semparts_reid.engine.losses import stack_heads
+    from semparts_reid.engine.objectives import EpochState, build_objective
     from semparts_reid.engine.step import step_losses
-    from semparts_reid.memory import ExemplarMemory
 
     g = torch.Generator().manual_seed(0)
     out_s, out_t = _fake_out(4, 3, 8, 5, g), _fake_out(4, 3, 8, 5, g)
     batch_s = {"pid": torch.tensor([0, 1, 2, 3]), "image": torch.zeros(4, 3, 16, 8)}
     batch_t = {"index": torch.tensor([0, 2, 4, 6]), "image": torch.zeros(4, 3, 16, 8)}
-    mem = ExemplarMemory(10, 8, num_heads=4)
     cfg = TrainConfig(loss_mix=mix, target_weight=0.3, head_reduction=heads)
-    terms, feats, vis = step_losses(out_s, batch_s, out_t, batch_t, memory=mem, config=cfg,
-                                    use_parts=True, epoch=0)
+    obj = build_objective("ecn", cfg, num_samples=10, feat_dim=8, num_heads=4)
+    obj.start_epoch(EpochState("adapt", 0), lambda: None)
+    terms = step_losses(out_s, batch_s, out_t, batch_t, objective=obj, config=cfg,
+                        use_parts=True)
     id_sum, _ = identity_loss(out_s["id_logits"], batch_s["pid"], visibility=out_s["visibility"])
-    mem_sum = mem.loss(feats, batch_t["index"], neighbours=False, visibility=vis)
+    feats = stack_heads(out_t["global_feat"], out_t["part_feats"], True).float()
+    mem_sum = obj.memory.loss(feats, batch_t["index"], neighbours=False,  # type: ignore[attr-defined]
+                              visibility=out_t["visibility"].float())
     scale = 4.0 if heads == "mean" else 1.0
     torch.testing.assert_close(terms["source_id"], id_sum / scale)
     torch.testing.assert_close(terms["target_memory"], mem_sum / scale)
     ws, wt = (0.7, 0.3) if mix == "convex" else (1.0, 0.3)
     torch.testing.assert_close(terms["loss"], ws * id_sum / scale + wt * mem_sum / scale)
-    assert feats is not None and feats.shape == (4, 4, 8) and "part_map" not in terms
+    assert "part_map" not in terms
 
 
 def test_config_docstring_example_holds() -> None:

@@ -22,7 +22,6 @@ from ..data.samplers import PKSampler, RandomIndexSampler
 from ..precision import PrecisionPolicy
 
 __all__ = [
-    "build_eval_loader",
     "build_train_dataset",
     "build_train_loader",
     "move_batch",
@@ -131,14 +130,6 @@ def build_train_loader(
         torch_dataset, batch_size=sampler.local_batch_size, sampler=sampler,
         num_workers=cfg.num_workers, persistent_workers=False, pin_memory=False,
     )
-
-
-def build_eval_loader(
-    records: Sequence[Any], data_config: dict[str, Any], batch_size: int, num_workers: int
-) -> DataLoader:
-    """Sequential loader with test transforms over ``records``."""
-    ds = _torch_dataset(records, data_config, False)
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
 def move_batch(batch: dict[str, Any], policy: PrecisionPolicy) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 :func:`step_losses` computes every loss term of a step from the model outputs, so a
 custom loop can reuse it::
 
+    objective.start_epoch(EpochState("adapt", epoch), lambda: None)  # once per epoch
     outs = StepNet(model)(batch_s["image"], batch_t["image"])
-    terms, feats, vis = step_losses(outs[0], batch_s, outs[1], batch_t, memory=memory,
-                                    config=config, use_parts=True, epoch=epoch)
+    terms = step_losses(outs[0], batch_s, outs[1], batch_t, objective=objective,
+                        config=config, use_parts=True)
     terms["loss"].backward(); optimizer.step()
-    memory.update(feats.detach(), batch_t["index"], epoch=epoch, visibility=vis)
+    objective.update(outs[1], batch_t)
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.part_classifier import part_map_loss
-from ..memory import ExemplarMemory
 from .config import TrainConfig
-from .losses import has_labels, identity_loss, part_targets, stack_heads
+from .losses import has_labels, identity_loss, part_targets
+from .objectives import TargetObjective
 
-__all__ = ["NonFiniteLossError", "StepNet", "camstyle_swap", "check_finite", "step_losses"]
+__all__ = [
+    "NonFiniteLossError",
+    "StepNet",
+    "camstyle_swap",
+    "check_finite",
+    "step_losses",
+    "wrap_step_net",
+]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -97,18 +105,15 @@ def step_losses(
     out_t: dict[str, Any] | None,
     batch_t: dict[str, Any] | None,
     *,
-    memory: ExemplarMemory | None,
+    objective: TargetObjective | None,
     config: TrainConfig,
     use_parts: bool,
-    epoch: int,
-) -> tuple[dict[str, Tensor], Tensor | None, Tensor | None]:
+) -> dict[str, Tensor]:
     """Loss terms of one step.
 
     Returns:
-        ``(terms, target_feats, target_vis)``: ``terms`` holds ``source_id``,
-        ``target_memory`` (with a target batch), ``part_map`` (where labels exist) and
-        the weighted total ``loss``; ``target_feats`` (B, heads, D) and ``target_vis``
-        (B, heads-1) or None are what the memory update needs.
+        ``source_id``, ``target_memory`` (the objective's loss, with a target batch),
+        ``part_map`` (where labels exist) and the weighted total ``loss``.
     """
     if out_s["id_logits"] is None:
         raise ValueError("model returned no id_logits: build it with num_classes > 0")
@@ -123,16 +128,10 @@ def step_losses(
     n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
     terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
     part_terms = [part_map_term(out_s, batch_s, config.part_labels)]
-    feats = vis_t = None
     if out_t is not None and batch_t is not None:
-        if memory is None:
-            raise ValueError("a target batch needs an ExemplarMemory")
-        feats = stack_heads(out_t["global_feat"], out_t["part_feats"], use_parts).float()
-        vis_t = out_t["visibility"].float() if feats.shape[1] > 1 else None
-        terms["target_memory"] = memory.loss(
-            feats, batch_t["index"], neighbours=epoch >= config.neighbour_start_epoch,
-            visibility=vis_t, reduction="mean" if mean_heads else "sum",
-        )
+        if objective is None:
+            raise ValueError("a target batch needs a target objective")
+        terms["target_memory"] = objective.loss(out_t, batch_t)
         if config.target_part_loss:
             part_terms.append(part_map_term(out_t, batch_t, config.part_labels))
     valid = [p for p in part_terms if p is not None]
@@ -145,4 +144,22 @@ def step_losses(
     if "part_map" in terms:
         loss = loss + config.part_loss_weight * terms["part_map"]
     terms["loss"] = loss
-    return terms, feats, vis_t
+    return terms
+
+
+def wrap_step_net(
+    model: nn.Module, device: torch.device, *, distributed: bool, unused_parameters: bool
+) -> nn.Module:
+    """A :class:`StepNet` over ``model``, in DDP under ``torch.distributed``.
+
+    ``unused_parameters``: the step leaves some parameters without a gradient (a part
+    model trained without its part heads or without the part-map loss), which DDP must
+    be told; every other setup uses all of them and skips DDP's extra graph traversal.
+    """
+    net: nn.Module = StepNet(model)
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=ids, find_unused_parameters=unused_parameters
+        )
+    return net

@@ -1,8 +1,13 @@
 """``DomainAdaptTrainer``: source pre-training and joint source + target adaptation.
 
-The trainer is a thin loop over components a user can also call alone
-(:class:`~semparts_reid.memory.ExemplarMemory`, :mod:`~semparts_reid.engine.losses`,
-the model's ``forward_features`` / ``forward_head``); it can be driven piecewise::
+The trainer is a thin loop over parts that sit in their own modules and that a user
+can also call alone: the per-epoch batches (:mod:`~semparts_reid.engine.batches`),
+the step's forward and losses (:mod:`~semparts_reid.engine.step`), the target
+objective (:mod:`~semparts_reid.engine.objectives`: ECN's exemplar memory by default,
+or any object with the objective interface), checkpoints
+(:mod:`~semparts_reid.engine.checkpoint`), loggers
+(:mod:`~semparts_reid.engine.loggers`) and THE evaluation path
+(:func:`semparts_reid.inference.evaluate_model`). It can be driven piecewise::
 
     trainer = DomainAdaptTrainer(model, source, target, config)
     trainer.train_source(epochs=20)        # stage 1: labeled source only
@@ -12,19 +17,19 @@ the model's ``forward_features`` / ``forward_head``); it can be driven piecewise
     trainer.save("run/final.pt")
 
 ``fit()`` runs both stages as the config says. A checkpoint (``output_dir/last.pt``) is
-written every ``checkpoint_every`` epochs with model, optimiser, scheduler, memory and
-RNG states; :meth:`resume` continues from it and reproduces the uninterrupted run's
-losses (samplers are seeded from ``(seed, stage, epoch)``, the RNG states are
-restored). Only rank 0 writes files under ``torchrun``.
+written every ``checkpoint_every`` epochs with model, optimiser, scheduler, objective
+(memory) and RNG states; :meth:`resume` continues from it and reproduces the
+uninterrupted run's losses (samplers are seeded from ``(seed, stage, epoch)``, the RNG
+states are restored). Only rank 0 writes files under ``torchrun``.
+
+(Over 400 lines on purpose: one public class whose methods are the documented API, with
+their docstrings and argument checks; the work itself is in the modules named above.)
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +37,10 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..memory import ExemplarMemory, LinearMomentum
+from ..memory import ExemplarMemory
 from ..precision import resolve_precision
-from .checkpoint import (
-    capture_rng_state,
-    load_training_checkpoint,
-    model_payload,
-    restore_rng_state,
-    save_checkpoint,
-    unwrap_model,
-)
+from .batches import STAGES, EpochBatches
+from .checkpoint import load_training_checkpoint, restore_rng_state, save_checkpoint, unwrap_model
 from .config import TrainConfig
 from .distributed import (
     barrier,
@@ -52,16 +51,16 @@ from .distributed import (
     is_main_process,
     seed_everything,
 )
-from .evaluation import evaluate_model
-from .loaders import build_train_dataset, build_train_loader, move_batch
+from .epoch import run_epoch
+from .loggers import JsonLinesLogger, MetricsLogger
+from .objectives import EpochState, ExemplarObjective, TargetObjective, build_objective
 from .optim import build_optimizer
-from .step import NonFiniteLossError, StepNet, camstyle_swap, check_finite, step_losses
+from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
+from .training_state import restore_objective, training_state
 
 __all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
-
-STAGES = ("source", "adapt")
 
 
 class DomainAdaptTrainer:
@@ -75,14 +74,21 @@ class DomainAdaptTrainer:
         target: unlabeled target dataset (``.train`` for adaptation, ``.query`` /
             ``.gallery`` for evaluation); may be None for source-only training.
         config: a :class:`TrainConfig`.
-        memory: an :class:`ExemplarMemory` to use instead of building one.
+        objective: the target objective (see :mod:`~semparts_reid.engine.objectives`);
+            default: the built-in one named by ``config.target_objective``.
+        memory: an :class:`ExemplarMemory` to adapt with (wrapped in an
+            :class:`~semparts_reid.engine.objectives.ExemplarObjective`); give
+            ``objective`` or ``memory``, not both.
+        loggers: where per-epoch records go; default: a
+            :class:`~semparts_reid.engine.loggers.JsonLinesLogger` writing
+            ``output_dir/metrics.jsonl``.
 
     Attributes:
         model: the (unwrapped) model, on the trainer's device.
-        memory: the exemplar memory (None without a target).
+        objective: the target objective (None without a target).
         stage: ``"source"`` or ``"adapt"``: the stage of the last epoch run.
         epoch: completed epochs of :attr:`stage`.
-        history: one dict per finished epoch (also appended to ``metrics.jsonl``).
+        history: one dict per finished epoch (also given to the loggers).
     """
 
     def __init__(
@@ -91,8 +97,10 @@ class DomainAdaptTrainer:
         source: Any,
         target: Any | None = None,
         config: TrainConfig | None = None,
+        objective: TargetObjective | None = None,
         *,
         memory: ExemplarMemory | None = None,
+        loggers: list[MetricsLogger] | None = None,
     ) -> None:
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -106,6 +114,13 @@ class DomainAdaptTrainer:
             raise ValueError("source: expected a dataset with a non-empty .train split")
         if target is not None and (not hasattr(target, "train") or len(target.train) == 0):
             raise ValueError("target: expected a dataset with a non-empty .train split")
+        if objective is not None and memory is not None:
+            raise ValueError("give objective= or memory=, not both")
+        if objective is not None and not isinstance(objective, TargetObjective):
+            raise TypeError(
+                f"objective: {type(objective).__name__} lacks the objective interface "
+                "(start_epoch, loss, update, state_dict, load_state_dict)"
+            )
         cfg = self.config
         self.source = source
         self.target = target
@@ -122,17 +137,17 @@ class DomainAdaptTrainer:
         self.num_parts = self._probe_num_parts()
         self.use_parts = cfg.use_parts and self.num_parts > 0
         self.scaler = self.policy.grad_scaler()
-        self.memory = memory
-        if self.memory is None and target is not None:
-            self.memory = ExemplarMemory(
-                len(target.train),
-                int(getattr(self.model, "feat_dim")),  # noqa: B009 - checked above
-                num_heads=1 + self.num_parts if self.use_parts else 1,
-                temperature=cfg.memory_temperature,
-                knn=cfg.memory_knn,
-                momentum_schedule=LinearMomentum(step=cfg.memory_momentum),
-                dtype=torch.bfloat16 if cfg.memory_dtype == "bfloat16" else torch.float32,
-                device=self.device,
+        self.objective: TargetObjective | None = objective
+        if memory is not None:
+            self.objective = ExemplarObjective(
+                memory=memory, neighbour_start_epoch=cfg.neighbour_start_epoch,
+                head_reduction=cfg.head_reduction,
+            )
+        elif objective is None and target is not None:
+            self.objective = build_objective(
+                cfg.target_objective, cfg, num_samples=len(target.train),
+                feat_dim=int(getattr(self.model, "feat_dim")),  # noqa: B009 - checked above
+                num_heads=1 + self.num_parts if self.use_parts else 1, device=self.device,
             )
         self.stage = "source"
         self.epoch = 0
@@ -141,12 +156,21 @@ class DomainAdaptTrainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self._net: nn.Module | None = None
-        self._datasets: dict[str, Any] = {}
         self.output_dir = Path(cfg.output_dir)
-        logger.info(
-            "trainer: device=%s precision=%s world=%d parts=%s", self.device, self.policy.name,
-            self.world, self.use_parts,
+        self.loggers: list[MetricsLogger] = (
+            list(loggers) if loggers is not None else [JsonLinesLogger(self.output_dir)]
         )
+        self.batches = EpochBatches(source, target, cfg, self._data_config(),
+                                    rank=self.rank, world=self.world)
+        logger.info(
+            "trainer: device=%s precision=%s world=%d parts=%s objective=%s", self.device,
+            self.policy.name, self.world, self.use_parts, type(self.objective).__name__,
+        )
+
+    @property
+    def memory(self) -> ExemplarMemory | None:
+        """The exemplar memory of an :class:`ExemplarObjective` (else None)."""
+        return getattr(self.objective, "memory", None)
 
     # ------------------------------------------------------------------ setup
     def _probe_num_parts(self) -> int:
@@ -165,18 +189,13 @@ class DomainAdaptTrainer:
 
     def _wrap(self) -> nn.Module:
         if self._net is None:
-            net: nn.Module = StepNet(self.model)
-            if is_distributed():
-                ids = [self.device.index] if self.device.type == "cuda" else None
-                # a part model trained without its part heads (the ECN ablation) or without
-                # the part-map loss leaves parameters unused; every other setup uses all
-                unused = self.num_parts > 0 and (
-                    not self.use_parts or self.config.part_labels == "none"
-                )
-                net = nn.parallel.DistributedDataParallel(
-                    net, device_ids=ids, find_unused_parameters=unused
-                )
-            self._net = net
+            # a part model trained without its part heads (the ECN ablation) or without
+            # the part-map loss leaves parameters unused; every other setup uses all
+            unused = self.num_parts > 0 and (
+                not self.use_parts or self.config.part_labels == "none"
+            )
+            self._net = wrap_step_net(self.model, self.device, distributed=is_distributed(),
+                                      unused_parameters=unused)
         return self._net
 
     def _build_optimizer(self) -> None:
@@ -184,12 +203,10 @@ class DomainAdaptTrainer:
 
     def _start_stage(self, stage: str) -> None:
         """Fresh optimiser and schedule when a stage starts (not on resume)."""
-        if stage == "adapt" and (self.target is None or self.memory is None):
+        if stage == "adapt" and (self.target is None or self.objective is None):
             raise ValueError("adapt(): the trainer was built without a target dataset")
         self.stage, self.epoch = stage, 0
         self._build_optimizer()
-        if stage == "adapt" and self.memory is not None:
-            self.memory.slots.zero_()  # ECN: the memory starts empty with adaptation
 
     # ------------------------------------------------------------------ stages
     def fit(self) -> dict[str, Any]:
@@ -249,69 +266,50 @@ class DomainAdaptTrainer:
             self.save(self.output_dir / f"{stage}_final.pt")
 
     # ------------------------------------------------------------------ epochs
-    def _steps_per_epoch(self) -> int:
-        cfg = self.config
-        steps = max(1, len(self.source.train) // cfg.batch_size)
-        return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
-
-    def _loader(self, which: str, stage: str, epoch: int, steps: int) -> Iterator[dict[str, Any]]:
-        cfg = self.config
-        ds = self.source if which == "source" else self.target
-        assert ds is not None
-        if which not in self._datasets:
-            self._datasets[which] = build_train_dataset(
-                ds.train, cfg, self._data_config(), camstyle=which == "target" and cfg.camstyle
-            )
-        seed = (cfg.seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch) * 2 + (
-            which == "target"
-        )
-        return iter(
-            build_train_loader(
-                self._datasets[which], [r[1] for r in ds.train], cfg,
-                global_batch=cfg.batch_size if which == "source" else cfg.target_batch_size,
-                steps=steps, seed=seed, rank=self.rank, world=self.world,
-                num_instances=cfg.num_instances if which == "source" else 0,
-            )
-        )
-
     def _data_config(self) -> dict[str, Any]:
         dc = dict(getattr(self.model, "data_config", {}) or {})
         dc["input_size"] = tuple(self.config.input_size)
         return dc
 
-    def _train_epoch(self, stage: str, epoch: int) -> dict[str, Any]:
-        steps = self._steps_per_epoch()
-        src = self._loader("source", stage, epoch, steps)
-        tgt = self._loader("target", stage, epoch, steps) if stage == "adapt" else None
-        net = self._wrap()
-        net.train()
-        sums: dict[str, float] = {}
-        t0 = time.time()
-        bar = None
-        if self.config.progress and is_main_process():
-            from tqdm.auto import tqdm
+    def _target_features(self) -> Any:
+        """The current model's features of the target training images (for objectives
+        that re-cluster; see :meth:`TargetObjective.start_epoch`)."""
+        from ..inference.evaluation import extract_split
 
-            bar = tqdm(total=steps, desc=f"{stage} {epoch + 1}", leave=False, dynamic_ncols=True)
-        try:
-            for i in range(steps):
-                batch_s = move_batch(next(src), self.policy)
-                batch_t = move_batch(next(tgt), self.policy) if tgt is not None else None
-                terms = self.train_step(batch_s, batch_t, epoch=epoch, where=f"{stage} "
-                                        f"epoch {epoch + 1} step {i + 1}/{steps}")
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{terms['loss']:.3f}")
-        finally:
-            if bar is not None:
-                bar.close()
-        record: dict[str, Any] = {"stage": stage, "epoch": epoch + 1, "step": self.global_step}
-        record.update({k: v / steps for k, v in sums.items()})
+        assert self.target is not None
+        return extract_split(self._extractor(), self.target.train, parts=self.use_parts,
+                             split="target train")
+
+    def _extractor(self) -> Any:
+        from ..inference.extractor import FeatureExtractor
+
+        return FeatureExtractor(
+            self.model, device=self.device, precision=self.policy.name,
+            channels_last=self.policy.channels_last, batch_size=self.config.eval_batch_size,
+            num_workers=self.config.num_workers, data_config=self._data_config(),
+            progress=self.config.progress and is_main_process(), fuse_bn=False,
+        )
+
+    def _train_epoch(self, stage: str, epoch: int) -> dict[str, Any]:
+        steps = self.batches.steps_per_epoch()
+        if stage == "adapt" and self.objective is not None:
+            was = self.model.training
+            self.objective.start_epoch(
+                EpochState(stage, epoch, self.global_step, self.rank, self.world),
+                self._target_features,
+            )
+            self.model.train(was)
+        src = self.batches.iterator("source", stage, epoch, steps)
+        tgt = self.batches.iterator("target", stage, epoch, steps) if stage == "adapt" else None
+        self._wrap().train()
+        terms = run_epoch(
+            lambda bs, bt, where: self.train_step(bs, bt, epoch=epoch, where=where),
+            src, tgt, steps, self.policy, desc=f"{stage} {epoch + 1}",
+            progress=self.config.progress and is_main_process(),
+        )
         assert self.optimizer is not None
-        record["lr"] = self.optimizer.param_groups[-1]["lr"]
-        record["time_s"] = round(time.time() - t0, 3)
-        return record
+        return {"stage": stage, "epoch": epoch + 1, "step": self.global_step, **terms,
+                "lr": self.optimizer.param_groups[-1]["lr"]}
 
     # ------------------------------------------------------------------ one step
     def train_step(
@@ -328,27 +326,29 @@ class DomainAdaptTrainer:
             batch_s: source batch dict (``image``, ``pid``, ``parts``) on the device.
             batch_t: target batch dict (``image``, ``index``, ``parts``, optional
                 ``image_cam``) or None for a source-only step.
-            epoch: 0-based epoch of the current stage (memory momentum, neighbours).
+            epoch: 0-based epoch of the current stage (for the messages; the objective
+                learned the epoch in ``start_epoch``).
         """
         assert self.optimizer is not None
         net = self._wrap()
         images = [batch_s["image"]]
         if batch_t is not None:
+            if self.objective is None:
+                raise ValueError("a target batch needs a target objective")
             cams = int(getattr(self.target, "num_train_cams", 2))
             images.append(camstyle_swap(batch_t, cams, self.config.camstyle))
         with self.policy.autocast():
             outs = net(*images)
-        terms, feats, vis_t = step_losses(
-            outs[0], batch_s, outs[1] if batch_t is not None else None, batch_t,
-            memory=self.memory, config=self.config, use_parts=self.use_parts, epoch=epoch,
-        )
+        out_t = outs[1] if batch_t is not None else None
+        terms = step_losses(outs[0], batch_s, out_t, batch_t, objective=self.objective,
+                            config=self.config, use_parts=self.use_parts)
         check_finite(terms, where or f"step {self.global_step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if batch_t is not None and self.memory is not None and feats is not None:
-            self.memory.update(feats.detach(), batch_t["index"], epoch=epoch, visibility=vis_t)
+        if batch_t is not None and out_t is not None and self.objective is not None:
+            self.objective.update(out_t, batch_t)
         self.global_step += 1
         return {k: float(v.detach()) for k, v in terms.items()}
 
@@ -359,17 +359,25 @@ class DomainAdaptTrainer:
         gallery: list[Any] | None = None,
         *,
         mode: str | None = None,
+        metric: str = "cosine",
     ) -> Any:
         """CMC / mAP of the current model on ``query`` vs ``gallery`` (default: target's).
+
+        Runs :func:`semparts_reid.inference.evaluate_model` (the library's one evaluation
+        path, also behind ``semparts-reid evaluate``) with the trainer's device,
+        precision policy, preprocessing and ``eval_batch_size``.
 
         Args:
             query, gallery: lists of ``ImageRecord``.
             mode: ``"global"``, ``"concat"`` or ``"parts"`` (visibility-aware part
                 distance); default ``config.eval_mode``.
+            metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
 
         Returns:
             ``ReIDMetrics`` on rank 0; None on other ranks (they wait at a barrier).
         """
+        from ..inference.evaluation import evaluate_model
+
         mode = mode or self.config.eval_mode
         if query is None or gallery is None:
             if self.target is None:
@@ -378,34 +386,23 @@ class DomainAdaptTrainer:
             gallery = self.target.gallery if gallery is None else gallery
         result = None
         if is_main_process():
-            result = evaluate_model(
-                self.model, query, gallery, mode=mode, policy=self.policy,
-                data_config=self._data_config(), batch_size=self.config.eval_batch_size,
-                num_workers=self.config.num_workers,
-            )
+            was = self.model.training
+            try:
+                result = evaluate_model(self._extractor(), query, gallery, mode=mode,
+                                        metric=metric)
+            finally:
+                self.model.train(was)
         barrier()
         return result
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """The full training state (see ``docs/architecture.md``, checkpoint format)."""
-        payload = model_payload(self.model)
-        payload.update(
-            {
-                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                "memory": self.memory.state_dict() if self.memory is not None else None,
-                "sampler": {"seed": self.config.seed, "world": self.world},
-                "rng": capture_rng_state(),
-                "stage": self.stage,
-                "epoch": self.epoch,
-                "global_step": self.global_step,
-                "config": self.config.to_dict(),
-                "history": json.loads(json.dumps(self.history, default=float)),
-            }
+        """The full training state (see :mod:`~semparts_reid.engine.training_state`)."""
+        return training_state(
+            self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
+            objective=self.objective, config=self.config, world=self.world, stage=self.stage,
+            epoch=self.epoch, global_step=self.global_step, history=self.history,
         )
-        return payload
 
     def save(self, path: str | os.PathLike[str]) -> Path | None:
         """Write a checkpoint atomically (rank 0 only; other ranks return None)."""
@@ -437,10 +434,7 @@ class DomainAdaptTrainer:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
-        if ckpt.get("memory") is not None:
-            if self.memory is None:
-                raise InputError(f"{path} holds an exemplar memory but the trainer has no target")
-            self.memory.load_state_dict(ckpt["memory"])
+        restore_objective(self.objective, ckpt, path)
         self.stage, self.epoch = stage, int(ckpt.get("epoch", 0))
         self.global_step = int(ckpt.get("global_step", 0))
         self.history = list(ckpt.get("history", []))
@@ -488,10 +482,5 @@ class DomainAdaptTrainer:
         self.history.append(record)
         if not is_main_process():
             return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
-        logger.info(
-            "%s epoch %d: %s", record["stage"], record["epoch"],
-            ", ".join(f"{k}={v:.4f}" for k, v in record.items() if isinstance(v, float)),
-        )
+        for sink in self.loggers:
+            sink.log(record)

@@ -1,0 +1,211 @@
+"""Target objectives: how the unlabeled target domain is learned.
+
+The trainer does not know ECN or clustering. It holds one object with this interface
+(:class:`TargetObjective`) and calls, per adaptation epoch and step:
+
+* ``start_epoch(state, features)`` once before the epoch's first step. ``state`` is an
+  :class:`EpochState`; ``features()`` extracts the current target training features
+  (a :class:`~semparts_reid.inference.SplitFeatures`) and is only paid for when called,
+  so an objective that re-clusters calls it and the exemplar memory does not;
+* ``loss(outputs, batch)`` the target loss of a step, from the target outputs (the
+  dict of ``ReIDOutput`` fields the step's forward returns) and the target batch dict
+  (``image``, ``index``, ...);
+* ``update(outputs, batch)`` after the optimiser step (memory updates; no gradient);
+* ``state_dict()`` / ``load_state_dict(state)`` for exact resume.
+
+:class:`ExemplarObjective` (ECN's exemplar memory: exemplar, camera and neighbourhood
+invariance, per head) is the built-in one; :func:`build_objective` builds a built-in
+objective by the name in ``TrainConfig.target_objective``. A user can pass any object
+with the interface to ``DomainAdaptTrainer(..., objective=...)``.
+
+Example:
+    >>> import torch
+    >>> obj = ExemplarObjective(num_samples=10, feat_dim=4, num_heads=1)
+    >>> obj.start_epoch(EpochState(stage="adapt", epoch=0), lambda: None)
+    >>> out = {"global_feat": torch.randn(2, 4, requires_grad=True),
+    ...        "part_feats": torch.zeros(2, 0, 4), "visibility": torch.zeros(2, 0)}
+    >>> batch = {"index": torch.tensor([3, 7])}
+    >>> loss = obj.loss(out, batch); loss.backward(); obj.update(out, batch)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ..memory import ExemplarMemory, LinearMomentum
+from .losses import stack_heads
+
+__all__ = [
+    "OBJECTIVES",
+    "EpochState",
+    "ExemplarObjective",
+    "TargetObjective",
+    "build_objective",
+]
+
+#: names of the built-in objectives (``TrainConfig.target_objective``)
+OBJECTIVES = ("ecn",)
+
+
+@dataclass(frozen=True)
+class EpochState:
+    """What an objective may need to know at the start of an epoch.
+
+    Attributes:
+        stage: ``"adapt"`` (objectives only run in the adaptation stage).
+        epoch: 0-based epoch of the stage about to run.
+        global_step: optimiser steps taken so far.
+        rank, world_size: this process and the number of processes.
+    """
+
+    stage: str
+    epoch: int
+    global_step: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+
+FeatureProvider = Callable[[], Any]
+
+
+@runtime_checkable
+class TargetObjective(Protocol):
+    """The interface the trainer drives (see the module docstring)."""
+
+    def start_epoch(self, state: EpochState, features: FeatureProvider) -> None: ...
+
+    def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor: ...
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+class ExemplarObjective:
+    """ECN's exemplar memory as a target objective.
+
+    Every target training image is its own class; the loss is the exemplar-memory
+    cross-entropy with camera-style inputs and, from ``neighbour_start_epoch`` on,
+    neighbourhood invariance (:class:`~semparts_reid.memory.ExemplarMemory`). With
+    ``num_heads = 1 + K`` the global and the K part features each have a memory;
+    invisible parts give no loss and no update. The memory is emptied at the start of
+    adaptation (epoch 0), as in ECN.
+
+    Args:
+        num_samples: target training images.
+        feat_dim: feature dimension ``D``.
+        num_heads: ``1`` (global only) or ``1 + K`` (global + parts).
+        temperature, knn: ``beta`` and ``k`` of ECN.
+        momentum: ``alpha = momentum x epoch``.
+        neighbour_start_epoch: first (0-based) epoch with neighbourhood invariance.
+        head_reduction: ``"sum"`` or ``"mean"`` over the heads.
+        dtype: storage dtype of the memory slots.
+        device: where the memory lives.
+        memory: use this :class:`ExemplarMemory` instead of building one (its shape
+            gives ``num_samples``, ``feat_dim`` and ``num_heads``).
+    """
+
+    name = "ecn"
+
+    def __init__(
+        self,
+        num_samples: int = 0,
+        feat_dim: int = 0,
+        num_heads: int = 1,
+        *,
+        temperature: float = 0.05,
+        knn: int = 6,
+        momentum: float = 0.01,
+        neighbour_start_epoch: int = 5,
+        head_reduction: str = "sum",
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        memory: ExemplarMemory | None = None,
+    ) -> None:
+        if head_reduction not in ("sum", "mean"):
+            raise ValueError(f"head_reduction must be 'sum' or 'mean', got {head_reduction!r}")
+        if neighbour_start_epoch < 0:
+            raise ValueError(f"neighbour_start_epoch must be >= 0, got {neighbour_start_epoch}")
+        self.memory = memory if memory is not None else ExemplarMemory(
+            num_samples, feat_dim, num_heads=num_heads, temperature=temperature, knn=knn,
+            momentum_schedule=LinearMomentum(step=momentum), dtype=dtype, device=device,
+        )
+        self.neighbour_start_epoch = int(neighbour_start_epoch)
+        self.head_reduction = head_reduction
+        self.epoch = 0
+
+    @property
+    def uses_parts(self) -> bool:
+        """Whether the memory has part heads (``num_heads > 1``)."""
+        return self.memory.num_heads > 1
+
+    def __repr__(self) -> str:
+        return (f"ExemplarObjective({self.memory!r}, neighbour_start_epoch="
+                f"{self.neighbour_start_epoch}, head_reduction={self.head_reduction!r})")
+
+    def start_epoch(self, state: EpochState, features: FeatureProvider) -> None:
+        """Remember the epoch (momentum, neighbours); empty the memory at epoch 0."""
+        self.epoch = int(state.epoch)
+        if state.epoch == 0:
+            self.memory.slots.zero_()
+
+    def _heads(self, outputs: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
+        feats = stack_heads(outputs["global_feat"], outputs.get("part_feats"), self.uses_parts)
+        if feats.shape[1] != self.memory.num_heads:
+            raise ValueError(
+                f"the model gives {feats.shape[1]} head(s) but the memory has "
+                f"{self.memory.num_heads}: build the objective with num_heads = 1 + K parts "
+                "(or 1 for the global feature only)"
+            )
+        vis = outputs["visibility"].float() if feats.shape[1] > 1 else None
+        return feats.float(), vis
+
+    def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor:
+        """Exemplar-memory loss of the target batch (before the memory update)."""
+        feats, vis = self._heads(outputs)
+        return self.memory.loss(
+            feats, batch["index"], neighbours=self.epoch >= self.neighbour_start_epoch,
+            visibility=vis, reduction="mean" if self.head_reduction == "mean" else "sum",
+        )
+
+    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
+        """Momentum update of the batch's slots (all-gathered under torch.distributed)."""
+        feats, vis = self._heads(outputs)
+        self.memory.update(feats.detach(), batch["index"], epoch=self.epoch, visibility=vis)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "epoch": self.epoch, "memory": self.memory.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "memory" not in state:  # a bare ExemplarMemory state (older checkpoints)
+            self.memory.load_state_dict(dict(state))
+            return
+        if state.get("name", self.name) != self.name:
+            raise ValueError(f"objective state is for {state.get('name')!r}, not {self.name!r}")
+        self.epoch = int(state.get("epoch", 0))
+        self.memory.load_state_dict(dict(state["memory"]))
+
+
+def build_objective(
+    name: str, config: Any, *, num_samples: int, feat_dim: int, num_heads: int,
+    device: torch.device | str | None = None,
+) -> TargetObjective:
+    """The built-in objective ``name`` (one of :data:`OBJECTIVES`) set up from a
+    :class:`~semparts_reid.engine.config.TrainConfig`."""
+    if name == "ecn":
+        return ExemplarObjective(
+            num_samples, feat_dim, num_heads, temperature=config.memory_temperature,
+            knn=config.memory_knn, momentum=config.memory_momentum,
+            neighbour_start_epoch=config.neighbour_start_epoch,
+            head_reduction=config.head_reduction,
+            dtype=torch.bfloat16 if config.memory_dtype == "bfloat16" else torch.float32,
+            device=device,
+        )
+    raise ValueError(f"unknown target objective {name!r}; built in: {', '.join(OBJECTIVES)}")
