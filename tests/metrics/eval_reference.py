@@ -24,13 +24,14 @@ def per_query_reference(
     junk_pids: tuple[int, ...] = (),
     single_shot: Callable[[int, np.ndarray, np.ndarray], list[np.ndarray]] | None = None,
 ) -> dict[str, object]:
-    """Returns ``{"cmc", "mAP", "mINP", "num_valid"}``.
+    """Returns ``{"cmc", "mAP", "mINP", "mrr", "num_valid"}``.
 
     ``single_shot(query_index, valid_cols_sorted, valid_pids_sorted)``, when given,
     returns one boolean keep-mask over the sorted valid list per repeat (one image per
-    identity); CMC is then averaged over those masks (CUHK03 protocol).
+    identity); CMC is then averaged over those masks (CUHK03 protocol). The reciprocal
+    rank of the first match is always taken in the full valid list.
     """
-    cmcs, aps, inps = [], [], []
+    cmcs, aps, inps, rrs = [], [], [], []
     for i in range(dist.shape[0]):
         invalid = (g_pids == q_pids[i]) & (g_cams == q_cams[i])
         invalid |= np.isin(g_pids, list(junk_pids))
@@ -75,9 +76,15 @@ def per_query_reference(
         aps.append(ap)
         hardest = int(np.flatnonzero(good)[-1])
         inps.append(n_good / (hardest + 1))
+        # reciprocal rank: walk the ranked list to the first true match
+        for n, g in enumerate(good):
+            if g:
+                rrs.append(1.0 / (n + 1))
+                break
     return {
         "cmc": np.mean(cmcs, axis=0) if cmcs else None,
         "mAP": float(np.mean(aps)) if aps else None,
         "mINP": float(np.mean(inps)) if inps else None,
+        "mrr": float(np.mean(rrs)) if rrs else None,
         "num_valid": len(aps),
     }

@@ -62,6 +62,7 @@ def test_matches_per_query_reference(
         np.testing.assert_allclose(m.cmc, ref["cmc"], rtol=0, atol=1e-9)
         assert m.mAP == pytest.approx(ref["mAP"], abs=1e-9)
         assert m.mINP == pytest.approx(ref["mINP"], abs=1e-9)
+        assert m.mrr == pytest.approx(ref["mrr"], abs=1e-9)
         checked += 1
     assert checked > 150
 
@@ -78,6 +79,7 @@ def test_larger_random_case_with_single_camera_queries() -> None:
     ref = per_query_reference(dist, qp, gp, qc, gc, 50)
     assert m.num_valid_queries == ref["num_valid"] < nq
     np.testing.assert_allclose(m.cmc, ref["cmc"], atol=1e-9)
+    assert m.mrr == pytest.approx(ref["mrr"], abs=1e-12)
     assert m.mAP == pytest.approx(ref["mAP"], abs=1e-9)
     assert m.mINP == pytest.approx(ref["mINP"], abs=1e-9)
 
@@ -94,6 +96,7 @@ def test_hand_cmc_ap_minp() -> None:
     np.testing.assert_allclose(m.cmc, [0.0, 1.0, 1.0, 1.0])
     assert m.mAP == pytest.approx((1 / 2 + 2 / 4) / 2)  # 0.5
     assert m.mINP == pytest.approx(2 / 4)
+    assert m.mrr == pytest.approx(1 / 2)  # first match at position 1 of the valid list
     assert (m.num_valid_queries, m.num_queries) == (1, 1)
 
 
@@ -118,6 +121,7 @@ def test_hand_two_queries_average_and_invalid_query() -> None:
     assert (m.num_valid_queries, m.num_queries) == (2, 3)
     assert m.mAP == pytest.approx((1 / 2 + 1 / 3) / 2)
     assert m.mINP == pytest.approx((1 / 2 + 1 / 3) / 2)
+    assert m.mrr == pytest.approx((1 / 2 + 1 / 3) / 2)  # the invalid q2 is left out
     np.testing.assert_allclose(m.cmc, [0.0, 0.5, 1.0])
 
 
@@ -265,6 +269,9 @@ def test_cuhk03_matches_reference_with_the_same_draws() -> None:
         ref = _cuhk_reference(dist, qp, gp, qc, gc, 8, 3, 5)
         np.testing.assert_allclose(m.cmc, ref["cmc"], atol=1e-12)
         assert m.mAP == pytest.approx(ref["mAP"], abs=1e-12)  # full valid gallery
+        assert m.mrr == pytest.approx(ref["mrr"], abs=1e-12)  # full valid gallery too
+        market = evaluate_cmc_map(dist, qp, gp, qc, gc, max_rank=8)
+        assert m.mrr == market.mrr
 
 
 def test_cuhk03_hand_case_and_expectation() -> None:
@@ -276,6 +283,7 @@ def test_cuhk03_hand_case_and_expectation() -> None:
     assert m.cmc[0] == 0.0 and m.cmc[2] == 1.0
     assert abs(m.cmc[1] - 0.5) < 0.03
     assert m.mAP == pytest.approx(1 / 3) and m.mINP == pytest.approx(1 / 3)
+    assert m.mrr == pytest.approx(1 / 3)  # the market-style ranking, not the draws
     # with one valid image per identity single-shot equals the full protocol
     one = (np.array([[0.5, 0.1, 0.3]]), [1], [1, 2, 3], [0], [1, 1, 1])
     a = evaluate_cmc_map(*one, max_rank=3, protocol="cuhk03")
@@ -312,11 +320,13 @@ def test_reidmetrics_api() -> None:
     assert isinstance(m, ReIDMetrics)
     assert m.rank(1) == 0.0 and m.rank(2) == 1.0
     d = m.as_dict()
-    assert set(d) >= {"mAP", "mINP", "rank1", "rank5", "rank10", "num_valid_queries", "cmc"}
+    assert set(d) >= {
+        "mAP", "mINP", "mrr", "rank1", "rank5", "rank10", "num_valid_queries", "cmc"
+    }
     assert "rank20" not in d and len(d["cmc"]) == 10
     assert json.loads(json.dumps(d)) == d
     s = str(m)
-    assert "mAP 50.00%" in s and "R1 0.00%" in s and "1/1 queries" in s
+    assert "mAP 50.00%" in s and "MRR 50.00%" in s and "R1 0.00%" in s and "1/1 queries" in s
     with pytest.raises(ValueError, match=r"k must be in \[1, 10\]"):
         m.rank(0)
     with pytest.raises(ValueError, match=r"k must be in \[1, 10\]"):

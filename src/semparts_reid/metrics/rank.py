@@ -11,8 +11,9 @@ memory bounds. In short, for each query:
   (the order of a stable argsort);
 * with ``r_1 < ... < r_m`` the 0-based positions of the ``m`` matches:
   CMC(k) = ``[r_1 < k]``; AP = ``mean_t t / (r_t + 1)`` (non-interpolated);
-  INP = ``m / (r_m + 1)`` (fast-reid's mINP); trapezoidal AP (official Market-1501
-  MATLAB code) = ``mean_t (p(r_t - 1) + p(r_t)) / 2`` with ``p(-1) = 1``.
+  INP = ``m / (r_m + 1)`` (fast-reid's mINP); RR = ``1 / (r_1 + 1)`` (MRR is its
+  mean); trapezoidal AP (official Market-1501 MATLAB code) =
+  ``mean_t (p(r_t - 1) + p(r_t)) / 2`` with ``p(-1) = 1``.
 
 The work is chunked over queries and never orders the whole gallery: only the position
 of each match among the valid items is computed (see ``_match_rank``). Peak memory is
@@ -63,6 +64,9 @@ class ReIDMetrics:
         num_queries: all queries given.
         protocol: ``"market1501"`` or ``"cuhk03"``.
         ap_mode: ``"standard"`` or ``"trapezoid"``.
+        mrr: mean reciprocal rank ``1 / (r_1 + 1)`` of the first true match over the
+            valid queries (same junk rule as the CMC; for ``"cuhk03"`` on the full valid
+            gallery, like mAP). NaN only in a ``ReIDMetrics`` built by hand without it.
     """
 
     cmc: np.ndarray
@@ -72,6 +76,7 @@ class ReIDMetrics:
     num_queries: int
     protocol: str = "market1501"
     ap_mode: str = "standard"
+    mrr: float = float("nan")
     _ks: tuple[int, ...] = field(default=(1, 5, 10, 20), repr=False)
 
     def rank(self, k: int) -> float:
@@ -83,9 +88,9 @@ class ReIDMetrics:
         return float(self.cmc[k - 1])
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary: mAP, mINP, rank-1/5/10/20 (when within max_rank),
-        query counts, protocol, AP mode and the full CMC as a list."""
-        out: dict[str, Any] = {"mAP": self.mAP, "mINP": self.mINP}
+        """JSON-serialisable summary: mAP, mINP, MRR, rank-1/5/10/20 (when within
+        max_rank), query counts, protocol, AP mode and the full CMC as a list."""
+        out: dict[str, Any] = {"mAP": self.mAP, "mINP": self.mINP, "mrr": self.mrr}
         for k in self._ks:
             if k <= len(self.cmc):
                 out[f"rank{k}"] = self.rank(k)
@@ -103,6 +108,7 @@ class ReIDMetrics:
         ap = "mAP" if self.ap_mode == "standard" else "mAP (trapezoid)"
         return (
             f"{self.protocol}: {ap} {100 * self.mAP:.2f}%  mINP {100 * self.mINP:.2f}%  "
+            f"MRR {100 * self.mrr:.2f}%  "
             f"{ranks}  ({self.num_valid_queries}/{self.num_queries} queries with a match)"
         )
 
@@ -332,7 +338,11 @@ def _aggregate(
     protocol: str,
     ap_mode: str,
 ) -> ReIDMetrics:
-    """Per-query AP/INP/first rank from the match positions, then averages."""
+    """Per-query AP/INP/reciprocal rank/first rank from the match positions, then averages.
+
+    The reciprocal rank uses the first match's position in the full valid gallery, for
+    both protocols (the cuhk03 single-shot ranks feed only the CMC).
+    """
     order = np.lexsort((ranks, mq))
     q, r = mq[order], ranks[order].astype(np.float64)
     first = np.cumsum(n_match) - n_match  # first pair of each query in `order`
@@ -346,6 +356,7 @@ def _aggregate(
     ap = np.bincount(q, weights=prec, minlength=num_q)[valid] / m
     last = r[first[valid] + n_match[valid] - 1]
     inp = m / (last + 1.0)
+    rr = 1.0 / (r[first[valid]] + 1.0)  # the first match of each valid query
     if ss_ranks is None:
         hits = r[first[valid]].astype(np.int64)[:, None]  # first-match rank, (V, 1)
     else:
@@ -360,4 +371,5 @@ def _aggregate(
         num_queries=num_q,
         protocol=protocol,
         ap_mode=ap_mode,
+        mrr=float(rr.mean()),
     )
