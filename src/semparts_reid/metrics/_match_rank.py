@@ -53,21 +53,15 @@ def match_ranks(
     m_cols: np.ndarray,
     j_rows: np.ndarray,
     j_cols: np.ndarray,
-    row_pids: np.ndarray,
-    row_cams: np.ndarray,
-    g_pids: np.ndarray,
-    g_cams: np.ndarray,
 ) -> np.ndarray:
     """Position of each true match among the valid gallery items of its query.
 
     Args:
         dist: ``(c, G)`` C-contiguous finite distances of ``c`` queries (float32/64).
         m_rows, m_cols: ``(P,)`` int64 row (in ``[0, c)``) and gallery column of every
-            true match (same pid, other camera), sorted by row.
-        j_rows, j_cols: ``(J,)`` int64 row and column of every junk item (same pid,
-            same camera).
-        row_pids, row_cams: ``(c,)`` int64 labels of the ``c`` queries.
-        g_pids, g_cams: ``(G,)`` int64 gallery labels.
+            true match, sorted by row.
+        j_rows, j_cols: ``(J,)`` int64 row and column of every junk item (removed from
+            its query's gallery: see ``_pairs``), sorted by row.
 
     Returns:
         ``(P,)`` int64: ``#{valid j: d_j < d_m} + #{valid j < m: d_j == d_m}``, i.e. the
@@ -91,9 +85,7 @@ def match_ranks(
         ranks = _ranks_by_sorting(dist, m_rows, v, starts, j_rows, j_cols)
         tie_idx = np.flatnonzero(ranks < 0)
         if len(tie_idx):
-            ranks[tie_idx] = _exact_ranks(
-                dist, m_rows[tie_idx], m_cols[tie_idx], row_pids, row_cams, g_pids, g_cams
-            )
+            ranks[tie_idx] = _exact_ranks(dist, m_rows[tie_idx], m_cols[tie_idx], j_rows, j_cols)
         return ranks
     flat = np.flatnonzero(mask)  # candidates that may precede a match, row-major
     del mask
@@ -117,9 +109,7 @@ def match_ranks(
     tie[m_order] = equal != 1
     tie_idx = np.flatnonzero(tie)
     if len(tie_idx):
-        ranks[tie_idx] = _exact_ranks(
-            dist, m_rows[tie_idx], m_cols[tie_idx], row_pids, row_cams, g_pids, g_cams
-        )
+        ranks[tie_idx] = _exact_ranks(dist, m_rows[tie_idx], m_cols[tie_idx], j_rows, j_cols)
     return ranks
 
 
@@ -151,12 +141,13 @@ def _exact_ranks(
     dist: np.ndarray,
     rows: np.ndarray,
     cols: np.ndarray,
-    row_pids: np.ndarray,
-    row_cams: np.ndarray,
-    g_pids: np.ndarray,
-    g_cams: np.ndarray,
+    j_rows: np.ndarray,
+    j_cols: np.ndarray,
 ) -> np.ndarray:
-    """Slow exact path for matches with tied keys: full-row comparisons in batches."""
+    """Slow exact path for matches with tied keys: full-row comparisons in batches.
+
+    ``j_rows`` / ``j_cols`` (sorted by row) are the junk items, left out of the count.
+    """
     n, G = len(rows), dist.shape[1]
     out = np.empty(n, dtype=np.int64)
     ar = np.arange(G)
@@ -165,7 +156,11 @@ def _exact_ranks(
         r, j = rows[a : a + step], cols[a : a + step]
         d = dist[r]  # (b, G)
         v = d[np.arange(len(r)), j][:, None]
-        invalid = (g_pids == row_pids[r][:, None]) & (g_cams == row_cams[r][:, None])
+        invalid = np.zeros((len(r), G), dtype=bool)
+        lo, hi = np.searchsorted(j_rows, r), np.searchsorted(j_rows, r, side="right")
+        cnt = hi - lo
+        take = np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        invalid[np.repeat(np.arange(len(r)), cnt), j_cols[take]] = True
         before = (d < v) | ((d == v) & (ar < j[:, None]))
         out[a : a + step] = np.count_nonzero(before & ~invalid, axis=1)
     return out

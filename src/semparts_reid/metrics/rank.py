@@ -3,8 +3,10 @@
 See ``docs/evaluation.md`` for the protocol, the two AP variants, mINP, tie-breaking and
 memory bounds. In short, for each query:
 
-* **valid gallery**: every gallery item except those with the query's pid *and* camera
-  (and, optionally, those whose pid is in ``junk_pids``, e.g. Market's ``-1``);
+* **valid gallery**: every gallery item except those with the query's pid *and* camera,
+  where both camera ids are known (``-1`` is an unknown camera, never "the same"), the
+  query image itself where ``query_in_gallery`` says where it is, and optionally those
+  whose pid is in ``junk_pids`` (e.g. Market's ``-1``); see ``_pairs``;
 * **true matches**: valid items with the query's pid; a query without any is left out
   of the averages and counted (``num_queries - num_valid_queries``);
 * the valid items are ordered by ascending distance, **ties broken by gallery index**
@@ -25,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,10 +43,26 @@ from ._eval_inputs import (
     to_numpy_block,
 )
 from ._match_rank import match_ranks, single_shot_ranks
+from ._pairs import (
+    CAMERA_RULES,
+    UNKNOWN_CAMERA,
+    camera_rule,
+    camera_rule_note,
+    check_cameras,
+    gallery_pairs,
+    query_self_index,
+)
 from .blocks import DistanceBlocks
 from .distance import _prepared_blocks
 
-__all__ = ["PROTOCOLS", "AP_MODES", "ReIDMetrics", "evaluate_cmc_map"]
+__all__ = [
+    "AP_MODES",
+    "CAMERA_RULES",
+    "PROTOCOLS",
+    "UNKNOWN_CAMERA",
+    "ReIDMetrics",
+    "evaluate_cmc_map",
+]
 
 PROTOCOLS: tuple[str, ...] = ("market1501", "cuhk03")
 AP_MODES: tuple[str, ...] = ("standard", "trapezoid")
@@ -64,6 +82,10 @@ class ReIDMetrics:
         num_queries: all queries given.
         protocol: ``"market1501"`` or ``"cuhk03"``.
         ap_mode: ``"standard"`` or ``"trapezoid"``.
+        cameras: the camera rule that ran: ``"known"`` (same-identity gallery images
+            from the query's camera removed), ``"unknown"`` (no usable camera ids: only
+            the query image itself removed) or ``"mixed"``; :attr:`protocol_note` says
+            it in words.
         mrr: mean reciprocal rank ``1 / (r_1 + 1)`` of the first true match over the
             valid queries (same junk rule as the CMC; for ``"cuhk03"`` on the full valid
             gallery, like mAP). NaN only in a ``ReIDMetrics`` built by hand without it.
@@ -77,7 +99,13 @@ class ReIDMetrics:
     protocol: str = "market1501"
     ap_mode: str = "standard"
     mrr: float = float("nan")
+    cameras: str = "known"
     _ks: tuple[int, ...] = field(default=(1, 5, 10, 20), repr=False)
+
+    @property
+    def protocol_note(self) -> str:
+        """One line naming the protocol and the camera rule that ran."""
+        return camera_rule_note(self.protocol, self.cameras)
 
     def rank(self, k: int) -> float:
         """Rank-k accuracy (``k`` is 1-based: ``rank(1)`` is the rank-1 accuracy)."""
@@ -99,6 +127,7 @@ class ReIDMetrics:
             num_queries=self.num_queries,
             protocol=self.protocol,
             ap_mode=self.ap_mode,
+            cameras=self.cameras,
             cmc=[float(x) for x in self.cmc],
         )
         return out
@@ -111,27 +140,6 @@ class ReIDMetrics:
             f"MRR {100 * self.mrr:.2f}%  "
             f"{ranks}  ({self.num_valid_queries}/{self.num_queries} queries with a match)"
         )
-
-
-def _pairs(
-    q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray
-) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]
-]:
-    """All (query, gallery) pairs with the same pid, grouped by query, columns ascending.
-
-    Returns ``(q_idx, g_idx, is_match, own_group, (order, start, size))``.
-    """
-    order = np.argsort(g_pids, kind="stable")
-    uniq, start, size = np.unique(g_pids[order], return_index=True, return_counts=True)
-    pos = np.minimum(np.searchsorted(uniq, q_pids), max(len(uniq) - 1, 0))
-    present = uniq[pos] == q_pids if len(uniq) else np.zeros(len(q_pids), bool)
-    cnt = np.where(present, size[pos], 0)
-    q_idx = np.repeat(np.arange(len(q_pids)), cnt)
-    offs = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    g_idx = order[np.repeat(start[pos], cnt) + offs]
-    is_match = g_cams[g_idx] != q_cams[q_idx]
-    return q_idx, g_idx, is_match, pos, (order, start, size)
 
 
 def evaluate_cmc_map(
@@ -152,6 +160,7 @@ def evaluate_cmc_map(
     num_repeats: int = 10,
     seed: int = 0,
     junk_pids: Sequence[int] = (),
+    query_in_gallery: Sequence[int] | np.ndarray | None = None,
 ) -> ReIDMetrics:
     """Evaluate retrieval with CMC, mAP and mINP under a re-ID protocol.
 
@@ -163,7 +172,10 @@ def evaluate_cmc_map(
             distances a block of query rows at a time (no ``(Q, G)`` matrix is held).
         q_pids, g_pids: ``(Q,)`` / ``(G,)`` integer identities (gallery distractors such
             as Market's pid 0 are ordinary non-matching identities).
-        q_camids, g_camids: ``(Q,)`` / ``(G,)`` integer camera ids.
+        q_camids, g_camids: ``(Q,)`` / ``(G,)`` integer camera ids, ``-1`` where the
+            camera is unknown. A gallery image of the query's pid is junk when both
+            camera ids are known and equal; an unknown camera never counts as the same
+            camera (``ReIDMetrics.cameras`` / ``protocol_note`` report which rule ran).
         metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``; features path only.
         max_rank: length of the CMC curve. Positions past the number of valid gallery
             items are allowed: the curve is cumulative, so it stays at its last value
@@ -181,6 +193,12 @@ def evaluate_cmc_map(
             not depend on ``chunk_size``.
         junk_pids: gallery pids removed for every query (e.g. ``(-1,)`` to reproduce the
             official Market-1501 script on a gallery that still holds junk images).
+        query_in_gallery: ``(Q,)`` gallery index of each query's own image, ``-1``
+            where it is not in the gallery; that item is removed from the query's
+            gallery under every camera rule (its pid must be the query's).
+            :func:`~semparts_reid.inference.evaluate_model` passes it from the image
+            paths. Without it, with unknown cameras, an image that is both a query and a
+            gallery item would be its own true match at distance 0.
 
     Tensors on an accelerator are fine: distances from features are computed on their
     device and each block is ranked on the CPU (one ``(chunk_size, G)`` block at a time).
@@ -190,7 +208,8 @@ def evaluate_cmc_map(
 
     Raises:
         ValueError: wrong ndim or mismatched lengths, NaN/inf distances or features, an
-            empty gallery or query set, no query with a valid match, bad options.
+            empty gallery or query set, no query with a valid match, a camera id below
+            ``-1``, a bad ``query_in_gallery``, bad options.
         TypeError: non-numeric inputs.
 
     Example:
@@ -251,6 +270,9 @@ def evaluate_cmc_map(
     gp = labels("g_pids", g_pids, num_g, "gallery")
     qc = labels("q_camids", q_camids, num_q, "query")
     gc = labels("g_camids", g_camids, num_g, "gallery")
+    check_cameras("q_camids", qc)
+    check_cameras("g_camids", gc)
+    q_self = query_self_index(query_in_gallery, qp, gp)
 
     keep_np: np.ndarray | None = None
     if len(junk_pids):
@@ -260,6 +282,10 @@ def evaluate_cmc_map(
             if keep_np.size == 0:
                 raise InputError(f"empty gallery: all {num_g} gallery pids are in junk_pids")
             gp, gc = gp[keep_np], gc[keep_np]
+            if q_self is not None:  # gallery indices after the junk-pid columns are gone
+                new_index = np.full(num_g, -1, dtype=np.int64)
+                new_index[keep_np] = np.arange(len(keep_np))
+                q_self = np.where(q_self >= 0, new_index[q_self], -1)
     g_eff = len(gp)
     if chunk_size is None:  # larger blocks from features: the matmul runs faster on them
         chunk_size = max(1, (_BLOCK_ELEMS * (4 if feats else 1)) // g_eff)
@@ -280,7 +306,7 @@ def evaluate_cmc_map(
     else:
         blocks = matrix_blocks(dist, chunk_size, keep_np)
 
-    q_idx, g_idx, is_match, own_group, groups = _pairs(qp, qc, gp, gc)
+    q_idx, g_idx, is_match, own_group, groups = gallery_pairs(qp, qc, gp, gc, q_self)
     mq, mg = q_idx[is_match], g_idx[is_match]
     jq, jg = q_idx[~is_match], g_idx[~is_match]
     n_match = np.bincount(mq, minlength=num_q)
@@ -289,7 +315,8 @@ def evaluate_cmc_map(
     if num_valid == 0:
         raise InputError(
             f"no valid query: none of the {num_q} queries has a gallery item with the same "
-            "pid in another camera (check q_pids/g_pids and q_camids/g_camids)"
+            "pid in another camera (or, where a camera id is -1 = unknown, other than the "
+            "query image itself); check q_pids/g_pids and q_camids/g_camids"
         )
 
     ranks = np.empty(len(mq), dtype=np.int64)
@@ -301,10 +328,7 @@ def evaluate_cmc_map(
         sub = block[lo - start : hi - start]
         ma, mb = np.searchsorted(mq, [lo, hi])
         ja, jb = np.searchsorted(jq, [lo, hi])
-        ranks[ma:mb] = match_ranks(
-            sub, mq[ma:mb] - lo, mg[ma:mb], jq[ja:jb] - lo, jg[ja:jb],
-            qp[lo:hi], qc[lo:hi], gp, gc,
-        )  # fmt: skip
+        ranks[ma:mb] = match_ranks(sub, mq[ma:mb] - lo, mg[ma:mb], jq[ja:jb] - lo, jg[ja:jb])
         if ss_ranks is not None:
             rows = np.flatnonzero(valid[lo:hi])
             if rows.size:
@@ -325,7 +349,8 @@ def evaluate_cmc_map(
                     *zip(*((block, start, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]))),
                 )
             )
-    return _aggregate(mq, ranks, n_match, num_q, ss_ranks, max_rank, protocol, ap_mode)
+    result = _aggregate(mq, ranks, n_match, num_q, ss_ranks, max_rank, protocol, ap_mode)
+    return replace(result, cameras=camera_rule(qc, gc))
 
 
 def _aggregate(
