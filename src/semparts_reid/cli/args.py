@@ -3,8 +3,10 @@
 Every field of a dataclass such as :class:`~semparts_reid.engine.config.TrainConfig`
 becomes ``--field-name``; its help text is the field's ``metadata["help"]`` and its
 type is taken from the annotation (``bool`` fields get ``--flag/--no-flag``; tuples
-take several values). Only flags the user actually gave override the defaults, so a
-config built from ``--resume`` or from a preset keeps its own values otherwise.
+take several values; an optional field takes ``none`` for None, or the word in its
+``metadata["none_word"]``, e.g. ``--triplet-margin soft``). Only flags the user actually
+gave override the defaults, so a config built from ``--resume`` or from a preset keeps
+its own values otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _scalar_parser(tp: Any, optional: bool) -> Any:
+def _scalar_parser(tp: Any, optional: bool, none_word: str | None = None) -> Any:
     if tp in (int, float, str):
         base = tp
     elif get_origin(tp) is typing.Literal:
@@ -45,7 +47,8 @@ def _scalar_parser(tp: Any, optional: bool) -> Any:
         return base
 
     def parse(text: str) -> Any:
-        return None if text.lower() in ("none", "null", "") else base(text)
+        words = ("none", "null", "", *((none_word.lower(),) if none_word else ()))
+        return None if text.lower() in words else base(text)
 
     parse.__name__ = base.__name__
     return parse
@@ -92,7 +95,7 @@ def add_dataclass_arguments(
             kwargs["nargs"] = "+" if (origin is list or has_ellipsis or not args) else len(args)
             kwargs["metavar"] = field.name.upper()
         else:
-            kwargs["type"] = _scalar_parser(tp, optional)
+            kwargs["type"] = _scalar_parser(tp, optional, field.metadata.get("none_word"))
             if get_origin(tp) is typing.Literal:
                 kwargs["choices"] = list(get_args(tp))
             kwargs["metavar"] = field.name.upper() if "choices" not in kwargs else None
