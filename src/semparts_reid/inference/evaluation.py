@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,14 @@ from ..metrics.part_distance import part_aware_distance, part_aware_distance_blo
 from ..metrics.rank import ReIDMetrics, evaluate_cmc_map
 from .extractor import FeatureExtractor
 
-__all__ = ["MODES", "SplitFeatures", "evaluate_model", "extract_split", "retrieval_input"]
+__all__ = [
+    "MODES",
+    "SplitFeatures",
+    "evaluate_model",
+    "extract_split",
+    "query_gallery_index",
+    "retrieval_input",
+]
 
 MODES = ("global", "concat", "parts")
 
@@ -64,7 +72,8 @@ class SplitFeatures:
         part_feats: ``(N, K, D)``, each part L2-normalised, zero where invisible
             (``K = 0`` for a global-only model).
         visibility: ``(N, K)``, 1.0 where the part is visible.
-        pids, camids: ``(N,)`` int64 labels of the images.
+        pids, camids: ``(N,)`` int64 labels of the images (camid ``-1``: unknown).
+        paths: the image paths (``None`` where the features came without them).
     """
 
     global_feat: Tensor
@@ -72,6 +81,7 @@ class SplitFeatures:
     visibility: Tensor
     pids: np.ndarray
     camids: np.ndarray
+    paths: list[str] | None = None
 
     def __len__(self) -> int:
         return int(self.global_feat.shape[0])
@@ -124,7 +134,7 @@ def extract_split(
     else:
         g = torch.as_tensor(extractor(paths, return_numpy=False))
         p, v = g.new_zeros(len(g), 0, g.shape[1]), g.new_zeros(len(g), 0)
-    return SplitFeatures(g, p, v, pids, camids)
+    return SplitFeatures(g, p, v, pids, camids, paths)
 
 
 def _returns_parts(extractor: FeatureExtractor) -> bool:
@@ -160,6 +170,23 @@ def distance_matrix(
         return torch.as_tensor(d)
     fa, fb = (a.concat(), b.concat()) if mode == "concat" else (a.global_feat, b.global_feat)
     return torch.as_tensor(compute_distance(fa, fb, metric=metric))
+
+
+def query_gallery_index(query_paths: Sequence[str], gallery_paths: Sequence[str]) -> np.ndarray:
+    """``(Q,)`` int64: the gallery index of each query's own image, ``-1`` where none.
+
+    The same image is the same file: paths are compared after ``os.path.abspath`` and
+    ``os.path.normcase`` (no file is opened). This is the ``query_in_gallery`` argument
+    of :func:`~semparts_reid.evaluate_cmc_map`: the query image itself is never its own
+    match, whatever the camera ids say.
+    """
+    def key(p: str) -> str:
+        return os.path.normcase(os.path.abspath(os.fspath(p)))
+
+    where: dict[str, int] = {}
+    for i, p in enumerate(gallery_paths):
+        where.setdefault(key(p), i)
+    return np.fromiter((where.get(key(p), -1) for p in query_paths), np.int64, len(query_paths))
 
 
 def _check_mode(mode: str, metric: str) -> None:
@@ -210,8 +237,13 @@ def evaluate_model(
             progress: how to build the extractor for a model (see
             :class:`FeatureExtractor`).
 
+    The query image itself (the same file among the gallery's paths, see
+    :func:`query_gallery_index`) is removed from its gallery under every camera rule;
+    camera ids ``-1`` are unknown and never count as "the same camera" (``docs/evaluation.md``).
+
     Returns:
-        :class:`~semparts_reid.metrics.rank.ReIDMetrics`.
+        :class:`~semparts_reid.metrics.rank.ReIDMetrics` (its ``protocol_note`` names the
+        camera rule that ran).
 
     Raises:
         InputError: bad mode, metric or records; no valid query.
@@ -251,4 +283,6 @@ def evaluate_model(
     return evaluate_cmc_map(
         scored, q.pids, g.pids, q.camids, g.camids, metric=metric, max_rank=max_rank,
         protocol=protocol, ap_mode=ap_mode,
+        query_in_gallery=None if q.paths is None or g.paths is None
+        else query_gallery_index(q.paths, g.paths),
     )
