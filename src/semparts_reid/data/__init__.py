@@ -6,7 +6,8 @@ part labels) are resolved lazily on first access so ``from semparts_reid.data im
 build_dataset`` stays cheap and needs no torch.
 
 Modules: ``records`` (records, the dataset container), ``market_layout`` (the
-Market-1501 folder reader), ``list_files`` (MSMT17, image lists), ``datasets`` (spec
+Market-1501 folder reader), ``folder_layout`` (plain ``<split>/<identity>/<image>``
+trees), ``list_files`` (MSMT17, image lists), ``datasets`` (spec
 strings, ``build_dataset``), ``synthetic/`` (the generated domains), ``image_io``,
 ``part_tables`` (grouping tables, torch-free) and ``part_labels`` (part maps),
 ``transforms``, ``image_dataset``, ``camstyle``, ``samplers``.
@@ -26,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from .datasets import (
     MSMT17,
+    UNKNOWN_CAMERA,
     DatasetLayoutError,
     DukeMTMCreID,
+    FolderDataset,
     ImageListDataset,
     ImageRecord,
     Market1501,
@@ -73,6 +76,7 @@ __all__ = [
     "CorruptImageError",
     "DatasetLayoutError",
     "DukeMTMCreID",
+    "FolderDataset",
     "GROUPING_TABLES",
     "ImageListDataset",
     "ImageRecord",
@@ -85,6 +89,7 @@ __all__ = [
     "ReIDImageDataset",
     "SIZE_PRESETS",
     "SyntheticConfig",
+    "UNKNOWN_CAMERA",
     "band_prior",
     "build_dataset",
     "build_transforms",

@@ -14,7 +14,9 @@ Two sources, the first that applies:
 The augmented image keeps its dataset index (the exemplar-memory slot); see
 :class:`~semparts_reid.data.image_dataset.ReIDImageDataset` (``camstyle=``).
 :class:`CameraStyleAugmenter` logs one WARNING when CamStyle files exist but some or all
-images have none (those use the colour transfer).
+images have none (those use the colour transfer). It needs the camera of every image: a
+record with an unknown camera (camid ``-1``) is a ``ValueError``; the trainer checks
+:func:`count_unknown_cameras` first and turns the augmentation off instead.
 
 Example:
     >>> aug = CameraStyleAugmenter(ds.train)                      # doctest: +SKIP
@@ -29,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +40,13 @@ from PIL import Image
 from .image_io import load_rgb, load_rgb_array
 from .records import ImageRecord
 
-__all__ = ["CameraStyleAugmenter", "ColorStatsTransfer", "find_camstyle_images"]
+__all__ = [
+    "CameraStyleAugmenter",
+    "ColorStatsTransfer",
+    "camera_style_possible",
+    "count_unknown_cameras",
+    "find_camstyle_images",
+]
 
 logger = logging.getLogger(__name__)
 # <stem>_fake_<c>to<d> (Market/Duke CamStyle, CycleGAN) or <stem>_fake_<d> (MSMT17, StarGAN)
@@ -89,6 +98,34 @@ def _scan_camstyle(records: Sequence[ImageRecord]) -> _Scan:
     return scan
 
 
+def count_unknown_cameras(records: Sequence[Sequence[Any]]) -> int:
+    """How many ``(path, pid, camid, ...)`` records have an unknown camera (camid < 0)."""
+    return sum(1 for r in records if int(r[2]) < 0)
+
+
+def camera_style_possible(records: Sequence[Sequence[Any]], what: str = "target") -> bool:
+    """Whether every record has a camera id; if not, log the one WARNING that says
+    camera-style augmentation is off for ``what`` (the caller then turns it off)."""
+    missing = count_unknown_cameras(records)
+    if missing:
+        logger.warning(
+            "%s has no camera id for %d of %d training images (camid -1): camera-style "
+            "augmentation (ECN's camera invariance) off", what, missing, len(records),
+        )
+    return missing == 0
+
+
+def _require_cameras(records: Sequence[ImageRecord]) -> None:
+    """Raise ``ValueError`` naming the first record without a camera id."""
+    bad = next((r for r in records if r.camid < 0), None)
+    if bad is not None:
+        raise ValueError(
+            f"camera-style augmentation needs camera ids, but {bad.path} has camid "
+            f"{bad.camid} (unknown) and {count_unknown_cameras(records)} of {len(records)} "
+            "records have none; turn camera-style augmentation off (TrainConfig.camstyle)"
+        )
+
+
 def find_camstyle_images(records: Sequence[ImageRecord]) -> dict[int, dict[int, str]]:
     """Map record index -> {target camid (0-based): CamStyle file path}.
 
@@ -135,6 +172,7 @@ class ColorStatsTransfer:
         """
         if not records:
             raise ValueError("records is empty: expected the training split of the domain")
+        _require_cameras(records)
         rng = np.random.default_rng(seed)
         cams = np.asarray([r.camid for r in records])
         num_cams = int(cams.max()) + 1
@@ -189,6 +227,7 @@ class CameraStyleAugmenter:
         use_camstyle_files: bool = True,
     ) -> None:
         self.records = list(records)
+        _require_cameras(self.records)
         self.stats = stats if stats is not None else ColorStatsTransfer.fit(self.records)
         self.files: dict[int, dict[int, str]] = {}
         if use_camstyle_files:

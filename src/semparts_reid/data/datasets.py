@@ -1,7 +1,9 @@
-"""Re-ID dataset layouts: Market-1501, DukeMTMC-reID, MSMT17, image lists, synthetic domains.
+"""Re-ID dataset layouts: Market-1501, DukeMTMC-reID, MSMT17, image lists, plain folder
+trees, synthetic domains.
 
 A dataset is three lists of :class:`ImageRecord` (``train``, ``query``, ``gallery``).
-Training identities are relabelled ``0 .. N-1``; camera ids are 0-based in every split;
+Training identities are relabelled ``0 .. N-1``; camera ids are 0-based in every split
+(``-1`` where unknown, e.g. a folder tree without ``c<N>`` in its file names);
 query and gallery keep their original identity numbers (``0`` marks Market/Duke
 distractors, which stay in the gallery). Junk detections (pid ``-1``) are dropped.
 
@@ -9,6 +11,7 @@ Datasets are named by spec strings (see :func:`build_dataset`)::
 
     >>> ds = build_dataset("synthetic:a?size=tiny")            # doctest: +SKIP
     >>> ds = build_dataset("market1501:/data/Market-1501-v15.09.15")  # doctest: +SKIP
+    >>> ds = build_dataset("folder:/data/my_reid")                # doctest: +SKIP
     >>> print(ds.summary_table())                               # doctest: +SKIP
 """
 
@@ -21,19 +24,22 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import InputError
+from .folder_layout import read_folder_tree
 from .list_files import MSMT17, ImageListDataset, read_image_list, read_split_list
 from .market_layout import read_market_folder
-from .records import DatasetLayoutError, ImageRecord, ReIDDataset, relabel
+from .records import UNKNOWN_CAMERA, DatasetLayoutError, ImageRecord, ReIDDataset, relabel
 from .synthetic import SyntheticConfig, synthetic_dataset
 
 __all__ = [
     "MSMT17",
     "DatasetLayoutError",
     "DukeMTMCreID",
+    "FolderDataset",
     "ImageListDataset",
     "ImageRecord",
     "Market1501",
     "ReIDDataset",
+    "UNKNOWN_CAMERA",
     "build_dataset",
     "list_datasets",
     "parse_spec",
@@ -63,6 +69,18 @@ def DukeMTMCreID(  # noqa: N802
     return read_market_folder("dukemtmcreid", root, skip_corrupt=skip_corrupt, verify=verify)
 
 
+def FolderDataset(  # noqa: N802
+    root: str | os.PathLike[str], *, skip_corrupt: bool = False, verify: bool = False
+) -> ReIDDataset:
+    """A plain folder tree ``root/{train,query,gallery}/<identity>/<image>``.
+
+    The identity is the folder name; the camera comes from an optional ``c<N>`` in the
+    file name (1-based on disk: ``c1`` is camid 0), else it is unknown (camid ``-1``).
+    See :mod:`semparts_reid.data.folder_layout`.
+    """
+    return read_folder_tree(root, skip_corrupt=skip_corrupt, verify=verify)
+
+
 # ----------------------------------------------------------------------------- factory
 
 _FACTORIES: dict[str, Callable[..., ReIDDataset]] = {
@@ -70,6 +88,7 @@ _FACTORIES: dict[str, Callable[..., ReIDDataset]] = {
     "dukemtmcreid": DukeMTMCreID,
     "msmt17": MSMT17,
     "imagelist": ImageListDataset,
+    "folder": FolderDataset,
     "synthetic": synthetic_dataset,
 }
 _ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "dukemtmc": "dukemtmcreid"}
@@ -109,6 +128,7 @@ def build_dataset(spec: str, **kwargs: Any) -> ReIDDataset:
         spec: ``"<name>:<argument>[?key=value&...]"``: ``market1501:/path``,
             ``dukemtmcreid:/path``, ``msmt17:/path``, ``imagelist:/folder`` or
             ``imagelist:/list.csv`` (rows ``path,pid,camid,split``),
+            ``folder:/root`` (``root/{train,query,gallery}/<identity>/<image>``),
             ``synthetic:a`` / ``synthetic:b`` (options e.g. ``?size=tiny&seed=1``).
         **kwargs: keyword arguments of the dataset function; they override spec options.
 
@@ -150,4 +170,3 @@ def _options_of(factory: Callable[..., ReIDDataset]) -> set[str] | None:
         return None
     names = {p.name for p in params[1:] if p.kind is not p.VAR_KEYWORD}
     return names | extra
-

@@ -2,6 +2,7 @@
 
 A dataset split is a list of :class:`ImageRecord` ``(path, pid, camid)``; a
 :class:`ReIDDataset` holds the three splits (train, query, gallery) and describes them.
+A camera id is 0-based, or :data:`UNKNOWN_CAMERA` (``-1``) where the data has none.
 """
 
 from __future__ import annotations
@@ -16,13 +17,23 @@ from typing import NamedTuple
 from ..errors import InputError
 from .image_io import CorruptImageError, check_image
 
-__all__ = ["DatasetLayoutError", "ImageRecord", "ReIDDataset", "finish_dataset", "relabel"]
+__all__ = [
+    "UNKNOWN_CAMERA",
+    "DatasetLayoutError",
+    "ImageRecord",
+    "ReIDDataset",
+    "finish_dataset",
+    "relabel",
+]
+
+#: the camera id of an image whose camera is not known (e.g. a plain folder tree)
+UNKNOWN_CAMERA = -1
 
 logger = logging.getLogger(__name__)
 
 
 class ImageRecord(NamedTuple):
-    """One image of a split: its path, identity and 0-based camera id."""
+    """One image of a split: its path, identity and 0-based camera id (``-1``: unknown)."""
 
     path: str
     pid: int
@@ -68,24 +79,30 @@ class ReIDDataset:
 
     @property
     def num_train_cams(self) -> int:
-        """Number of cameras seen in the training split."""
-        return len({r.camid for r in self.train})
+        """Number of known cameras seen in the training split (0 when none is known)."""
+        return len({r.camid for r in self.train if r.camid >= 0})
 
     @property
     def num_cams(self) -> int:
-        """Number of cameras over all splits (camids are ``0 .. num_cams-1``)."""
+        """Number of cameras over all splits (known camids are ``0 .. num_cams-1``)."""
         cams = {r.camid for split in (self.train, self.query, self.gallery) for r in split}
-        return max(cams) + 1 if cams else 0
+        return max(cams) + 1 if cams and max(cams) >= 0 else 0
+
+    @property
+    def num_images_without_camera(self) -> int:
+        """Images over all splits whose camera is unknown (camid ``-1``)."""
+        splits = (self.train, self.query, self.gallery)
+        return sum(1 for split in splits for r in split if r.camid < 0)
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """Identities, images and cameras per split, as data."""
+        """Identities, images and known cameras per split, as data."""
         out: dict[str, dict[str, int]] = {}
         for split in ("train", "query", "gallery"):
             recs: list[ImageRecord] = getattr(self, split)
             out[split] = {
                 "ids": len({r.pid for r in recs}),
                 "images": len(recs),
-                "cams": len({r.camid for r in recs}),
+                "cams": len({r.camid for r in recs if r.camid >= 0}),
             }
         return out
 
@@ -94,6 +111,8 @@ class ReIDDataset:
         rows = [f"{self.name} ({self.root})", "  split   |   ids | images | cams", "  " + "-" * 32]
         for split, s in self.summary().items():
             rows.append(f"  {split:<7} | {s['ids']:5d} | {s['images']:6d} | {s['cams']:4d}")
+        if n := self.num_images_without_camera:
+            rows.append(f"  ({n} images without a camera id: camid -1)")
         if self.num_corrupt:
             rows.append(f"  ({self.num_corrupt} corrupt images skipped)")
         return "\n".join(rows)
