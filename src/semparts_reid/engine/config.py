@@ -107,6 +107,22 @@ class TrainConfig:
         "'sum' or 'mean' (mean keeps the loss scale of a global-only model)",
     )
     label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
+    triplet_weight: float = _f(
+        0.0,
+        "weight of the batch-hard triplet loss on the source batch, added to the total "
+        "(0: off; needs num_instances >= 2 for P x K batches)",
+    )
+    triplet_margin: float | None = field(
+        default=0.3,
+        metadata={
+            "help": "margin of the triplet loss: relu(d_ap - d_an + margin); 'soft' (None in "
+            "Python): softplus(d_ap - d_an)",
+            "none_word": "soft",
+        },
+    )
+    triplet_parts: bool = _f(
+        False, "triplet loss on the head/upper/lower features too (with use_parts)"
+    )
     part_loss_weight: float = _f(1.0, "weight of the pixel-wise part-classification loss")
     part_labels: PartLabelSource = _f(
         "auto",
@@ -160,6 +176,10 @@ class TrainConfig:
     output_dir: str = _f("runs/semparts", "folder for checkpoints and the metrics log")
     checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)")
     progress: bool = _f(True, "tqdm progress bar per epoch")
+    tensorboard: bool = _f(
+        False,
+        "also log the metrics to TensorBoard in output_dir/tensorboard (the tensorboard extra)",
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.input_size, list):
@@ -212,7 +232,7 @@ class TrainConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"{name}={value!r}: expected a finite value > 0")
         for name in ("weight_decay", "backbone_lr_mult", "part_loss_weight", "target_weight",
-                     "memory_momentum"):
+                     "memory_momentum", "triplet_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}={value!r}: expected a finite value >= 0")
@@ -220,6 +240,21 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
+        if self.triplet_weight > 0 and self.num_instances < 2:
+            raise InputError(
+                f"triplet_weight={self.triplet_weight!r} needs P x K source batches: set "
+                f"num_instances >= 2 (got {self.num_instances})"
+            )
+        if self.triplet_margin is not None and not (
+            isinstance(self.triplet_margin, (int, float))
+            and not isinstance(self.triplet_margin, bool)
+            and math.isfinite(self.triplet_margin)
+            and self.triplet_margin > 0
+        ):
+            raise InputError(
+                f"triplet_margin={self.triplet_margin!r}: expected a value > 0, or None "
+                "('soft' on the command line) for the soft margin"
+            )
         if not 0.0 <= self.label_smoothing < 1.0:
             raise InputError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1)")
         if self.loss_mix == "convex" and self.target_weight > 1:

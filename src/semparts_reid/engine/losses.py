@@ -7,10 +7,14 @@
   ("auto": maps from disk where an image has one, pseudo labels for the others; "gt":
   maps from disk; "pseudo": self-supervised clustering of the current feature map;
   "band": fixed horizontal bands; "none").
+* :func:`triplet_loss`: batch-hard triplet loss (hardest positive, hardest negative per
+  anchor) with a fixed or a soft margin, on global or per-part features.
 * :func:`stack_heads`: ``(B, 1+K, D)`` features (global first) for the exemplar memory.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +23,7 @@ from torch import Tensor
 from ..layers.part_clustering import band_labels, pseudo_part_labels
 from ..layers.parts import IGNORE_INDEX
 
-__all__ = ["identity_loss", "part_targets", "stack_heads"]
+__all__ = ["identity_loss", "part_targets", "stack_heads", "triplet_loss"]
 
 
 def identity_loss(
@@ -29,6 +33,7 @@ def identity_loss(
     visibility: Tensor | None = None,
     use_parts: bool = True,
     label_smoothing: float = 0.0,
+    check_labels: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Cross-entropy over identity logits of the global head and the part heads.
 
@@ -39,6 +44,9 @@ def identity_loss(
             the images where the part is visible (the global head over all images).
         use_parts: False: only the global head contributes.
         label_smoothing: as in :func:`torch.nn.functional.cross_entropy`.
+        check_labels: raise ``ValueError`` for a pid outside ``[0, C)``. The check reads
+            the pids back to the host (a GPU synchronisation); the trainer checks its
+            dataset's pids once instead and passes ``False``.
 
     Returns:
         ``(total, per_head)``: the scalar sum over heads and the (1+K,) per-head losses
@@ -51,7 +59,7 @@ def identity_loss(
     b, h, c = id_logits.shape
     if pids.shape != (b,):
         raise ValueError(f"pids of shape {tuple(pids.shape)}: expected ({b},)")
-    if b and (int(pids.min()) < 0 or int(pids.max()) >= c):
+    if check_labels and b and (int(pids.min()) < 0 or int(pids.max()) >= c):
         raise ValueError(
             f"pids in [{int(pids.min())}, {int(pids.max())}]: expected labels in [0, {c - 1}]"
         )
@@ -74,6 +82,83 @@ def identity_loss(
     if heads < h:
         per_head = torch.cat([per_head, per_head.new_zeros(h - heads)])
     return per_head.sum(), per_head
+
+
+def triplet_loss(
+    features: Tensor,
+    pids: Tensor,
+    *,
+    margin: float | None = 0.3,
+    visibility: Tensor | None = None,
+    normalize: bool = False,
+) -> Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017), vectorised over anchors and heads.
+
+    For each anchor: the hardest positive (the farthest image with the same identity,
+    not the anchor itself) and the hardest negative (the closest image of another
+    identity), by Euclidean distance. The loss of an anchor is
+    ``relu(d_ap - d_an + margin)`` (fixed margin) or ``softplus(d_ap - d_an)``
+    (``margin=None``: soft margin). Anchors without a positive or a negative in the batch
+    are skipped; P×K batches (``num_instances`` K >= 2) give every anchor both.
+
+    Distances are computed in float32 with autocast off, so the loss is the same under
+    bf16 / fp16 autocast. The trainer passes the features *before* the BNNeck
+    (``global_raw`` / ``part_raw``), as BoT, torchreid and fast-reid do.
+
+    Args:
+        features: (B, D) features, or (B, H, D) for H heads (e.g. global + parts): each
+            head is a separate metric space with its own hardest pairs.
+        pids: (B,) int identity labels.
+        margin: the fixed margin (> 0), or None for the soft margin.
+        visibility: optional (B, H) visibility of the heads (only with (B, H, D)
+            features): an image whose head is invisible (<= 0.5) is neither an anchor,
+            nor a positive, nor a negative for that head.
+        normalize: L2-normalise the features first (default: raw features).
+
+    Returns:
+        The scalar loss: per head the mean over its valid anchors, averaged over the
+        heads that have one (zero, still attached to the graph, when none has).
+    """
+    if features.dim() not in (2, 3):
+        raise ValueError(
+            f"features of shape {tuple(features.shape)}: expected (B, D) or (B, H, D)"
+        )
+    b = features.shape[0]
+    if pids.shape != (b,):
+        raise ValueError(f"pids of shape {tuple(pids.shape)}: expected ({b},)")
+    if margin is not None and not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin={margin!r}: expected a value > 0, or None for the soft margin")
+    x = features if features.dim() == 3 else features.unsqueeze(1)
+    h = x.shape[1]
+    if visibility is not None and visibility.shape != (b, h):
+        raise ValueError(
+            f"visibility of shape {tuple(visibility.shape)}: expected ({b}, {h})"
+        )
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.float().transpose(0, 1)  # (H, B, D)
+        if normalize:
+            x = F.normalize(x, dim=-1)
+        sq = x.pow(2).sum(-1)  # (H, B)
+        d2 = sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * torch.bmm(x, x.transpose(1, 2))
+        dist = d2.clamp_min(1e-12).sqrt()  # (H, B, B)
+        same = pids.unsqueeze(0) == pids.unsqueeze(1)  # (B, B)
+        eye = torch.eye(b, dtype=torch.bool, device=x.device)
+        pos = (same & ~eye).unsqueeze(0).expand(h, b, b)
+        neg = (~same).unsqueeze(0).expand(h, b, b)
+        if visibility is not None:
+            vis = (visibility > 0.5).t()  # (H, B)
+            pair = vis.unsqueeze(2) & vis.unsqueeze(1)  # anchor and other both visible
+            pos, neg = pos & pair, neg & pair
+        d_ap = torch.where(pos, dist, dist.new_tensor(-math.inf)).amax(2)  # (H, B)
+        d_an = torch.where(neg, dist, dist.new_tensor(math.inf)).amin(2)
+        valid = pos.any(2) & neg.any(2)
+        gap = torch.where(valid, d_ap - d_an, torch.zeros_like(d_ap))
+        per = F.softplus(gap) if margin is None else F.relu(gap + margin)
+        per = per * valid
+        counts = valid.sum(1)  # (H,)
+        per_head = per.sum(1) / counts.clamp_min(1)
+        heads = (counts > 0).sum().clamp_min(1)
+        return per_head.sum() / heads
 
 
 def part_targets(
