@@ -87,3 +87,49 @@ def test_wraps_an_existing_extractor(stand_in: StandIn) -> None:
     assert TrackerEmbedder(ext).extractor is ext
     with pytest.raises(TypeError, match="extractor options"):
         TrackerEmbedder(ext, batch_size=3)
+
+
+class _Detections:
+    """A duck-typed detections object: only an ``xyxy`` array, like supervision's."""
+
+    def __init__(self, xyxy: np.ndarray) -> None:
+        self.xyxy = xyxy
+
+
+def test_get_features_takes_an_object_with_xyxy(embedder: TrackerEmbedder) -> None:
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[0, 0, 40, 90], [100, 10, 150, 119]], dtype=np.float64)
+    feats = embedder.get_features(_Detections(boxes), frame)
+    np.testing.assert_allclose(feats, embedder.get_features(boxes, frame), atol=1e-6)
+    assert embedder.get_features(_Detections(np.zeros((0, 4))), frame).shape == (0, 512)
+
+
+def test_get_features_takes_supervision_detections(embedder: TrackerEmbedder) -> None:
+    sv = pytest.importorskip("supervision")
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[0, 0, 40, 90], [100, 10, 150, 119], [-10, 50, 30, 200]], np.float32)
+    detections = sv.Detections(xyxy=boxes, confidence=np.array([0.9, 0.8, 0.7]),
+                               class_id=np.array([0, 0, 0]))
+    feats = embedder.get_features(detections, frame)
+    assert feats.shape == (len(detections), 512)
+    np.testing.assert_allclose(feats, embedder.get_features(boxes, frame), atol=1e-6)
+    person = detections[detections.confidence > 0.75]  # filtering keeps the contract
+    np.testing.assert_allclose(embedder.get_features(person, frame), feats[:2], atol=1e-6)
+    assert embedder.get_features(sv.Detections.empty(), frame).shape == (0, 512)
+
+
+def test_trackers_module_does_not_import_supervision() -> None:
+    import ast
+    import inspect
+
+    from semparts_reid.inference import trackers
+
+    tree = ast.parse(inspect.getsource(trackers))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names} | {
+        (node.module or "").split(".")[0] for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)}
+    assert "supervision" not in imported

@@ -16,6 +16,9 @@ One job per module:
   prefixes stripped, missing, unexpected and shape-mismatched keys reported in one summary
   (strict for our checkpoints, lenient for ImageNet backbones, which must still fill half
   of the backbone's weight kernels, else :class:`WeightsMismatchError`).
+* :mod:`.peer_formats`: torchreid and fast-reid ResNet-50 keys renamed to ours
+  (:func:`detect_weights_format`, :func:`map_peer_state`), so ``load_pretrained(model,
+  "their.pth")`` fills the backbone, the BNNeck and (same classes) the classifier.
 * :mod:`.constants`: ``IMAGENET_MEAN`` / ``IMAGENET_STD``.
 
 Cache folder: ``$SEMPARTS_REID_HOME/weights`` (default ``~/.cache/semparts_reid/weights``).
@@ -36,6 +39,7 @@ from .download import (
     file_sha256,
     get_cache_dir,
 )
+from .peer_formats import WEIGHT_FORMATS, PeerState, detect_weights_format, map_peer_state
 from .registry import (
     PretrainedCfg,
     get_pretrained_cfg,
@@ -61,12 +65,15 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MIN_FILL",
+    "WEIGHT_FORMATS",
     "ChecksumError",
     "DownloadError",
     "LoadReport",
+    "PeerState",
     "PretrainedCfg",
     "StrictWeightsError",
     "WeightsMismatchError",
+    "detect_weights_format",
     "download_weights",
     "file_sha256",
     "get_cache_dir",
@@ -76,6 +83,7 @@ __all__ = [
     "load_matching_weights",
     "load_pretrained",
     "load_weights_file",
+    "map_peer_state",
     "register_pretrained",
     "resolve_pretrained_name",
 ]

@@ -9,7 +9,8 @@
   weights that fill less than half of the module's weight kernels (another architecture,
   :class:`WeightsMismatchError`) unless ``strict=False``.
 * :func:`load_pretrained`: ``"imagenet"``, a registry name, a URL, a file or a dict into a
-  model, strict for our checkpoints, lenient (with that check) for ImageNet backbones.
+  model, strict for our checkpoints, lenient (with that check) for ImageNet backbones and
+  for torchreid / fast-reid checkpoints, whose keys :mod:`.peer_formats` renames.
 """
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import InputError
+from .peer_formats import (
+    WEIGHT_FORMATS,
+    detect_weights_format,
+    map_peer_state,
+    torch_load_weights_only,
+)
 from .registry import get_pretrained_cfg, resolve_pretrained_name
 from .sources import download_weights
 
@@ -91,6 +98,9 @@ class LoadReport:
         strict: whether any of the above would have raised.
         counted: weight kernels of the target the fill rule counts (see :attr:`fill`).
         filled: how many of those the weights filled.
+        format: the layout the keys were read as (``"semparts"``, ``"torchreid"``,
+            ``"fastreid"``).
+        notes: what the key mapping decided (a classifier skipped, blocks left out).
     """
 
     source: str
@@ -102,6 +112,8 @@ class LoadReport:
     strict: bool
     counted: int = 0
     filled: int = 0
+    format: str = "semparts"
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -123,10 +135,12 @@ class LoadReport:
             more = f", ... (+{len(keys) - max_keys})" if len(keys) > max_keys else ""
             return ", ".join(keys[:max_keys]) + more
 
+        layout = "" if self.format == "semparts" else f" ({self.format} layout)"
         lines = [
-            f"loaded {len(self.loaded)} tensors from {self.source} into {self.target} "
+            f"loaded {len(self.loaded)} tensors from {self.source}{layout} into {self.target} "
             f"(filled {self.filled} of {self.counted} weight kernels, {self.fill:.0%})"
         ]
+        lines += [f"  {note}" for note in self.notes]
         if self.missing:
             lines.append(f"  missing in weights ({len(self.missing)}): {fmt(self.missing)}")
         if self.unexpected:
@@ -159,7 +173,7 @@ def load_weights_file(
     """
     path = download_weights(source, progress=logger.isEnabledFor(logging.INFO))
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch_load_weights_only(path, map_location)
     except (MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as exc:  # not a torch file: pickle/zip/EOF/Index errors, and more
@@ -228,6 +242,7 @@ def load_matching_weights(
     target: str = "model",
     strict: bool | None = None,
     expected_unexpected: tuple[str, ...] = (),
+    format: str = "semparts",
 ) -> LoadReport:
     """Copy the tensors of ``weights`` that match ``module`` in name and shape; report the rest.
 
@@ -261,6 +276,10 @@ def load_matching_weights(
         expected_unexpected: key prefixes of ``weights`` known to have no counterpart
             (``("fc.",)``, the ImageNet classifier, for a backbone); they stay in
             ``unexpected`` but alone they are logged at INFO, not WARNING.
+        format: the layout of ``weights``: ``"semparts"`` (default: names as they are),
+            ``"torchreid"``, ``"fastreid"`` (renamed by
+            :func:`~semparts_reid.hub.peer_formats.map_peer_state` first; ``module`` must be
+            the whole model) or ``"auto"`` (detected from the keys).
 
     Returns:
         The :class:`LoadReport`.
@@ -270,9 +289,11 @@ def load_matching_weights(
             loaded); an ``InputError`` and a ``RuntimeError``.
         WeightsMismatchError: ``strict=None`` and less than half of the kernels were
             filled (nothing is loaded); the message names ``source`` and the fraction.
-        ValueError: ``weights`` holds no tensors.
+        InputError: ``weights`` holds no tensors, or ``format`` does not fit its keys.
     """
     state = _extract_state_dict(weights, source)
+    peer = map_peer_state(module, state, format, source=source)
+    state = peer.state
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
@@ -287,6 +308,7 @@ def load_matching_weights(
     report = LoadReport(
         source, target, sorted(loadable), missing, unexpected, mismatched, strict is True,
         counted=len(counted), filled=sum(k in loadable for k in counted),
+        format=peer.format, notes=peer.notes,
     )
     if strict is True and not report.ok:
         raise StrictWeightsError(
@@ -315,6 +337,7 @@ def load_pretrained(
     *,
     strict: bool | None = None,
     sha256: str | None = None,
+    format: str = "auto",
 ) -> LoadReport:
     """Load weights into ``model`` and report how the keys matched.
 
@@ -331,6 +354,14 @@ def load_pretrained(
             weight kernels were filled (see :func:`load_matching_weights` for the rule).
             ``False``: load whatever matches, however little, with a warning.
         sha256: expected sha256 for a URL or local file.
+        format: the key layout. ``"auto"`` (default) detects it
+            (:func:`~semparts_reid.hub.peer_formats.detect_weights_format`);
+            ``"semparts"``: ours or a torchvision ResNet; ``"torchreid"``: a torchreid
+            ResNet (backbone, and the classifier into the global head when the number of
+            classes matches); ``"fastreid"``: a fast-reid BoT/AGW model (backbone, BNNeck
+            into ``global_neck``, classifier as above, GeM ``p``). Peer weights load leniently
+            (``strict=None``: they must fill half of the model's kernels) and the report
+            names what had no place (see ``docs/weights.md``).
 
     Returns:
         A :class:`LoadReport`. Only keys that match in name and shape are copied. Missing,
@@ -341,6 +372,7 @@ def load_pretrained(
         StrictWeightsError: ``strict`` and some key did not match (nothing is loaded);
             an ``InputError`` and a ``RuntimeError``.
         WeightsMismatchError: weights for another architecture (nothing is loaded).
+        InputError: ``format`` is unknown or does not fit the keys (the message names them).
         TypeError: ``source`` is not a string, a path or a mapping.
     """
     if not isinstance(model, nn.Module):
@@ -364,6 +396,11 @@ def load_pretrained(
             "state dict"
         )
     state = _extract_state_dict(obj, label)
+    if format not in WEIGHT_FORMATS:
+        raise InputError(f"format={format!r}: expected one of {WEIGHT_FORMATS}")
+    layout = detect_weights_format(state) if format == "auto" else format
+    if layout != "semparts":
+        return load_matching_weights(model, state, source=label, strict=strict, format=layout)
     target_name = _pick_target(model, state)
     target: nn.Module = model.backbone if target_name == "backbone" else model  # type: ignore[assignment]
     if strict is None and target_name == "model":

@@ -22,6 +22,12 @@
       embedder = TrackerEmbedder("checkpoint.pth")
       features = embedder.get_features(detections[:, :4], frame)   # (N, D), L2-normalised
 
+  ``get_features`` also takes any detections object with an ``xyxy`` array, such as
+  ``supervision.Detections`` (duck-typed: supervision is never imported here)::
+
+      detections = sv.Detections.from_ultralytics(yolo(frame)[0])
+      features = embedder.get_features(detections, frame)          # (len(detections), D)
+
 Both return float32 L2-normalised features, so a cosine distance is ``1 - a @ b``.
 """
 
@@ -36,6 +42,15 @@ from torch import nn
 from .extractor import FeatureExtractor
 
 __all__ = ["TrackerEmbedder", "clip_boxes", "crop_boxes"]
+
+
+def _boxes_of(detections: Any) -> Any:
+    """The ``(N, 4+)`` ``x1, y1, x2, y2`` boxes of ``detections``.
+
+    An object with an ``xyxy`` attribute (``supervision.Detections``, or any look-alike)
+    gives that array; anything else (an array, a tensor, a list) is returned as it is.
+    """
+    return detections.xyxy if hasattr(detections, "xyxy") else detections
 
 
 def clip_boxes(xyxys: Any, height: int, width: int) -> np.ndarray:
@@ -116,11 +131,12 @@ class TrackerEmbedder:
         """Features ``(N, D)`` for boxes on a full BGR frame (boxmot ReID backend contract).
 
         Args:
-            xyxys: ``(N, 4)`` boxes ``x1, y1, x2, y2`` in pixels (extra columns ignored);
-                clipped to the frame.
+            xyxys: ``(N, 4)`` boxes ``x1, y1, x2, y2`` in pixels (extra columns ignored),
+                or an object with such an ``xyxy`` array (``supervision.Detections``);
+                clipped to the frame. No boxes give a ``(0, D)`` array.
             frame_bgr: ``(H, W, 3)`` uint8 BGR frame.
         """
-        crops = crop_boxes(frame_bgr, xyxys)
+        crops = crop_boxes(frame_bgr, _boxes_of(xyxys))
         feats = self.extractor(crops, bgr=True, return_numpy=True)
         return np.asarray(feats)
 
