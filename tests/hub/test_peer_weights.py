@@ -318,3 +318,44 @@ def test_explicit_format_equals_auto() -> None:
         if key.startswith(("backbone.", "global_neck.")):
             assert torch.equal(x, y), key
     assert torch.equal(a.id_classifier.weight[0], b.id_classifier.weight[0])
+
+
+# ------------------------------------------------------------------ reading their files
+def _as_numpy1_file(obj: dict[str, object], path: Path) -> Path:
+    """``torch.save(obj)`` as numpy 1 pickles it (``numpy.core``, not ``numpy._core``)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zin, \
+            zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+            zout.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("numpy1", [False, True])
+def test_numpy_scalars_in_a_checkpoint_are_read_safely(tmp_path: Path, numpy1: bool) -> None:
+    from semparts_reid.hub import load_weights_file
+
+    obj = {"state_dict": {"conv1.weight": torch.ones(2)}, "rank1": np.float32(0.5),
+           "mAP": np.float64(0.25), "epoch": 3}
+    path = tmp_path / "ckpt.pth"
+    _as_numpy1_file(obj, path) if numpy1 else torch.save(obj, path)
+    loaded = load_weights_file(path)
+    assert loaded["rank1"] == np.float32(0.5) and loaded["mAP"] == 0.25
+    assert torch.equal(loaded["state_dict"]["conv1.weight"], torch.ones(2))
+
+
+def test_numpy_arrays_stay_refused(tmp_path: Path) -> None:
+    """Only scalars and dtypes are allowed: an array's rebuilder is still refused."""
+    from semparts_reid.hub import load_weights_file
+
+    path = tmp_path / "array.pth"
+    torch.save({"w": torch.ones(2), "extra": np.zeros(3)}, path)
+    with pytest.raises(InputError, match=r"array\.pth is not a readable checkpoint"):
+        load_weights_file(path)

@@ -51,8 +51,6 @@ WEIGHT_FORMATS = ("auto", "semparts", *PEER_FORMATS)
 ImageNet ResNets, whose keys are our backbone's)."""
 
 _TRUNK = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
-_OUR_HEADS = ("global_neck.", "global_pool.", "part_classifier.", "part_necks.",
-              "id_classifier.")
 
 
 @dataclass

@@ -354,14 +354,10 @@ def load_pretrained(
             weight kernels were filled (see :func:`load_matching_weights` for the rule).
             ``False``: load whatever matches, however little, with a warning.
         sha256: expected sha256 for a URL or local file.
-        format: the key layout. ``"auto"`` (default) detects it
-            (:func:`~semparts_reid.hub.peer_formats.detect_weights_format`);
-            ``"semparts"``: ours or a torchvision ResNet; ``"torchreid"``: a torchreid
-            ResNet (backbone, and the classifier into the global head when the number of
-            classes matches); ``"fastreid"``: a fast-reid BoT/AGW model (backbone, BNNeck
-            into ``global_neck``, classifier as above, GeM ``p``). Peer weights load leniently
-            (``strict=None``: they must fill half of the model's kernels) and the report
-            names what had no place (see ``docs/weights.md``).
+        format: ``"auto"`` (detected from the keys), ``"semparts"`` (ours, torchvision's),
+            ``"torchreid"`` or ``"fastreid"``: their backbone, BNNeck and (same classes)
+            classifier mapped by :mod:`.peer_formats`, loaded with the fill rule of
+            ``strict=None``; the report names what had no place (``docs/weights.md``).
 
     Returns:
         A :class:`LoadReport`. Only keys that match in name and shape are copied. Missing,
