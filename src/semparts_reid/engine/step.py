@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..layers.part_classifier import part_map_loss
 from .config import TrainConfig
-from .losses import has_labels, identity_loss, part_targets
+from .losses import has_labels, identity_loss, part_targets, triplet_loss
 from .objectives import TargetObjective
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "StepNet",
     "camstyle_swap",
     "check_finite",
+    "source_triplet_term",
     "step_losses",
     "wrap_step_net",
 ]
@@ -99,6 +100,26 @@ def part_map_term(out: dict[str, Any], batch: dict[str, Any], source: str) -> Te
     return part_map_loss(out["part_logits"].float(), labels)
 
 
+def source_triplet_term(
+    out_s: dict[str, Any], batch_s: dict[str, Any], config: TrainConfig, use_parts: bool
+) -> Tensor:
+    """Batch-hard triplet loss of the source batch (:func:`~.losses.triplet_loss`).
+
+    On the features before the BNNeck (``global_raw``; with ``config.triplet_parts`` and
+    ``use_parts`` also ``part_raw``, invisible parts masked), with
+    ``config.triplet_margin`` (None: soft margin).
+    """
+    feats = out_s["global_raw"]
+    part_raw = out_s.get("part_raw")
+    if config.triplet_parts and use_parts and part_raw is not None and part_raw.shape[1] > 0:
+        feats = torch.cat([feats.unsqueeze(1), part_raw.to(feats.dtype)], dim=1)
+        vis = out_s["visibility"]
+        visibility = torch.cat([vis.new_ones(vis.shape[0], 1), vis], dim=1)
+        return triplet_loss(feats, batch_s["pid"], margin=config.triplet_margin,
+                            visibility=visibility)
+    return triplet_loss(feats, batch_s["pid"], margin=config.triplet_margin)
+
+
 def step_losses(
     out_s: dict[str, Any],
     batch_s: dict[str, Any],
@@ -112,8 +133,9 @@ def step_losses(
     """Loss terms of one step.
 
     Returns:
-        ``source_id``, ``target_memory`` (the objective's loss, with a target batch),
-        ``part_map`` (where labels exist) and the weighted total ``loss``.
+        ``source_id``, ``triplet`` (with ``config.triplet_weight > 0``),
+        ``target_memory`` (the objective's loss, with a target batch), ``part_map``
+        (where labels exist) and the weighted total ``loss``.
     """
     if out_s["id_logits"] is None:
         raise ValueError("model returned no id_logits: build it with num_classes > 0")
@@ -127,6 +149,8 @@ def step_losses(
     )
     n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
     terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
+    if config.triplet_weight > 0:
+        terms["triplet"] = source_triplet_term(out_s, batch_s, config, use_parts)
     part_terms = [part_map_term(out_s, batch_s, config.part_labels)]
     if out_t is not None and batch_t is not None:
         if objective is None:
@@ -143,6 +167,8 @@ def step_losses(
         loss = loss + wt * terms["target_memory"]
     if "part_map" in terms:
         loss = loss + config.part_loss_weight * terms["part_map"]
+    if "triplet" in terms:
+        loss = loss + config.triplet_weight * terms["triplet"]
     terms["loss"] = loss
     return terms
 
