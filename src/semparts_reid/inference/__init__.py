@@ -8,17 +8,22 @@
 * :func:`evaluate_model`: THE evaluation path (trainer, CLI and demo): features from a
   :class:`FeatureExtractor` streamed into ``evaluate_cmc_map``.
 * :func:`export_onnx`: ONNX export checked against PyTorch (``onnx`` extra).
+* :func:`predict_part_maps`: a model's part probabilities at image resolution;
+  :func:`rank_gallery`: the top-k gallery lists of a few queries (for figures).
 """
 
 from .evaluation import SplitFeatures, evaluate_model, extract_split
 from .export import export_onnx
 from .extractor import FeatureExtractor, PartFeatures, load_model_from_checkpoint
 from .fusion import fuse_resnet_conv_bn
+from .part_maps import predict_part_maps
+from .ranking import RankedResults, pick_queries, rank_gallery, top_k_ranked
 from .trackers import TrackerEmbedder, clip_boxes, crop_boxes
 
 __all__ = [
     "FeatureExtractor",
     "PartFeatures",
+    "RankedResults",
     "TrackerEmbedder",
     "SplitFeatures",
     "clip_boxes",
@@ -28,4 +33,8 @@ __all__ = [
     "export_onnx",
     "fuse_resnet_conv_bn",
     "load_model_from_checkpoint",
+    "pick_queries",
+    "predict_part_maps",
+    "rank_gallery",
+    "top_k_ranked",
 ]
