@@ -206,3 +206,60 @@ def test_trainer_steps_include_the_triplet_term(tiny_pair, tmp_path) -> None:
     assert [r["stage"] for r in trainer.history] == ["source", "adapt"]
     for record in trainer.history:
         assert math.isfinite(record["triplet"]) and record["triplet"] > 0
+
+
+def _ablation_script() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ablate_triplet.py"
+    spec = importlib.util.spec_from_file_location("ablate_triplet", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablation_reports_the_median_difference_per_direction() -> None:
+    ablate = _ablation_script()
+
+    def row(direction: str, seed: int, arm: str, m: float) -> dict[str, Any]:
+        return {"direction": direction, "seed": seed, "arm": arm,
+                "adapted": {"R1": 2 * m, "R5": m, "R10": m, "mAP": m}}
+
+    rows = [row("a -> b", s, arm, m) for s, arm, m in
+            [(0, "off", 0.5), (0, "on", 0.6), (1, "off", 0.5), (1, "on", 0.4),
+             (2, "off", 0.5), (2, "on", 0.55), (3, "on", 0.9)]]  # seed 3: one arm only
+    rows.append(row("b -> a", 0, "off", 0.3))
+    diffs = ablate.median_differences(rows)
+    assert list(diffs) == ["a -> b"]
+    assert diffs["a -> b"]["mAP"] == pytest.approx(0.05)
+    assert diffs["a -> b"]["R1"] == pytest.approx(0.1)
+
+
+def test_ablation_script_runs_both_arms_and_writes_json(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    ablate = _ablation_script()
+    calls: list[dict[str, Any]] = []
+
+    def fake_arm(settings: Any, source: Any, target: Any, work: Any, *, seed: int,
+                 device: str, triplet: dict[str, Any]) -> dict[str, Any]:
+        calls.append(dict(triplet))
+        m = 0.5 + 0.1 * bool(triplet)
+        metrics = {"R1": m, "R5": m, "R10": m, "mAP": m}
+        return {"direct": metrics, "adapted": metrics, "seconds": 1.0}
+
+    monkeypatch.setattr(ablate, "run_arm", fake_arm)
+    monkeypatch.setenv("SEMPARTS_REID_HOME", str(tmp_path / "home"))
+    out = tmp_path / "ablation.json"
+    assert ablate.main(["--quick", "--directions", "a2b", "--margin", "soft", "--parts",
+                        "--out", str(out)]) == 0
+    assert calls == [{}, {"triplet_weight": 1.0, "triplet_margin": None, "triplet_parts": True}]
+    payload = json.loads(out.read_text())
+    assert [(r["direction"], r["arm"]) for r in payload["rows"]] == [("a -> b", "off"),
+                                                                      ("a -> b", "on")]
+    assert payload["median_on_minus_off"]["a -> b"]["mAP"] == pytest.approx(0.1)
+    assert payload["command"].endswith("--out " + str(out))
