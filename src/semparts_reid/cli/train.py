@@ -22,6 +22,10 @@ __all__ = ["add_parsers", "cmd_adapt", "cmd_train", "config_for", "run", "run_tr
 
 log = logging.getLogger(__name__)
 
+INIT_FORMATS = ("auto", "semparts", "torchreid", "fastreid")
+"""``--init-format`` choices: ``semparts_reid.hub.WEIGHT_FORMATS``, spelled here so the
+parser does not import torch."""
+
 
 def config_for(args: argparse.Namespace) -> TrainConfig:
     """The run's config: the resumed checkpoint's (if any), with the given flags on top."""
@@ -44,14 +48,14 @@ def run(
     adapt: bool,
     resume: str | None = None,
     init: str | None = None,
+    init_format: str = "auto",
 ) -> dict[str, Any]:
     """Train on ``source_spec`` (and adapt to ``target_spec`` when ``adapt``).
 
     ``train`` (``adapt=False``) runs source-only training for ``config.epochs`` epochs;
     ``adapt`` runs ``config.source_epochs`` of source pre-training, then
     ``config.epochs`` of joint adaptation. Checkpoints and ``metrics.jsonl`` go to
-    ``config.output_dir`` (and TensorBoard event files to ``output_dir/tensorboard`` with
-    ``config.tensorboard``). ``config.seed`` seeds the model's initialisation too.
+    ``config.output_dir``. ``config.seed`` seeds the model's initialisation too.
 
     Returns:
         The last evaluation on the target query/gallery as a dict ({} when none ran).
@@ -61,13 +65,6 @@ def run(
     from ..engine.trainer import DomainAdaptTrainer
     from ..models.factory import build_model
 
-    if config.tensorboard:  # before any slow work
-        from ..engine.loggers import require_tensorboard
-
-        try:
-            require_tensorboard()
-        except ImportError as exc:
-            raise InputError(f"--tensorboard: {exc}") from exc
     source = build_dataset(source_spec)
     target = build_dataset(target_spec) if target_spec else None
     pretrained = None if resume or init else config.pretrained
@@ -84,14 +81,11 @@ def run(
     if resume:
         trainer.resume(resume)
     elif init:
-        trainer.load_weights(init)
+        trainer.load_weights(init, format=init_format)
     if adapt:
         result = trainer.fit()
     else:
-        try:
-            trainer.train_source(config.epochs)
-        finally:
-            trainer.close()
+        trainer.train_source(config.epochs)
         evals = [r["eval"] for r in trainer.history if "eval" in r]
         result = evals[-1] if evals else {}
     return result
@@ -107,6 +101,7 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
         adapt=adapt,
         resume=args.resume,
         init=getattr(args, "init", None),
+        init_format=getattr(args, "init_format", "auto"),
     )
     from ..engine.distributed import is_main_process
 
@@ -119,8 +114,6 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
             + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
         )
     print(f"checkpoints and metrics.jsonl in {out}")
-    if config.tensorboard:
-        print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
     return EXIT_OK
 
 
@@ -150,7 +143,14 @@ def _add_train_arguments(p: argparse.ArgumentParser, *, adapt: bool) -> None:
     if adapt:
         p.add_argument(
             "--init",
-            help="source-trained checkpoint to start adaptation from (skips source pre-training)",
+            help="source-trained checkpoint to start adaptation from (skips source pre-training): "
+            "ours, or a torchreid / fast-reid ResNet checkpoint (see docs/weights.md)",
+        )
+        p.add_argument(
+            "--init-format",
+            choices=INIT_FORMATS,
+            default="auto",
+            help="key layout of the --init file (default: auto, detected from its keys)",
         )
     group = p.add_argument_group("training configuration (TrainConfig fields)")
     add_dataclass_arguments(group, TrainConfig, exclude=("source", "target"))

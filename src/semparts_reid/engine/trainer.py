@@ -40,7 +40,13 @@ from ..errors import InputError
 from ..memory import ExemplarMemory
 from ..precision import resolve_precision
 from .batches import STAGES, EpochBatches
-from .checkpoint import load_training_checkpoint, restore_rng_state, save_checkpoint, unwrap_model
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_training_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    unwrap_model,
+)
 from .config import TrainConfig
 from .distributed import (
     barrier,
@@ -52,7 +58,7 @@ from .distributed import (
     seed_everything,
 )
 from .epoch import run_epoch
-from .loggers import JsonLinesLogger, MetricsLogger, TensorBoardLogger
+from .loggers import JsonLinesLogger, MetricsLogger
 from .objectives import EpochState, ExemplarObjective, TargetObjective, build_objective
 from .optim import build_optimizer
 from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
@@ -81,10 +87,7 @@ class DomainAdaptTrainer:
             ``objective`` or ``memory``, not both.
         loggers: where per-epoch records go; default: a
             :class:`~semparts_reid.engine.loggers.JsonLinesLogger` writing
-            ``output_dir/metrics.jsonl``, plus a
-            :class:`~semparts_reid.engine.loggers.TensorBoardLogger` writing
-            ``output_dir/tensorboard`` when ``config.tensorboard``. :meth:`fit` closes
-            them at its end and when a stage stops on an error (:meth:`close`).
+            ``output_dir/metrics.jsonl``.
 
     Attributes:
         model: the (unwrapped) model, on the trainer's device.
@@ -163,8 +166,6 @@ class DomainAdaptTrainer:
         self.loggers: list[MetricsLogger] = (
             list(loggers) if loggers is not None else [JsonLinesLogger(self.output_dir)]
         )
-        if loggers is None and cfg.tensorboard:
-            self.loggers.append(TensorBoardLogger(self.output_dir / "tensorboard"))
         self.batches = EpochBatches(source, target, cfg, self._data_config(),
                                     rank=self.rank, world=self.world)
         logger.info(
@@ -221,13 +222,10 @@ class DomainAdaptTrainer:
         Returns the last evaluation as a dict ({} when none ran).
         """
         cfg = self.config
-        try:
-            if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
-                self.train_source(cfg.source_epochs)
-            if self.target is not None and cfg.epochs:
-                self.adapt(cfg.epochs)
-        finally:
-            self.close()
+        if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
+            self.train_source(cfg.source_epochs)
+        if self.target is not None and cfg.epochs:
+            self.adapt(cfg.epochs)
         evals = [r["eval"] for r in self.history if "eval" in r]
         return evals[-1] if evals else {}
 
@@ -268,13 +266,7 @@ class DomainAdaptTrainer:
         except KeyboardInterrupt:
             path = self.output_dir / "interrupted.pt"
             logger.warning("interrupted: saving %s (resumes at the start of the epoch)", path)
-            try:
-                self.save(path)
-            finally:
-                self.close()
-            raise
-        except BaseException:
-            self.close()
+            self.save(path)
             raise
         if epochs:
             self.save(self.output_dir / f"{stage}_final.pt")
@@ -463,6 +455,7 @@ class DomainAdaptTrainer:
         path_or_state: str | os.PathLike[str] | dict[str, Any],
         *,
         strict: bool | None = None,
+        format: str = "auto",
     ) -> None:
         """Load only model weights (a checkpoint path or dict, or a plain state dict).
 
@@ -472,37 +465,31 @@ class DomainAdaptTrainer:
         counts and the first names.
 
         Args:
-            path_or_state: a checkpoint file written by :meth:`save`, or a checkpoint /
-                state dict.
+            path_or_state: a checkpoint file written by :meth:`save`, a torchreid or
+                fast-reid checkpoint, or a checkpoint / state dict.
             strict: ``None`` (default): raise when the weights fill less than half of the
                 model's weight kernels (a checkpoint of another architecture). ``True``:
                 every key must match. ``False``: load whatever matches, however little.
+            format: the key layout: ``"auto"`` (detected), ``"semparts"``, ``"torchreid"``
+                or ``"fastreid"`` (see :func:`semparts_reid.hub.load_pretrained`).
 
         Raises:
             WeightsMismatchError: ``strict=None`` and the weights are for another
                 architecture (the message names the file and the fraction filled).
             RuntimeError: ``strict=True`` and some key did not match.
         """
-        from ..hub import load_matching_weights
+        from ..hub import load_matching_weights, load_weights_file
 
         if isinstance(path_or_state, dict):
             weights, label = path_or_state, "<state dict>"
-        else:
-            weights, label = load_training_checkpoint(path_or_state), os.fspath(path_or_state)
-        load_matching_weights(self.model, weights, source=label, strict=strict)
+        else:  # ours, or another library's (a plain state dict, a 'state_dict' entry)
+            weights, label = load_weights_file(path_or_state), os.fspath(path_or_state)
+            if weights.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+                raise InputError(f"{label}: checkpoint format {weights['format']!r}, "
+                                 f"expected {CHECKPOINT_FORMAT!r}")
+        load_matching_weights(self.model, weights, source=label, strict=strict, format=format)
 
     # ------------------------------------------------------------------ logging
-    def close(self) -> None:
-        """Close the loggers (flush event files). :meth:`fit` calls it at its end and a
-        stage calls it when it stops on an error; a trainer used again logs again (the
-        built-in loggers reopen). A logger whose ``close()`` fails is logged and skipped,
-        so one cannot hide another's close or the error that stopped training."""
-        for sink in self.loggers:
-            try:
-                sink.close()
-            except Exception:  # noqa: BLE001 - reported, and the others still close
-                logger.exception("closing logger %r failed", sink)
-
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
         if not is_main_process():
