@@ -55,7 +55,8 @@ def run(
     ``train`` (``adapt=False``) runs source-only training for ``config.epochs`` epochs;
     ``adapt`` runs ``config.source_epochs`` of source pre-training, then
     ``config.epochs`` of joint adaptation. Checkpoints and ``metrics.jsonl`` go to
-    ``config.output_dir``. ``config.seed`` seeds the model's initialisation too.
+    ``config.output_dir`` (and TensorBoard event files to ``output_dir/tensorboard`` with
+    ``config.tensorboard``). ``config.seed`` seeds the model's initialisation too.
 
     Returns:
         The last evaluation on the target query/gallery as a dict ({} when none ran).
@@ -65,6 +66,13 @@ def run(
     from ..engine.trainer import DomainAdaptTrainer
     from ..models.factory import build_model
 
+    if config.tensorboard:  # before any slow work
+        from ..engine.loggers import require_tensorboard
+
+        try:
+            require_tensorboard()
+        except ImportError as exc:
+            raise InputError(f"--tensorboard: {exc}") from exc
     source = build_dataset(source_spec)
     target = build_dataset(target_spec) if target_spec else None
     pretrained = None if resume or init else config.pretrained
@@ -85,7 +93,10 @@ def run(
     if adapt:
         result = trainer.fit()
     else:
-        trainer.train_source(config.epochs)
+        try:
+            trainer.train_source(config.epochs)
+        finally:
+            trainer.close()
         evals = [r["eval"] for r in trainer.history if "eval" in r]
         result = evals[-1] if evals else {}
     return result
@@ -114,6 +125,8 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
             + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
         )
     print(f"checkpoints and metrics.jsonl in {out}")
+    if config.tensorboard:
+        print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
     return EXIT_OK
 
 

@@ -58,7 +58,7 @@ from .distributed import (
     seed_everything,
 )
 from .epoch import run_epoch
-from .loggers import JsonLinesLogger, MetricsLogger
+from .loggers import JsonLinesLogger, MetricsLogger, TensorBoardLogger
 from .objectives import EpochState, ExemplarObjective, TargetObjective, build_objective
 from .optim import build_optimizer
 from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
@@ -87,7 +87,10 @@ class DomainAdaptTrainer:
             ``objective`` or ``memory``, not both.
         loggers: where per-epoch records go; default: a
             :class:`~semparts_reid.engine.loggers.JsonLinesLogger` writing
-            ``output_dir/metrics.jsonl``.
+            ``output_dir/metrics.jsonl``, plus a
+            :class:`~semparts_reid.engine.loggers.TensorBoardLogger` writing
+            ``output_dir/tensorboard`` when ``config.tensorboard``. :meth:`fit` closes
+            them at its end and when a stage stops on an error (:meth:`close`).
 
     Attributes:
         model: the (unwrapped) model, on the trainer's device.
@@ -166,6 +169,8 @@ class DomainAdaptTrainer:
         self.loggers: list[MetricsLogger] = (
             list(loggers) if loggers is not None else [JsonLinesLogger(self.output_dir)]
         )
+        if loggers is None and cfg.tensorboard:
+            self.loggers.append(TensorBoardLogger(self.output_dir / "tensorboard"))
         self.batches = EpochBatches(source, target, cfg, self._data_config(),
                                     rank=self.rank, world=self.world)
         logger.info(
@@ -222,10 +227,13 @@ class DomainAdaptTrainer:
         Returns the last evaluation as a dict ({} when none ran).
         """
         cfg = self.config
-        if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
-            self.train_source(cfg.source_epochs)
-        if self.target is not None and cfg.epochs:
-            self.adapt(cfg.epochs)
+        try:
+            if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
+                self.train_source(cfg.source_epochs)
+            if self.target is not None and cfg.epochs:
+                self.adapt(cfg.epochs)
+        finally:
+            self.close()
         evals = [r["eval"] for r in self.history if "eval" in r]
         return evals[-1] if evals else {}
 
@@ -266,7 +274,13 @@ class DomainAdaptTrainer:
         except KeyboardInterrupt:
             path = self.output_dir / "interrupted.pt"
             logger.warning("interrupted: saving %s (resumes at the start of the epoch)", path)
-            self.save(path)
+            try:
+                self.save(path)
+            finally:
+                self.close()
+            raise
+        except BaseException:
+            self.close()
             raise
         if epochs:
             self.save(self.output_dir / f"{stage}_final.pt")
@@ -490,6 +504,17 @@ class DomainAdaptTrainer:
         load_matching_weights(self.model, weights, source=label, strict=strict, format=format)
 
     # ------------------------------------------------------------------ logging
+    def close(self) -> None:
+        """Close the loggers (flush event files). :meth:`fit` calls it at its end and a
+        stage calls it when it stops on an error; a trainer used again logs again (the
+        built-in loggers reopen). A logger whose ``close()`` fails is logged and skipped,
+        so one cannot hide another's close or the error that stopped training."""
+        for sink in self.loggers:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - reported, and the others still close
+                logger.exception("closing logger %r failed", sink)
+
     def _log(self, record: dict[str, Any]) -> None:
         self.history.append(record)
         if not is_main_process():
