@@ -19,9 +19,11 @@ TARGET = TINY.format("b")
 
 def _from_cli(ckpt: Path, out: Path, *flags: str) -> dict[str, Any]:
     argv = ["evaluate", "--checkpoint", str(ckpt), "--target", TARGET, "--device", "cpu",
-            "--precision", "fp32", "--json", str(out), *flags]  # fmt: skip
+            "--precision", "fp32", "-o", str(out), *flags]  # fmt: skip
     assert main(argv) == 0
-    return dict(json.loads(out.read_text()))
+    got = dict(json.loads(out.read_text()))
+    assert got.pop("protocol_note").startswith("market1501 (cameras known)")  # the printed line
+    return got
 
 
 def _from_library(ckpt: Path, **kwargs: Any) -> dict[str, Any]:
@@ -40,7 +42,7 @@ def test_evaluate_from_saved_features(tmp_path: Path, capsys: pytest.CaptureFixt
     g = features_file(tmp_path / "g.npz", 120, 10, 2)
     out_json = tmp_path / "m.json"
     argv = ["evaluate", "--query-features", str(tmp_path / "q.npz"),
-            "--gallery-features", str(tmp_path / "g.npz"), "--json", str(out_json)]  # fmt: skip
+            "--gallery-features", str(tmp_path / "g.npz"), "--output", str(out_json)]  # fmt: skip
     assert main(argv) == 0
     expected = evaluate_cmc_map(
         (q["features"], g["features"]), q["pids"], g["pids"], q["camids"], g["camids"]
@@ -57,7 +59,7 @@ def test_saved_features_with_rerank_match_the_library(tmp_path: Path) -> None:
     g = features_file(tmp_path / "g.npz", 60, 8, 2)
     argv = ["evaluate", "--query-features", str(tmp_path / "q.npz"), "--gallery-features",
             str(tmp_path / "g.npz"), "--rerank", "--metric", "euclidean", "--max-rank", "10",
-            "--json", str(tmp_path / "m.json")]  # fmt: skip
+            "-o", str(tmp_path / "m.json")]  # fmt: skip
     assert main(argv) == 0
     dist = re_ranking_from_features(q["features"], g["features"], metric="euclidean")
     expected = evaluate_cmc_map(dist, q["pids"], g["pids"], q["camids"], g["camids"],
@@ -173,7 +175,7 @@ def test_every_option_reaches_evaluate_model(
     assert seen == {
         "mode": "concat", "metric": "euclidean", "rerank": True, "max_rank": 7,
         "protocol": "cuhk03", "ap_mode": "trapezoid", "device": "cpu", "precision": "fp32",
-        "batch_size": 5, "n": (14, 37),
+        "batch_size": 5, "num_workers": None, "n": (14, 37),
     }  # fmt: skip
     assert "mAP" in capsys.readouterr().out
 

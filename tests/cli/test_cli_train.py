@@ -122,10 +122,10 @@ def test_train_extract_evaluate_export(tmp_path: Path) -> None:
                 split, "--precision", "fp32", "-o", str(tmp_path / f"{split}.npz")]  # fmt: skip
         assert main(argv) == 0
     argv = ["evaluate", "--query-features", str(tmp_path / "query.npz"), "--gallery-features",
-            str(tmp_path / "gallery.npz"), "--json", str(tmp_path / "from_feats.json")]  # fmt: skip
+            str(tmp_path / "gallery.npz"), "-o", str(tmp_path / "from_feats.json")]  # fmt: skip
     assert main(argv) == 0
     argv = ["evaluate", "--checkpoint", str(ckpt), "--target", TINY.format("b"), "--precision",
-            "fp32", "--json", str(tmp_path / "from_ckpt.json")]  # fmt: skip
+            "fp32", "-o", str(tmp_path / "from_ckpt.json")]  # fmt: skip
     assert main(argv) == 0
     from_feats = json.loads((tmp_path / "from_feats.json").read_text())
     from_ckpt = json.loads((tmp_path / "from_ckpt.json").read_text())

@@ -23,7 +23,7 @@ def test_a_failed_download_is_an_input_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SEMPARTS_REID_OFFLINE", "1")
-    code = main(["download", "resnet18.tv_in1k", "--cache-dir", str(tmp_path), "--quiet"])
+    code = main(["download", "resnet18.tv_in1k", "--output-dir", str(tmp_path), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err
     assert "resnet18" in err and "Traceback" not in err

@@ -1,5 +1,9 @@
 """What the sub-commands share: the usage error, argparse types, option groups, output.
 
+One spelling on every command: ``-o/--output`` names a file, ``--output-dir`` a folder.
+An old spelling stays for one release as a hidden alias (:func:`add_deprecated_alias`)
+that warns when used.
+
 Nothing here imports torch, so ``semparts-reid --help`` stays fast.
 """
 
@@ -8,6 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -36,6 +43,52 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an int >= 0.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not an integer, or is negative.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+class _DeprecatedAlias(argparse.Action):
+    """A hidden old spelling of an option: stores into the new option's ``dest`` and
+    warns (a ``DeprecationWarning`` and one line on stderr) each time it is used."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        message = (f"{option_string} is deprecated and will be removed in the next release; "
+                   f"use {self.new}")
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        print(f"{parser.prog}: warning: {message}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_alias(
+    p: argparse.ArgumentParser, old: str, *, dest: str, new: str, **kwargs: Any
+) -> None:
+    """Keep ``old`` as a hidden alias of the option ``new`` (same ``dest``) for one release.
+
+    It does not show in ``--help``; using it prints ``<prog>: warning: <old> is deprecated
+    ...; use <new>`` on stderr and raises a ``DeprecationWarning``. ``kwargs`` (e.g.
+    ``type``) are those of the new option.
+    """
+    p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new,
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+
+
 def add_device_option(p: argparse.ArgumentParser) -> None:
     """``--device`` (auto, cpu or cuda:N)."""
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default: auto)")
@@ -56,14 +109,21 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
 
 
 def print_metrics(metrics: Any, json_path: str | None, extra: dict[str, Any] | None = None) -> None:
-    """Print ``metrics`` (a ``ReIDMetrics``); with ``json_path``, also write them there.
+    """Print ``metrics`` (a ``ReIDMetrics``) and the protocol line; with ``json_path``,
+    also write them there.
 
-    The JSON file holds ``metrics.as_dict()`` plus ``extra``, written atomically.
+    The protocol line names the camera rule that ran (``ReIDMetrics.protocol_note``), e.g.
+    ``protocol: market1501 without camera ids: only the query image itself is removed
+    from its gallery``. The JSON file holds ``metrics.as_dict()``, ``protocol_note`` and
+    ``extra``, written atomically.
     """
     print(metrics)
+    note = getattr(metrics, "protocol_note", None)
+    if note:
+        print(f"protocol: {note}")
     if json_path:
         from .._io import atomic_write_text
 
-        payload = {**metrics.as_dict(), **(extra or {})}
+        payload = {**metrics.as_dict(), "protocol_note": note, **(extra or {})}
         atomic_write_text(json_path, json.dumps(payload, indent=2, default=float))
         log.info("wrote %s", json_path)

@@ -6,7 +6,14 @@
   :func:`~semparts_reid.metrics.rerank.re_ranking_from_features` with ``--rerank``);
 * ``--checkpoint FILE --target SPEC``: the checkpoint's model on the target's
   query/gallery through :func:`~semparts_reid.inference.evaluate_model`, the library's
-  one evaluation path (the trainer and the demo score through it too).
+  one evaluation path (the trainer and the demo score through it too); ``--pooling``,
+  ``--last-stride`` and ``--num-workers`` as in :mod:`semparts_reid.cli.model_options`.
+
+Either way the query image itself (the same path among the gallery's, where the feature
+files hold ``paths``) is removed from its gallery, and a line ``protocol: ...`` says
+which camera rule ran (camera id ``-1`` is unknown; ``docs/evaluation.md``).
+``-o/--output FILE`` also writes the metrics as JSON (``--json`` is its deprecated
+spelling).
 """
 
 from __future__ import annotations
@@ -15,7 +22,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, UsageError, add_runtime_options, positive_int, print_metrics
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_deprecated_alias,
+    add_runtime_options,
+    positive_int,
+    print_metrics,
+)
+from .model_options import add_model_options, model_from_args
 
 __all__ = ["add_parser", "cmd_evaluate", "load_feature_file"]
 
@@ -74,6 +89,10 @@ def _evaluate_features(args: argparse.Namespace) -> Any:
 
     if not (args.query_features and args.gallery_features):
         raise UsageError("--query-features and --gallery-features must be given together")
+    given = [f for f, v in (("--pooling", args.pooling), ("--last-stride", args.last_stride),
+                            ("--num-workers", args.num_workers)) if v is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} apply to --checkpoint, not to saved features")
     q = load_feature_file(args.query_features, "--query-features")
     g = load_feature_file(args.gallery_features, "--gallery-features")
     if q["features"].shape[1] != g["features"].shape[1]:
@@ -86,6 +105,11 @@ def _evaluate_features(args: argparse.Namespace) -> Any:
         from ..metrics.rerank import re_ranking_from_features
 
         first = re_ranking_from_features(q["features"], g["features"], metric=args.metric)
+    own = None
+    if "paths" in q and "paths" in g:  # the query image itself is never its own match
+        from ..inference.evaluation import query_gallery_index
+
+        own = query_gallery_index([str(p) for p in q["paths"]], [str(p) for p in g["paths"]])
     return evaluate_cmc_map(
         first,
         q["pids"],
@@ -96,17 +120,18 @@ def _evaluate_features(args: argparse.Namespace) -> Any:
         max_rank=args.max_rank,
         protocol=args.protocol,
         ap_mode=args.ap_mode,
+        query_in_gallery=own,
     )
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> Any:
     """Metrics of ``--checkpoint`` on ``--target``'s query/gallery (``evaluate_model``)."""
     from ..data.datasets import build_dataset
-    from ..inference import evaluate_model, load_model_from_checkpoint
+    from ..inference import evaluate_model
     from ..precision import resolve_precision
 
     resolve_precision(args.device, args.precision)  # a bad --device/--precision fails first
-    model = load_model_from_checkpoint(args.checkpoint)
+    model = model_from_args(args)
     dataset = build_dataset(args.target)
     return evaluate_model(
         model,
@@ -121,27 +146,28 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> Any:
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
+        num_workers=args.num_workers,
     )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print (and with ``--json`` write) the metrics; see the module docstring."""
+    """Print (and with ``-o`` write) the metrics; see the module docstring."""
     if args.query_features or args.gallery_features:
-        print_metrics(_evaluate_features(args), args.json_path)
+        print_metrics(_evaluate_features(args), args.output)
         return EXIT_OK
     if not (args.checkpoint and args.target):
         raise UsageError(
             "give either --query-features and --gallery-features, or --checkpoint and --target"
         )
     metrics = _evaluate_checkpoint(args)
-    print_metrics(metrics, args.json_path, {"checkpoint": args.checkpoint, "target": args.target})
+    print_metrics(metrics, args.output, {"checkpoint": args.checkpoint, "target": args.target})
     return EXIT_OK
 
 
 def add_parser(sub: Any) -> None:
     """Register ``evaluate`` on the sub-parsers action ``sub``."""
     p = sub.add_parser(
-        "evaluate", help="CMC / mAP from saved features, or from a checkpoint and a dataset"
+        "evaluate", help="CMC / mAP of a checkpoint on a dataset, or of saved features"
     )
     p.add_argument("--query-features", help=".npz from 'extract' with features, pids, camids")
     p.add_argument("--gallery-features", help=".npz from 'extract' with features, pids, camids")
@@ -154,6 +180,7 @@ def add_parser(sub: Any) -> None:
         help="global feature, global+parts concatenated, or visibility-aware part distance",
     )
     add_runtime_options(p)
+    add_model_options(p)
     p.add_argument(
         "--metric",
         choices=["cosine", "euclidean"],
@@ -177,5 +204,8 @@ def add_parser(sub: Any) -> None:
         "MATLAB / ECN trapezoidal AP",
     )
     p.add_argument("--rerank", action="store_true", help="apply k-reciprocal re-ranking")
-    p.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="also write the metrics to this JSON file"
+    )
+    add_deprecated_alias(p, "--json", dest="output", new="-o/--output")
     p.set_defaults(func=cmd_evaluate)

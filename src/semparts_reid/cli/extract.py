@@ -3,7 +3,8 @@
 Features come from a :class:`~semparts_reid.inference.FeatureExtractor` and are saved
 atomically: ``.npy`` holds the ``(N, D)`` features alone, ``.npz`` the features, the
 image paths and, for ``--dataset``, the ``pids`` / ``camids`` that
-``semparts-reid evaluate --query-features`` reads.
+``semparts-reid evaluate --query-features`` reads. ``--pooling``, ``--last-stride`` and
+``--num-workers``: see :mod:`semparts_reid.cli.model_options`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, UsageError, add_runtime_options
+from .model_options import add_model_options, model_from_args
 
 __all__ = ["IMAGE_SUFFIXES", "add_parser", "cmd_extract", "collect_images"]
 
@@ -61,8 +63,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .._io import atomic_save_numpy
     from ..inference import FeatureExtractor
 
-    source = args.checkpoint or args.model
-    if not source:
+    if not (args.checkpoint or args.model):
         raise UsageError("give --checkpoint FILE or --model NAME")
     out = Path(args.output)
     if out.suffix not in (".npy", ".npz"):
@@ -82,11 +83,12 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give image files/folders/list files, or --dataset SPEC --split SPLIT")
     extractor = FeatureExtractor(
-        source,
+        model_from_args(args),
         device=args.device,
         batch_size=args.batch_size,
         precision=args.precision,
         flip=args.flip,
+        num_workers=args.num_workers,
     )
     feats = extractor(paths, return_numpy=True)
     if out.suffix == ".npy":
@@ -100,7 +102,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Register ``extract`` on the sub-parsers action ``sub``."""
     p = sub.add_parser(
-        "extract", help="images (files, folders, .txt lists, or a dataset split) -> features"
+        "extract", help="features of image files, folders, lists or a dataset split"
     )
     p.add_argument("inputs", nargs="*", help="image files, folders or .txt list files")
     p.add_argument("--dataset", help="dataset spec instead of inputs (pids/camids are saved too)")
@@ -115,8 +117,10 @@ def add_parser(sub: Any) -> None:
         "--model", help="build_model name instead of a checkpoint (random or ImageNet weights)"
     )
     p.add_argument(
-        "-o", "--output", required=True, help="output .npy (features) or .npz (with paths, ids)"
+        "-o", "--output", required=True, metavar="FILE",
+        help="output .npy (features) or .npz (with paths, ids)",
     )
     add_runtime_options(p)
+    add_model_options(p)
     p.add_argument("--flip", action="store_true", help="average with horizontally flipped images")
     p.set_defaults(func=cmd_extract)

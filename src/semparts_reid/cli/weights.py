@@ -1,7 +1,8 @@
 """``semparts-reid download`` and ``export``: pretrained weights in, ONNX models out.
 
 * ``download [NAME|URL ...]``: :func:`~semparts_reid.hub.download_weights` into the
-  cache (no names, or ``--list``: the registry of :func:`~semparts_reid.hub.list_pretrained`);
+  cache or ``--output-dir`` (``--cache-dir``: its deprecated spelling; no names, or
+  ``--list``: the registry of :func:`~semparts_reid.hub.list_pretrained`);
 * ``export CHECKPOINT -o FILE.onnx``: :func:`~semparts_reid.inference.export_onnx` of
   the checkpoint's model (needs the ``onnx`` extra).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK
+from .common import EXIT_OK, add_deprecated_alias
 
 __all__ = ["add_parsers", "cmd_download", "cmd_export"]
 
@@ -25,7 +26,7 @@ def cmd_download(args: argparse.Namespace) -> int:
             print(name)
         return EXIT_OK
     for name in args.names:
-        path = download_weights(name, cache_dir=args.cache_dir, progress=not args.quiet)
+        path = download_weights(name, cache_dir=args.output_dir, progress=not args.quiet)
         print(path)
     return EXIT_OK
 
@@ -46,15 +47,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("names", nargs="*", help="registry names or URLs (none: list the registry)")
     p.add_argument("--list", action="store_true", help="list the registry")
     p.add_argument(
-        "--cache-dir",
-        help="folder to download into (default: $SEMPARTS_REID_HOME/weights, "
+        "--output-dir",
+        metavar="DIR",
+        help="folder to download into (default: the cache, $SEMPARTS_REID_HOME/weights, "
         "$SEMPARTS_REID_HOME defaulting to ~/.cache/semparts_reid)",
     )
+    add_deprecated_alias(p, "--cache-dir", dest="output_dir", new="--output-dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (needs the 'onnx' extra)")
     p.add_argument("checkpoint", help="model checkpoint")
-    p.add_argument("-o", "--output", required=True, help="output .onnx file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
     p.add_argument("--static-batch", action="store_true", help="fixed batch size of 1")
     p.set_defaults(func=cmd_export)
