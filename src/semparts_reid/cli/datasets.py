@@ -19,7 +19,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
     if not args.specs:
         print("known datasets: " + ", ".join(list_datasets()))
-        print("spec format: NAME:PATH (e.g. market1501:/data/Market-1501-v15.09.15) or synthetic:a")
+        print(
+            "spec format: NAME:PATH, e.g. market1501:/data/Market-1501-v15.09.15, "
+            "folder:/data/my_reid (train|query|gallery/<identity>/<image>), or synthetic:a"
+        )
         return EXIT_OK
     for spec in args.specs:
         dataset = build_dataset(spec)
