@@ -134,7 +134,7 @@ def test_a_bad_direction_is_bad_input(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--direction", "a2b", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--direction", "a2b", "--output-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert "ECN + semantic parts" in text
     payload = json.loads((out / "results.json").read_text())
@@ -151,3 +151,4 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     pytest.importorskip("matplotlib")
     assert (out / "cmc.png").stat().st_size > 1000
     assert (out / "part_maps.png").stat().st_size > 1000
+    assert (out / "ranked.png").stat().st_size > 1000  # 8 queries of b, top 8, a -> b model

@@ -16,8 +16,9 @@ Both adaptations start from the same source checkpoint and run the same schedule
 the comparison isolates what the semantic parts add during adaptation. With no
 ImageNet weights on a fresh machine, source training stands in for the ImageNet
 initialisation ECN starts from. The table has the shape of the paper's Tables 1 and 2
-(R1, R5, R10, mAP). Outputs in ``out_dir``: ``results.json``, ``cmc.png`` and
-``part_maps.png`` (figures need the ``plot`` extra).
+(R1, R5, R10, mAP). Outputs in ``out_dir``: ``results.json``, ``cmc.png``,
+``part_maps.png`` and ``ranked.png`` (8 target queries and their top 8 under the
+``a -> b`` ECN + parts model; figures need the ``plot`` extra).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._io import atomic_write_text
 from ..errors import InputError
-from .common import EXIT_OK, add_device_option
+from .common import EXIT_OK, add_deprecated_alias, add_device_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,38 +173,43 @@ def _run_direction(
     return rows, part_model
 
 
-def _part_map_examples(model: Any, records: Sequence[Any], n: int = 6) -> tuple[np.ndarray, ...]:
+def _part_map_examples(
+    model: Any, records: Sequence[Any], device: str, n: int = 6
+) -> tuple[np.ndarray, ...]:
     """Images (N,H,W,3) in [0,1] and predicted part probabilities (N,4,H,W).
 
-    numpy and torch are imported here, not at the top, so that building the command
+    numpy and PIL are imported here, not at the top, so that building the command
     line's parser (``semparts-reid --help``) does not load torch.
     """
     import numpy as np
-    import torch
+    from PIL import Image
 
-    from ..data.image_dataset import ReIDImageDataset
-    from ..data.transforms import build_transforms
+    from ..inference import predict_part_maps
 
-    cfg = model.data_config
     picks = np.linspace(0, len(records) - 1, num=min(n, len(records))).astype(int)
-    ds = ReIDImageDataset(
-        [records[i] for i in picks], build_transforms(cfg, train=False), part_maps=False
-    )
-    x = torch.stack([ds[i]["image"] for i in range(len(ds))])
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        out = model(x.to(device).float())
-    probs = torch.nn.functional.interpolate(
-        out.part_logits.float().softmax(1),
-        size=x.shape[-2:],
-        mode="bilinear",
-        align_corners=False,
-    )
-    mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(cfg["std"]).view(1, 3, 1, 1)
-    images = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1)
-    return images.numpy(), probs.cpu().numpy()
+    paths = [str(records[i][0]) for i in picks]
+    images = []
+    for path in paths:
+        with Image.open(path) as img:
+            images.append(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
+    stack = np.stack(images)  # the synthetic domains render one image size
+    probs = predict_part_maps(model, paths, size=stack.shape[1:3], device=device)
+    return stack, np.asarray(probs)
+
+
+def _ranked_figure(model: Any, target: Any, path: Path, mode: str, device: str) -> None:
+    """``ranked.png``: 8 evenly spaced target queries and their top 8 gallery images."""
+    from ..inference import rank_gallery
+    from ..viz import plot_ranked_results
+
+    res = rank_gallery(model, target.query, target.gallery, num_queries=8, top_k=8,
+                       mode=mode, device=device)
+    query = [target.query[int(i)] for i in res.query_indices]
+    plot_ranked_results(
+        [str(r[0]) for r in query], [str(r[0]) for r in target.gallery], res.ranks,
+        res.matches, path, 8, junk=res.junk,
+        titles=[f"id {r[1]} · cam {r[2]}" for r in query],
+    )  # fmt: skip
 
 
 def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -262,6 +268,7 @@ def run_demo(
     todo = list(DIRECTIONS) if directions == "both" else [directions]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     part_model = None
+    models: dict[str, Any] = {}
     for key in todo:
         s, t = DIRECTIONS[key]
         label = f"{s} -> {t}"
@@ -269,7 +276,7 @@ def run_demo(
         results[label], model = _run_direction(
             settings, domains[s], domains[t], out / key, seed, device
         )
-        part_model = (model, domains[t])
+        part_model = models[key] = (model, domains[t])
     seconds = time.perf_counter() - t_start
     payload = {
         "results": results,
@@ -281,11 +288,18 @@ def run_demo(
     print()
     print(format_table(results))
     print(f"\n{seconds:.0f} s; results.json in {out}")
-    _write_figures(out, results, part_model)
+    ranked = ("a -> b", models["a2b"]) if "a2b" in models else (label, part_model)
+    _write_figures(out, results, part_model, ranked, settings.parts_eval_mode, device)
     return payload
 
 
-def _write_figures(out: Path, results: dict[str, Any], part_model: Any) -> None:
+def _write_figures(
+    out: Path, results: dict[str, Any], part_model: Any, ranked: Any = None,
+    mode: str = "concat", device: str = "auto",
+) -> None:
+    """``cmc.png``, ``part_maps.png`` (``part_model``: ``(model, target)`` of the last
+    direction) and ``ranked.png`` (``ranked``: ``(label, (model, target))``, the a -> b
+    parts model when that direction ran; default ``part_model``)."""
     from ..viz import PlotUnavailable, plot_cmc_curves, plot_part_maps
 
     curves = {f"{d}: {m}": row["cmc"] for d, rows in results.items() for m, row in rows.items()}
@@ -293,9 +307,12 @@ def _write_figures(out: Path, results: dict[str, Any], part_model: Any) -> None:
         plot_cmc_curves(curves, out / "cmc.png", title="CMC on the target domain")
         if part_model is not None:
             model, target = part_model
-            images, probs = _part_map_examples(model, target.query)
+            images, probs = _part_map_examples(model, target.query, device)
             plot_part_maps(images, probs, out / "part_maps.png")
-        print(f"figures: {out / 'cmc.png'}, {out / 'part_maps.png'}")
+            label, (model, target) = ranked or ("", part_model)
+            _ranked_figure(model, target, out / "ranked.png", mode, device)
+            print(f"figures: {out / 'cmc.png'}, {out / 'part_maps.png'}, "
+                  f"{out / 'ranked.png'} ({label or 'last direction'}, ECN + semantic parts)")
     except PlotUnavailable as exc:
         print(f"figures skipped: {exc}")
 
@@ -303,7 +320,7 @@ def _write_figures(out: Path, results: dict[str, Any], part_model: Any) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``semparts-reid demo``: :func:`run_demo` with the command's options."""
     run_demo(
-        out_dir=args.out,
+        out_dir=args.output_dir,
         quick=args.quick,
         directions=args.direction,
         seed=args.seed,
@@ -315,9 +332,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Register ``demo`` on the sub-parsers action ``sub``."""
     p = sub.add_parser(
-        "demo", help="synthetic a<->b: source training, direct transfer, ECN, ECN + parts"
+        "demo", help="the paper's ablation on the synthetic a<->b pair"
     )
-    p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    p.add_argument(
+        "--output-dir", default="demo_out", metavar="DIR",
+        help="output folder (default: demo_out)",
+    )
+    add_deprecated_alias(p, "--out", dest="output_dir", new="--output-dir")
     p.add_argument("--quick", action="store_true", help="tiny run (<= 60 s) used by the tests")
     p.add_argument(
         "--direction",

@@ -3,8 +3,9 @@
 Sub-commands, each in its own module of this package: ``demo`` (:mod:`.demo`),
 ``train`` / ``adapt`` (:mod:`.train`), ``evaluate`` (:mod:`.evaluate`), ``extract``
 (:mod:`.extract`), ``download`` / ``export`` (:mod:`.weights`), ``datasets``
-(:mod:`.datasets`). Each module registers its sub-parsers and sets ``func``, the
-function that runs the command and returns its exit code.
+(:mod:`.datasets`), ``visrank`` (:mod:`.visrank`). Each module registers its
+sub-parsers and sets ``func``, the function that runs the command and returns its exit
+code.
 
 Exit codes: 0 success; 2 bad arguments or input, i.e. an argparse error, an
 :class:`~semparts_reid.errors.InputError` raised by the library (dataset spec or layout,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import InputError
-from . import datasets, demo, evaluate, extract, train, weights
+from . import datasets, demo, evaluate, extract, train, visrank, weights
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
@@ -59,11 +61,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class _CommandListFormatter(argparse.HelpFormatter):
+    """The top-level help: at least 100 columns, so each command's line stays one line."""
+
+    def __init__(self, prog: str) -> None:
+        width = max(100, shutil.get_terminal_size().columns - 2)
+        super().__init__(prog, width=width, max_help_position=18)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``semparts-reid`` parser with every sub-command registered."""
+    """The ``semparts-reid`` parser with every sub-command registered.
+
+    ``semparts-reid --help`` lists the commands under ``commands:``, one line each (the
+    ``help=`` of each sub-parser). Options spell a file ``-o/--output`` and a folder
+    ``--output-dir`` on every command.
+    """
     parser = _Parser(
         prog="semparts-reid",
         description="Cross-domain person re-identification with semantic part features.",
+        epilog="'semparts-reid COMMAND --help' shows the options of a command.",
+        formatter_class=_CommandListFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -72,10 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the traceback of every error (exit codes unchanged) and debug logs",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     demo.add_parser(sub)
     train.add_parsers(sub)
     evaluate.add_parser(sub)
+    visrank.add_parser(sub)
     extract.add_parser(sub)
     weights.add_parsers(sub)
     datasets.add_parser(sub)
