@@ -4,6 +4,8 @@ Each item is a dict (the batch contract of ``docs/architecture.md``)::
 
     image      float32 (3, H, W)   normalised by the transform's mean/std
     parts      int64   (H, W)      0 bg / 1 head / 2 upper / 3 lower, 255 where unknown
+                                   (the transform's ``label_dtype``: the trainer ships
+                                   uint8; absent with ``with_parts=False``)
     pid        int                 identity (relabelled 0..N-1 in training splits)
     camid      int                 0-based camera
     index      int                 position in the split list = exemplar-memory slot
@@ -52,6 +54,8 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         camstyle: optional callable ``(index, image uint8 (H, W, 3), generator) -> image``
             giving the image in another camera's style (a
             :class:`~semparts_reid.data.camstyle.CameraStyleAugmenter`); adds ``image_cam``.
+        with_parts: ``False`` leaves ``parts`` out of the items and reads no part map
+            (for training without a part loss: nothing to decode, move or collate).
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         part_maps: bool | str = "auto",
         part_table: str | Mapping[int, int] | np.ndarray | None = "parts4",
         camstyle: CamStyleFn | None = None,
+        with_parts: bool = True,
     ) -> None:
         if part_maps not in (True, False, "auto"):
             raise ValueError(f"part_maps={part_maps!r}: expected True, False or 'auto'")
@@ -72,6 +77,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         self.part_maps = part_maps
         self.lut = part_table if isinstance(part_table, np.ndarray) else make_lut(part_table)
         self.camstyle = camstyle
+        self.with_parts = bool(with_parts)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -87,7 +93,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         return [r.camid for r in self.records]
 
     def _parts(self, path: str, size: tuple[int, int]) -> np.ndarray | None:
-        if self.part_maps is False:
+        if self.part_maps is False or not self.with_parts:
             return None
         pm = part_map_path(path)
         if not os.path.isfile(pm):
@@ -106,16 +112,21 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         geometry = None
         if self.camstyle is not None and hasattr(self.transform, "sample_geometry"):
             geometry = self.transform.sample_geometry()
-        image, labels = self.transform(pil, parts, geometry=geometry)
-        item: dict[str, Any] = {
-            "image": image,
-            "parts": labels,
-            "pid": rec.pid,
-            "camid": rec.camid,
-            "index": index,
-            "path": rec.path,
-        }
+        image, labels = self._transform(pil, parts, geometry, self.with_parts)
+        item: dict[str, Any] = {"image": image}
+        if self.with_parts:
+            item["parts"] = labels
+        item.update(pid=rec.pid, camid=rec.camid, index=index, path=rec.path)
         if self.camstyle is not None:
             styled = self.camstyle(index, np.asarray(pil), None)
-            item["image_cam"], _ = self.transform(styled, None, geometry=geometry)
+            item["image_cam"], _ = self._transform(styled, None, geometry, False)
         return item
+
+    def _transform(
+        self, image: Any, parts: np.ndarray | None, geometry: Any, labels: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Apply the transform; a :class:`JointTransform` skips a label map nobody reads
+        (the same image and the same random draws, without the map's work)."""
+        if isinstance(self.transform, JointTransform):
+            return self.transform(image, parts, geometry=geometry, labels=labels)
+        return self.transform(image, parts, geometry=geometry)

@@ -79,10 +79,15 @@ class JointTransform:
             ``"keep"`` or ``"background"``.
         color_jitter: strength ``s``: brightness, contrast and saturation factors drawn
             from ``[1 - s, 1 + s]``; 0 disables.
+        label_dtype: dtype of the returned part map: ``torch.int64`` (default) or
+            ``torch.uint8`` (an eighth of the memory and host-to-GPU traffic; the
+            trainer's loaders use it and convert on the device where the loss needs it).
 
-    Call: ``(image, parts=None, *, geometry=None, generator=None) -> (image, parts)``
-    with ``image`` a PIL image or uint8 array (H0, W0, 3), ``parts`` a uint8/int array
-    (H0, W0) or None; returns float32 (3, H, W) and int64 (H, W) (255 where unknown).
+    Call: ``(image, parts=None, *, geometry=None, generator=None, labels=True) ->
+    (image, parts)`` with ``image`` a PIL image or uint8 array (H0, W0, 3), ``parts`` a
+    uint8/int array (H0, W0) or None; returns float32 (3, H, W) and a ``label_dtype``
+    (H, W) map (255 where unknown), or None for the map with ``labels=False`` (no map
+    given and none wanted: the same image and random draws, without the map's work).
     Pass the same ``geometry`` (from :meth:`sample_geometry`) to transform a second view
     of the image with identical crop and flip.
     """
@@ -100,6 +105,7 @@ class JointTransform:
         erasing_p: float = 0.5,
         erase_parts: str = "ignore",
         color_jitter: float = 0.0,
+        label_dtype: torch.dtype = torch.int64,
     ) -> None:
         cfg = check_data_config(
             {"input_size": input_size, "mean": mean, "std": std, "interpolation": interpolation}
@@ -118,6 +124,9 @@ class JointTransform:
         self.train, self.pad, self.flip_p = train, int(pad), float(flip_p)
         self.erasing_p, self.erase_parts = float(erasing_p), erase_parts
         self.color_jitter = float(color_jitter)
+        if label_dtype not in (torch.int64, torch.uint8):
+            raise ValueError(f"label_dtype={label_dtype}: expected torch.int64 or torch.uint8")
+        self.label_dtype = label_dtype
 
     def __repr__(self) -> str:
         return (
@@ -145,7 +154,8 @@ class JointTransform:
         *,
         geometry: Mapping[str, int | bool] | None = None,
         generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        labels: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, w = self.size
         pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
         if pil.mode != "RGB":
@@ -160,13 +170,14 @@ class JointTransform:
         if pil.size != (w, h):
             pil = pil.resize((w, h), _INTERP[self.interpolation])
         img = torch.from_numpy(np.array(pil, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
-        if parts is None:
-            lab = torch.full((h, w), IGNORE_INDEX, dtype=torch.int64)
-        else:
+        lab: torch.Tensor | None = None
+        if parts is not None:
             pm = Image.fromarray(parts.astype(np.uint8))
             if pm.size != (w, h):
                 pm = pm.resize((w, h), Image.Resampling.NEAREST)
-            lab = torch.from_numpy(np.array(pm, dtype=np.uint8)).long()
+            lab = torch.from_numpy(np.array(pm, dtype=np.uint8))
+        elif labels:
+            lab = torch.full((h, w), IGNORE_INDEX, dtype=torch.uint8)
         if self.train:
             geo = geometry if geometry is not None else self.sample_geometry(generator)
             img, lab = self._crop_flip(img, lab, geo)
@@ -175,23 +186,25 @@ class JointTransform:
         img = (img - self.mean) / self.std
         if self.train and self.erasing_p > 0:
             img, lab = self._erase(img, lab, generator)
-        return img, lab
+        return img, (lab.to(self.label_dtype) if lab is not None else None)
 
     def _crop_flip(
-        self, img: torch.Tensor, lab: torch.Tensor, geo: Mapping[str, int | bool]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, img: torch.Tensor, lab: torch.Tensor | None, geo: Mapping[str, int | bool]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         p = self.pad
         if p:
             h, w = self.size
             t, l = int(geo["top"]), int(geo["left"])
             if not (0 <= t <= 2 * p and 0 <= l <= 2 * p):
                 raise ValueError(f"geometry {dict(geo)}: offsets must lie in [0, {2 * p}]")
-            fill = BACKGROUND if bool((lab != IGNORE_INDEX).any()) else IGNORE_INDEX
             img = torch.nn.functional.pad(img, (p, p, p, p))[:, t : t + h, l : l + w]
-            lab = torch.nn.functional.pad(lab, (p, p, p, p), value=fill)[t : t + h, l : l + w]
+            if lab is not None:
+                fill = BACKGROUND if bool((lab != IGNORE_INDEX).any()) else IGNORE_INDEX
+                lab = torch.nn.functional.pad(lab, (p, p, p, p), value=fill)[t : t + h, l : l + w]
         if geo["flip"]:
-            img, lab = img.flip(-1), lab.flip(-1)
-        return img.contiguous(), lab.contiguous()
+            img = img.flip(-1)
+            lab = lab.flip(-1) if lab is not None else None
+        return img.contiguous(), (lab.contiguous() if lab is not None else None)
 
     def _jitter(self, img: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         s = self.color_jitter
@@ -204,8 +217,8 @@ class JointTransform:
         return img.clamp(0.0, 1.0)
 
     def _erase(
-        self, img: torch.Tensor, lab: torch.Tensor, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, img: torch.Tensor, lab: torch.Tensor | None, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         r = _rand(generator, 5)
         if r[0] >= self.erasing_p:
             return img, lab
@@ -217,7 +230,7 @@ class JointTransform:
         top, left = int(float(r[3]) * (h - eh + 1)), int(float(r[4]) * (w - ew + 1))
         img = img.clone()
         img[:, top : top + eh, left : left + ew] = torch.randn((3, eh, ew), generator=generator)
-        if self.erase_parts != "keep":
+        if lab is not None and self.erase_parts != "keep":
             lab = lab.clone()
             value = IGNORE_INDEX if self.erase_parts == "ignore" else BACKGROUND
             lab[top : top + eh, left : left + ew] = value
@@ -230,7 +243,7 @@ def build_transforms(
     """A :class:`JointTransform` from a model's ``data_config`` (train or test).
 
     ``kwargs`` (``pad``, ``flip_p``, ``erasing_p``, ``erase_parts``, ``color_jitter``)
-    tune the training augmentations.
+    tune the training augmentations; ``label_dtype`` sets the part map's dtype.
     """
     cfg = check_data_config(data_config)
     return JointTransform(

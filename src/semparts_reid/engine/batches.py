@@ -3,17 +3,24 @@
 The torch datasets (transforms, camera-style augmentation) are built once per run; the
 batch order of each epoch is drawn from ``(seed, stage, epoch, domain)``, so a resumed
 run sees exactly the batches the uninterrupted run saw.
+
+With ``num_workers > 0`` each domain keeps one loader whose worker processes persist
+across epochs (and stages); every epoch re-seeds its sampler (and the per-item
+augmentation seeds, see :mod:`~semparts_reid.engine.loaders`). With ``num_workers = 0``
+a light loader is built per epoch, exactly as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .config import TrainConfig
-from .loaders import build_train_dataset, build_train_loader
+from torch.utils.data import DataLoader
 
-__all__ = ["STAGES", "EpochBatches", "epoch_seed"]
+from .config import TrainConfig
+from .loaders import build_train_dataset, build_train_loader, reseed_loader
+
+__all__ = ["STAGES", "EpochBatches", "check_pids", "epoch_seed"]
 
 STAGES = ("source", "adapt")
 
@@ -21,6 +28,21 @@ STAGES = ("source", "adapt")
 def epoch_seed(seed: int, stage: str, epoch: int, target: bool) -> int:
     """The sampler seed of one domain's epoch (distinct per stage, epoch and domain)."""
     return (seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch) * 2 + int(target)
+
+
+def check_pids(records: Sequence[Any], num_classes: int, name: str = "source") -> None:
+    """Raise ``ValueError`` unless every record's pid lies in ``[0, num_classes)``.
+
+    Checked once per run on the host, so the training step need not read the pids of
+    every batch back from the GPU.
+    """
+    pids = [int(r[1]) for r in records]
+    if pids and (min(pids) < 0 or max(pids) >= num_classes):
+        raise ValueError(
+            f"{name} pids in [{min(pids)}, {max(pids)}]: expected labels in "
+            f"[0, {num_classes - 1}] (build the model with num_classes = the number of "
+            "training identities)"
+        )
 
 
 class EpochBatches:
@@ -32,14 +54,22 @@ class EpochBatches:
         config: the :class:`TrainConfig` (batch sizes, P×K, workers, augmentation).
         data_config: the model's preprocessing (``input_size``, ``mean``, ``std``).
         rank, world: this process and the number of processes.
+        pin_memory: page-locked batches (set on CUDA, for ``non_blocking`` copies).
+        part_model: the model has a part classifier. Items carry their part-label maps
+            (uint8) only when a part loss reads maps from disk: ``part_model`` and
+            ``config.part_labels`` is ``"auto"`` or ``"gt"`` (for the target domain
+            also ``config.target_part_loss``); otherwise no map is read or shipped.
     """
 
     def __init__(self, source: Any, target: Any | None, config: TrainConfig,
-                 data_config: dict[str, Any], *, rank: int = 0, world: int = 1) -> None:
+                 data_config: dict[str, Any], *, rank: int = 0, world: int = 1,
+                 pin_memory: bool = False, part_model: bool = True) -> None:
         self.source, self.target, self.config = source, target, config
         self.data_config = data_config
         self.rank, self.world = rank, world
+        self.pin_memory, self.part_model = pin_memory, part_model
         self._datasets: dict[str, Any] = {}
+        self._loaders: dict[str, tuple[int, DataLoader]] = {}  # which -> (steps, loader)
 
     def steps_per_epoch(self) -> int:
         """Source batches per epoch (capped by ``max_steps_per_epoch``)."""
@@ -47,22 +77,51 @@ class EpochBatches:
         steps = max(1, len(self.source.train) // cfg.batch_size)
         return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
 
-    def iterator(self, which: str, stage: str, epoch: int, steps: int) -> Iterator[dict[str, Any]]:
-        """This rank's batches of ``which`` (``"source"`` / ``"target"``) for one epoch."""
+    def ships_parts(self, which: str) -> bool:
+        """Whether the items of ``which`` (``"source"`` / ``"target"``) carry part maps."""
         cfg = self.config
+        if not self.part_model or cfg.part_labels not in ("auto", "gt"):
+            return False
+        return which == "source" or cfg.target_part_loss
+
+    def dataset(self, which: str) -> Any:
+        """The torch dataset of ``which`` (built on first use)."""
         ds = self.source if which == "source" else self.target
         if ds is None:
             raise ValueError(f"no {which} dataset")
         if which not in self._datasets:
             self._datasets[which] = build_train_dataset(
-                ds.train, cfg, self.data_config, camstyle=which == "target" and cfg.camstyle
+                ds.train, self.config, self.data_config,
+                camstyle=which == "target" and self.config.camstyle,
+                with_parts=self.ships_parts(which),
             )
-        return iter(
-            build_train_loader(
-                self._datasets[which], [r[1] for r in ds.train], cfg,
-                global_batch=cfg.batch_size if which == "source" else cfg.target_batch_size,
-                steps=steps, seed=epoch_seed(cfg.seed, stage, epoch, which == "target"),
-                rank=self.rank, world=self.world,
-                num_instances=cfg.num_instances if which == "source" else 0,
-            )
+        return self._datasets[which]
+
+    def iterator(self, which: str, stage: str, epoch: int, steps: int) -> Iterator[dict[str, Any]]:
+        """This rank's batches of ``which`` (``"source"`` / ``"target"``) for one epoch.
+
+        With workers, a new call for the same domain ends the previous iterator.
+        """
+        cfg = self.config
+        data = self.dataset(which)
+        ds = self.source if which == "source" else self.target
+        assert ds is not None
+        seed = epoch_seed(cfg.seed, stage, epoch, which == "target")
+        cached = self._loaders.get(which)
+        if cfg.num_workers and cached is not None and cached[0] == steps:
+            reseed_loader(cached[1], seed)
+            return iter(cached[1])
+        loader = build_train_loader(
+            data, [r[1] for r in ds.train], cfg,
+            global_batch=cfg.batch_size if which == "source" else cfg.target_batch_size,
+            steps=steps, seed=seed, rank=self.rank, world=self.world,
+            num_instances=cfg.num_instances if which == "source" else 0,
+            pin_memory=self.pin_memory,
         )
+        if cfg.num_workers:
+            self._loaders[which] = (steps, loader)  # its workers persist
+        return iter(loader)
+
+    def close(self) -> None:
+        """Stop the persistent worker processes (they also stop when this is collected)."""
+        self._loaders.clear()

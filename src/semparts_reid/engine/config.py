@@ -176,6 +176,11 @@ class TrainConfig:
     output_dir: str = _f("runs/semparts", "folder for checkpoints and the metrics log")
     checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)")
     progress: bool = _f(True, "tqdm progress bar per epoch")
+    check_finite_every: int = _f(
+        50,
+        "read the loss terms back and stop on NaN/inf every N steps and at each epoch's "
+        "end (each check is one GPU synchronisation; a NaN in between is still caught)",
+    )
     tensorboard: bool = _f(
         False,
         "also log the metrics to TensorBoard in output_dir/tensorboard (the tensorboard extra)",
@@ -207,7 +212,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InputError(f"{name}={value!r}: expected an int >= 0")
-        for name in ("batch_size", "target_batch_size", "eval_batch_size"):
+        for name in ("batch_size", "target_batch_size", "eval_batch_size", "check_finite_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name}={value!r}: expected an int >= 1")

@@ -67,7 +67,7 @@ def identity_loss(
     logits = id_logits[:, :heads].float()
     ce = F.cross_entropy(
         logits.reshape(b * heads, c),
-        pids.repeat_interleave(heads),
+        pids[:, None].expand(b, heads).reshape(-1),  # repeat_interleave, no size read-back
         reduction="none",
         label_smoothing=label_smoothing,
     ).view(b, heads)

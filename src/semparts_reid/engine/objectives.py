@@ -110,6 +110,12 @@ class ExemplarObjective:
         device: where the memory lives.
         memory: use this :class:`ExemplarMemory` instead of building one (its shape
             gives ``num_samples``, ``feat_dim`` and ``num_heads``).
+
+    Attributes:
+        check_indices: check every batch's ``index`` range in :meth:`loss` and
+            :meth:`update` (default True). The trainer turns it off for the objective it
+            builds: its indices come from a sampler over the target images, and the
+            check would cost a GPU synchronisation per step.
     """
 
     name = "ecn"
@@ -140,6 +146,7 @@ class ExemplarObjective:
         self.neighbour_start_epoch = int(neighbour_start_epoch)
         self.head_reduction = head_reduction
         self.epoch = 0
+        self.check_indices = True
 
     @property
     def uses_parts(self) -> bool:
@@ -173,12 +180,14 @@ class ExemplarObjective:
         return self.memory.loss(
             feats, batch["index"], neighbours=self.epoch >= self.neighbour_start_epoch,
             visibility=vis, reduction="mean" if self.head_reduction == "mean" else "sum",
+            check_indices=self.check_indices,
         )
 
     def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
         """Momentum update of the batch's slots (all-gathered under torch.distributed)."""
         feats, vis = self._heads(outputs)
-        self.memory.update(feats.detach(), batch["index"], epoch=self.epoch, visibility=vis)
+        self.memory.update(feats.detach(), batch["index"], epoch=self.epoch, visibility=vis,
+                           check_indices=self.check_indices)
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "epoch": self.epoch, "memory": self.memory.state_dict()}

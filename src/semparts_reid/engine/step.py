@@ -29,6 +29,7 @@ __all__ = [
     "NonFiniteLossError",
     "StepNet",
     "camstyle_swap",
+    "FiniteGuard",
     "check_finite",
     "source_triplet_term",
     "step_losses",
@@ -63,15 +64,94 @@ class StepNet(nn.Module):
         return outs
 
 
+def _non_finite(where: str, name: str, value: float, seen: str = "") -> NonFiniteLossError:
+    late = f" (found at the check of {seen})" if seen and seen != where else ""
+    return NonFiniteLossError(
+        f"non-finite loss at {where}: term '{name}' = {value}{late}; training stopped, the "
+        "last good checkpoint is kept (lower the learning rate or use precision='fp32')"
+    )
+
+
 def check_finite(terms: dict[str, Tensor], where: str) -> None:
-    """Raise :class:`NonFiniteLossError` naming ``where`` and the first non-finite term."""
+    """Raise :class:`NonFiniteLossError` naming ``where`` and the first non-finite term.
+
+    Reads every term back to the host: one GPU synchronisation per term. The trainer's
+    loop uses a :class:`FiniteGuard` instead, which synchronises once per check interval.
+    """
     for name, value in terms.items():
         v = float(value.detach())
         if not math.isfinite(v):
-            raise NonFiniteLossError(
-                f"non-finite loss at {where}: term '{name}' = {v}; training stopped, the last "
-                "good checkpoint is kept (lower the learning rate or use precision='fp32')"
-            )
+            raise _non_finite(where, name, v)
+
+
+class FiniteGuard:
+    """Watch loss terms for NaN / inf on the device; read the verdict back on a schedule.
+
+    :meth:`observe` costs a few small device operations and no host synchronisation: it
+    records, per term, the first observed step at which the term was not finite and its
+    value. :meth:`check` reads that record back (one synchronisation), raises
+    :class:`NonFiniteLossError` naming the first offending step and term, and forgets
+    the steps it has cleared. Any non-finite term between two checks is caught, not only
+    one at the checked step; the optimiser steps in between have run, which is why the
+    trainer checks at least at the end of every epoch, before it writes a checkpoint.
+
+    Example:
+        >>> guard = FiniteGuard()
+        >>> guard.observe({"loss": torch.tensor(1.0)}, "step 1")
+        >>> guard.observe({"loss": torch.tensor(float("nan"))}, "step 2")
+        >>> guard.check()  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        NonFiniteLossError: non-finite loss at step 2: term 'loss' = nan ...
+    """
+
+    def __init__(self) -> None:
+        self._wheres: list[str] = []
+        # term names -> ((T,) first bad step or -1, (T,) the value at that step)
+        self._seen: dict[tuple[str, ...], tuple[Tensor, Tensor]] = {}
+
+    def observe(self, terms: dict[str, Tensor], where: str) -> None:
+        """Record this step's terms (0-d tensors); no host synchronisation."""
+        step = len(self._wheres)
+        self._wheres.append(where)
+        names = tuple(terms)
+        if not names:
+            return
+        values = torch.stack([v.detach().float().reshape(()) for v in terms.values()])
+        bad = ~torch.isfinite(values)
+        if names not in self._seen:
+            self._seen[names] = (torch.full_like(values, -1.0), torch.zeros_like(values))
+        first, value = self._seen[names]
+        new = bad & (first < 0)
+        self._seen[names] = (torch.where(new, float(step), first), torch.where(new, values, value))
+
+    def check(self, read: dict[str, Tensor] | None = None) -> dict[str, float]:
+        """Raise for a non-finite term seen since the last check; else forget those steps.
+
+        Args:
+            read: more 0-d tensors to bring to the host in the same synchronisation
+                (e.g. running sums for a progress bar).
+
+        Returns:
+            ``read`` as floats.
+        """
+        read = read or {}
+        parts = [t for pair in self._seen.values() for t in pair]
+        parts += [v.detach().double().reshape(1).to(parts[0].device if parts else v.device)
+                  for v in read.values()]
+        flat = torch.cat([p.double().reshape(-1) for p in parts]).tolist() if parts else []
+        pos, worst = 0, None
+        for names in self._seen:
+            n = len(names)
+            steps, vals = flat[pos:pos + n], flat[pos + n:pos + 2 * n]
+            pos += 2 * n
+            for name, st, v in zip(names, steps, vals):
+                if st >= 0 and (worst is None or st < worst[0]):
+                    worst = (int(st), name, v)
+        if worst is not None:
+            raise _non_finite(self._wheres[worst[0]], worst[1], worst[2],
+                              self._wheres[-1] if self._wheres else "")
+        self._wheres, self._seen = [], {}
+        return dict(zip(read, flat[pos:]))
 
 
 def camstyle_swap(batch_t: dict[str, Any], num_cams: int, enabled: bool = True) -> Tensor:
@@ -86,18 +166,48 @@ def camstyle_swap(batch_t: dict[str, Any], num_cams: int, enabled: bool = True) 
     return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
 
 
-def part_map_term(out: dict[str, Any], batch: dict[str, Any], source: str) -> Tensor | None:
-    """Pixel-wise part loss of one batch (None without part logits or labels)."""
+def _pseudo_labels(feature_map: Tensor, size: tuple[int, ...]) -> Tensor:
+    labels = part_targets("pseudo", parts=None, feature_map=feature_map,
+                          image_size=(int(size[0]), int(size[1])))
+    assert labels is not None  # "pseudo" always labels every pixel
+    return labels
+
+
+def part_map_term(
+    out: dict[str, Any], batch: dict[str, Any], source: str, *, check_labels: bool = True
+) -> Tensor | None:
+    """Pixel-wise part loss of one batch (None without part logits or labels).
+
+    A batch of the trainer's loader carries ``parts_known`` (``"all"``, ``"some"`` or
+    ``"none"``: which images have a labelled pixel, summarised on the host when the
+    batch was collated) and ``has_parts`` (B,) bool: with them the choice between label
+    maps and pseudo labels needs no GPU synchronisation. Other batches (no
+    ``parts_known``) are inspected on the device, as :func:`~.losses.part_targets` does.
+    The loss is the same either way.
+    """
     if source == "none" or out.get("part_logits") is None:
         return None
-    labels = part_targets(
-        source, parts=batch.get("parts"), feature_map=out["feature_map"],
-        image_size=tuple(batch["image"].shape[-2:]),
-    )
-    if not has_labels(labels):
-        return None
-    assert labels is not None
-    return part_map_loss(out["part_logits"].float(), labels)
+    size = tuple(batch["image"].shape[-2:])
+    parts, fmap = batch.get("parts"), out["feature_map"]
+    known = batch.get("parts_known")
+    labels: Tensor | None
+    if isinstance(known, str) and parts is not None and source in ("auto", "gt"):
+        if known == "none":
+            if source == "gt":
+                return None
+            labels = _pseudo_labels(fmap, size)
+        elif known == "all" or source == "gt":
+            labels = parts.long()
+        else:  # "auto" over a batch with and without maps: maps where known
+            labels = torch.where(batch["has_parts"][:, None, None], parts.long(),
+                                 _pseudo_labels(fmap, size))
+    else:
+        labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size)
+        # pseudo and band labels cover every pixel ("auto" fills unknown images with
+        # pseudo labels): only maps alone ("gt") can leave every pixel unknown
+        if labels is None or ((source == "gt" or fmap is None) and not has_labels(labels)):
+            return None
+    return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels)
 
 
 def source_triplet_term(
@@ -129,8 +239,12 @@ def step_losses(
     objective: TargetObjective | None,
     config: TrainConfig,
     use_parts: bool,
+    check_labels: bool = True,
 ) -> dict[str, Tensor]:
     """Loss terms of one step.
+
+    ``check_labels``: check the range of pids and part labels (host synchronisations);
+    the trainer checks its data once and passes ``False``.
 
     Returns:
         ``source_id``, ``triplet`` (with ``config.triplet_weight > 0``),
@@ -145,19 +259,21 @@ def step_losses(
     source_sum, per_head = identity_loss(
         out_s["id_logits"], batch_s["pid"],
         visibility=out_s["visibility"] if has_parts else None,
-        use_parts=use_parts, label_smoothing=config.label_smoothing,
+        use_parts=use_parts, label_smoothing=config.label_smoothing, check_labels=check_labels,
     )
     n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
     terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
     if config.triplet_weight > 0:
         terms["triplet"] = source_triplet_term(out_s, batch_s, config, use_parts)
-    part_terms = [part_map_term(out_s, batch_s, config.part_labels)]
+    part_terms = [part_map_term(out_s, batch_s, config.part_labels, check_labels=check_labels)]
     if out_t is not None and batch_t is not None:
         if objective is None:
             raise ValueError("a target batch needs a target objective")
         terms["target_memory"] = objective.loss(out_t, batch_t)
         if config.target_part_loss:
-            part_terms.append(part_map_term(out_t, batch_t, config.part_labels))
+            part_terms.append(
+                part_map_term(out_t, batch_t, config.part_labels, check_labels=check_labels)
+            )
     valid = [p for p in part_terms if p is not None]
     if valid:
         terms["part_map"] = torch.stack(valid).mean()

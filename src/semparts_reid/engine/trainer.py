@@ -28,6 +28,7 @@ their docstrings and argument checks; the work itself is in the modules named ab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -36,10 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.camstyle import camera_style_possible
 from ..errors import InputError
 from ..memory import ExemplarMemory
 from ..precision import resolve_precision
-from .batches import STAGES, EpochBatches
+from .batches import STAGES, EpochBatches, check_pids
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     load_training_checkpoint,
@@ -131,6 +133,8 @@ class DomainAdaptTrainer:
                 "(start_epoch, loss, update, state_dict, load_state_dict)"
             )
         cfg = self.config
+        if cfg.camstyle and target is not None and not camera_style_possible(target.train):
+            cfg = self.config = dataclasses.replace(cfg, camstyle=False)  # logged once
         self.source = source
         self.target = target
         self.device = init_distributed(cfg.device)
@@ -171,8 +175,11 @@ class DomainAdaptTrainer:
         )
         if loggers is None and cfg.tensorboard:
             self.loggers.append(TensorBoardLogger(self.output_dir / "tensorboard"))
+        self._check_setup_labels()
         self.batches = EpochBatches(source, target, cfg, self._data_config(),
-                                    rank=self.rank, world=self.world)
+                                    rank=self.rank, world=self.world,
+                                    pin_memory=self.device.type == "cuda",
+                                    part_model=self.num_parts > 0)
         logger.info(
             "trainer: device=%s precision=%s world=%d parts=%s objective=%s", self.device,
             self.policy.name, self.world, self.use_parts, type(self.objective).__name__,
@@ -184,6 +191,22 @@ class DomainAdaptTrainer:
         return getattr(self.objective, "memory", None)
 
     # ------------------------------------------------------------------ setup
+    def _check_setup_labels(self) -> None:
+        """Check the source pids and the memory's slot count once, on the host, so the
+        loop's steps need not read labels or indices back from the GPU."""
+        nc = getattr(self.model, "num_classes", None)
+        self._pids_checked = isinstance(nc, int) and nc > 0
+        if isinstance(nc, int) and nc > 0:
+            check_pids(self.source.train, nc)
+        mem = self.memory
+        if mem is not None and self.target is not None and isinstance(
+            self.objective, ExemplarObjective
+        ):
+            if mem.num_samples < len(self.target.train):
+                raise ValueError(f"the memory has {mem.num_samples} slots but the target has "
+                                 f"{len(self.target.train)} training images: expected one each")
+            self.objective.check_indices = False  # the sampler's indices are < N
+
     def _probe_num_parts(self) -> int:
         """K of the model (0 for a global-only model), from one tiny forward."""
         k = getattr(self.model, "num_parts", None)
@@ -319,14 +342,23 @@ class DomainAdaptTrainer:
                 self._target_features,
             )
             self.model.train(was)
+        from ..inference.preprocess import cudnn_benchmark
+
         src = self.batches.iterator("source", stage, epoch, steps)
         tgt = self.batches.iterator("target", stage, epoch, steps) if stage == "adapt" else None
         self._wrap().train()
-        terms = run_epoch(
-            lambda bs, bt, where: self.train_step(bs, bt, epoch=epoch, where=where),
-            src, tgt, steps, self.policy, desc=f"{stage} {epoch + 1}",
-            progress=self.config.progress and is_main_process(),
+        # train_step replaced (a subclass, a patched instance): the loop keeps calling it
+        custom = "train_step" in vars(self) or (
+            type(self).train_step is not DomainAdaptTrainer.train_step
         )
+        with cudnn_benchmark(self.device):  # fixed-size inputs; restored after the epoch
+            terms = run_epoch(
+                (lambda bs, bt, where: self.train_step(bs, bt, epoch=epoch, where=where))
+                if custom else (lambda bs, bt, where: self._step(bs, bt, where=where)),
+                src, tgt, steps, self.policy, desc=f"{stage} {epoch + 1}",
+                progress=self.config.progress and is_main_process(),
+                check_every=self.config.check_finite_every,
+            )
         assert self.optimizer is not None
         return {"stage": stage, "epoch": epoch + 1, "step": self.global_step, **terms,
                 "lr": self.optimizer.param_groups[-1]["lr"]}
@@ -342,6 +374,11 @@ class DomainAdaptTrainer:
     ) -> dict[str, float]:
         """One optimiser step; returns the loss terms as floats.
 
+        Checks the pids, the memory indices and every term's finiteness before the
+        optimiser step, and reads the terms back: host synchronisations on a GPU. The
+        trainer's own loop runs the same step without them (its data was checked once,
+        finiteness every ``config.check_finite_every`` steps).
+
         Args:
             batch_s: source batch dict (``image``, ``pid``, ``parts``) on the device.
             batch_t: target batch dict (``image``, ``index``, ``parts``, optional
@@ -349,6 +386,26 @@ class DomainAdaptTrainer:
             epoch: 0-based epoch of the current stage (for the messages; the objective
                 learned the epoch in ``start_epoch``).
         """
+        mem = self.memory
+        if batch_t is not None and mem is not None and batch_t["index"].numel():
+            lo, hi = int(batch_t["index"].min()), int(batch_t["index"].max())
+            if lo < 0 or hi >= mem.num_samples:
+                raise ValueError(f"target indices in [{lo}, {hi}]: expected values in "
+                                 f"[0, {mem.num_samples - 1}]")
+        terms = self._step(batch_s, batch_t, where=where or f"step {self.global_step + 1}",
+                           checked=True)
+        return {k: float(v) for k, v in terms.items()}
+
+    def _step(
+        self,
+        batch_s: dict[str, Any],
+        batch_t: dict[str, Any] | None,
+        *,
+        where: str,
+        checked: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`train_step` with the terms left on the device (detached, 0-d); with
+        ``checked``, pids and finiteness are checked before the optimiser step."""
         assert self.optimizer is not None
         net = self._wrap()
         images = [batch_s["image"]]
@@ -361,8 +418,10 @@ class DomainAdaptTrainer:
             outs = net(*images)
         out_t = outs[1] if batch_t is not None else None
         terms = step_losses(outs[0], batch_s, out_t, batch_t, objective=self.objective,
-                            config=self.config, use_parts=self.use_parts)
-        check_finite(terms, where or f"step {self.global_step + 1}")
+                            config=self.config, use_parts=self.use_parts,
+                            check_labels=checked or not self._pids_checked)
+        if checked:
+            check_finite(terms, where)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         self.scaler.step(self.optimizer)
@@ -370,7 +429,7 @@ class DomainAdaptTrainer:
         if batch_t is not None and out_t is not None and self.objective is not None:
             self.objective.update(out_t, batch_t)
         self.global_step += 1
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: v.detach() for k, v in terms.items()}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(

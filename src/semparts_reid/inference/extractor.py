@@ -36,6 +36,7 @@ from .preprocess import (
     Inputs,
     PathDataset,
     classify_inputs,
+    cudnn_benchmark,
     normalize_batch,
     pil_to_crop,
     resize_batch,
@@ -295,7 +296,7 @@ class FeatureExtractor:
         self._batch_index = -1  # counted by _forward, named in errors
         show = self.progress if self.progress is not None else n_batches > 8
         outs: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), cudnn_benchmark(self.device):
             for x in tqdm(self._batches(spec, bgr), total=n_batches, disable=not show,
                           desc="extract", unit="batch"):
                 outs.append(self._forward(x, parts))
@@ -313,9 +314,12 @@ class FeatureExtractor:
     def _batches(self, spec: Inputs, bgr: bool) -> Iterator[Tensor]:
         bs, size = self.batch_size, self.input_size
         if spec.kind == "path":
+            # pinned batches on CUDA, copied non_blocking by _normalise; the workers live
+            # for this one pass (a call is one pass over its files: nothing to persist)
             loader = torch.utils.data.DataLoader(
                 PathDataset(spec.items or [], size), batch_size=bs, shuffle=False,
                 num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                persistent_workers=False,
             )
             for x in loader:
                 yield self._normalise(x, False, 255.0)

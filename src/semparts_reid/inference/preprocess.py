@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "PathDataset",
     "check_float_range",
     "classify_inputs",
+    "cudnn_benchmark",
     "decode_image",
     "normalize_batch",
     "pil_to_crop",
@@ -345,3 +347,33 @@ class PathDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         crop = decode_image(self.paths[index])
         return resize_batch(crop[None], self.size)[0].contiguous()
+
+
+@contextmanager
+def cudnn_benchmark(device: torch.device | str) -> Iterator[bool]:
+    """Let cuDNN autotune its convolutions while the block runs on a CUDA ``device``.
+
+    The training loop and the extractor feed inputs of one fixed size (the model's
+    ``input_size``; only the last batch of an extraction differs), the case where
+    ``torch.backends.cudnn.benchmark`` pays: each shape is timed once, then the fastest
+    algorithm runs. The previous setting is restored on exit, so nothing changes for
+    code outside the block. Nothing happens on other devices, or when the process asked
+    for deterministic algorithms (``torch.use_deterministic_algorithms`` or
+    ``cudnn.deterministic``): autotuning may pick non-deterministic kernels.
+
+    Yields:
+        Whether autotuning is on inside the block.
+    """
+    cudnn = torch.backends.cudnn
+    on = (
+        torch.device(device).type == "cuda"
+        and not cudnn.deterministic
+        and not torch.are_deterministic_algorithms_enabled()
+    )
+    before = cudnn.benchmark
+    if on:
+        cudnn.benchmark = True
+    try:
+        yield on or before
+    finally:
+        cudnn.benchmark = before

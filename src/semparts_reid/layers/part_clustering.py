@@ -119,7 +119,9 @@ def _masked_two_means(values: Tensor, iters: int) -> Tensor:
             n_low > 0, (values * (1 - high_f)).sum(1, keepdim=True) / n_low.clamp_min(1), lo
         )
         new_high = values > (c_high + c_low) / 2
-        if torch.equal(new_high, high):
+        # a fixed point: later iterations change nothing, so skipping the early exit on
+        # a GPU (where the comparison is a host synchronisation) gives the same result
+        if not values.is_cuda and torch.equal(new_high, high):
             break
         high = new_high
     return high
@@ -154,7 +156,9 @@ def batched_kmeans(
         points: ``(B, N, D)`` points.
         init_centers: ``(B, k, D)`` initial centres.
         valid: ``(B, N)`` bool; invalid points are ignored (assigned ``-1``).
-        iters: maximum number of Lloyd iterations (stops early when nothing changes).
+        iters: maximum number of Lloyd iterations (stops early on the CPU when nothing
+            changes; on a GPU all run, which gives the same result without a host
+            synchronisation per iteration).
 
     Returns:
         ``assignments`` ``(B, N)`` int64 in ``[0, k)`` (``-1`` for invalid points) and
@@ -185,7 +189,8 @@ def batched_kmeans(
         counts = onehot.sum(dim=1).unsqueeze(-1)  # (B, k, 1)
         sums = torch.bmm(onehot.transpose(1, 2), pts)  # (B, k, D)
         centers = torch.where(counts > 0, sums / counts.clamp_min(1.0), centers)
-        if torch.equal(new_assign, assign):
+        # a fixed point (see _masked_two_means): no early exit, no synchronisation on a GPU
+        if not pts.is_cuda and torch.equal(new_assign, assign):
             break
         assign = new_assign
     return assign, centers

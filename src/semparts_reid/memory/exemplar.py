@@ -66,6 +66,32 @@ MomentumSchedule = Callable[[int], float]
 _EPS = 1e-12
 
 
+def _unique_padded(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.unique(idx, return_inverse=True)`` with a fixed output size.
+
+    Args:
+        idx: (B,) int64, B >= 1.
+
+    Returns:
+        ``uniq`` (B,): the U distinct values in ascending order, then ``B - U`` copies of
+        the largest; ``inverse`` (B,): position of each ``idx`` entry in ``uniq`` (as
+        ``torch.unique``'s); ``count``: U as a 0-d tensor. Nothing is read back to the
+        host, so on a GPU this does not synchronise (``torch.unique`` must, to size its
+        output).
+    """
+    b = idx.numel()
+    sorted_idx, order = torch.sort(idx, stable=True)
+    starts = torch.ones(b, dtype=torch.bool, device=idx.device)
+    starts[1:] = sorted_idx[1:] != sorted_idx[:-1]
+    group = torch.cumsum(starts.long(), 0) - 1  # (B,) group of each sorted entry
+    inverse = torch.empty_like(group).scatter_(0, order, group)
+    count = group[-1] + 1
+    # every entry of a group writes the same value, so the scatter is deterministic
+    uniq = torch.empty_like(sorted_idx).scatter_(0, group, sorted_idx)
+    pad = torch.arange(b, device=idx.device) >= count
+    return torch.where(pad, sorted_idx[-1], uniq), inverse, count
+
+
 @dataclass(frozen=True)
 class LinearMomentum:
     """ECN's memory momentum: ``α(epoch) = min(step × epoch, max_momentum)``.
@@ -176,8 +202,12 @@ class ExemplarMemory:
         features: torch.Tensor,
         indices: torch.Tensor,
         visibility: torch.Tensor | None,
+        check_indices: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Validate inputs; return features (B, H, D), indices (B,) long, weights (B, H)."""
+        """Validate inputs; return features (B, H, D), indices (B,) long, weights (B, H).
+
+        Shapes and dtypes are checked always; the range of ``indices`` only with
+        ``check_indices`` (reading it back is a host synchronisation on a GPU)."""
         if not isinstance(features, torch.Tensor) or not features.is_floating_point():
             raise TypeError(f"features: expected a float tensor, got {type(features).__name__}")
         if features.dim() == 2:
@@ -201,7 +231,9 @@ class ExemplarMemory:
                 f"integer tensor of shape ({b},)"
             )
         indices = indices.to(device=self.device, dtype=torch.long)
-        if b and (int(indices.min()) < 0 or int(indices.max()) >= self.num_samples):
+        if check_indices and b and (
+            int(indices.min()) < 0 or int(indices.max()) >= self.num_samples
+        ):
             raise ValueError(
                 f"indices out of range [{int(indices.min())}, {int(indices.max())}]: expected "
                 f"values in [0, {self.num_samples - 1}]"
@@ -248,6 +280,7 @@ class ExemplarMemory:
         neighbours: bool,
         visibility: torch.Tensor | None = None,
         reduction: Literal["sum", "mean", "none"] = "sum",
+        check_indices: bool = True,
     ) -> torch.Tensor:
         """ECN's invariance loss of a batch against the memory (before the update).
 
@@ -267,13 +300,17 @@ class ExemplarMemory:
             reduction: ``"sum"`` over heads (default), ``"mean"`` over heads, or
                 ``"none"`` for the (H,) vector of per-head losses. Each per-head loss is
                 the mean over the images visible in that head (0 when none is).
+            check_indices: raise ``ValueError`` for an index outside ``[0, N)``. The
+                check reads the indices back to the host (a GPU synchronisation); a
+                training loop whose indices come from a sampler over the ``N`` target
+                images passes ``False``.
 
         Returns:
             A scalar (or (H,)) float32 loss tensor.
         """
         if reduction not in ("sum", "mean", "none"):
             raise ValueError(f"reduction={reduction!r}: expected 'sum', 'mean' or 'none'")
-        feats, idx, weights = self._check(features, indices, visibility)
+        feats, idx, weights = self._check(features, indices, visibility, check_indices)
         z = self.logits(feats)  # (H, B, N)
         logp = torch.log_softmax(z, dim=-1)
         h, b, _ = z.shape
@@ -303,6 +340,7 @@ class ExemplarMemory:
         *,
         epoch: int,
         visibility: torch.Tensor | None = None,
+        check_indices: bool = True,
     ) -> None:
         """Move the slots of ``indices`` toward ``features``, then re-normalise them.
 
@@ -318,13 +356,18 @@ class ExemplarMemory:
             indices: (B,) int slot indices.
             epoch: the current epoch (0-based, as ECN), fed to the momentum schedule.
             visibility: optional (B, H) or (B, H-1), as in :meth:`loss`.
+            check_indices: as in :meth:`loss`.
+
+        Without a process group and with ``check_indices=False`` the update runs
+        without any host synchronisation (duplicate indices are merged by a sort and
+        a scan rather than ``torch.unique``, whose output size the host must read).
         """
         alpha = float(self.momentum_schedule(epoch))
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(
                 f"momentum_schedule({epoch}) = {alpha!r}: expected a momentum in [0, 1]"
             )
-        feats, idx, weights = self._check(features.detach(), indices, visibility)
+        feats, idx, weights = self._check(features.detach(), indices, visibility, check_indices)
         f = F.normalize(feats.float(), dim=-1).to(self.device)  # (B, H, D)
         w = (
             weights.to(self.device)
@@ -334,15 +377,19 @@ class ExemplarMemory:
         f, idx, w = all_gather_rows(f), all_gather_rows(idx), all_gather_rows(w)  # no-op at 1
         if idx.numel() == 0:
             return
-        uniq, inv = torch.unique(idx, return_inverse=True)
-        u = uniq.numel()
-        acc = f.new_zeros(u, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
-        cnt = w.new_zeros(u, self.num_heads).index_add_(0, inv, w)  # (U, H)
-        mean = (acc / cnt.clamp_min(1.0)[..., None]).transpose(0, 1)  # (H, U, D)
-        old = self.slots[:, uniq].float()  # (H, U, D)
+        uniq, inv, count = _unique_padded(idx)  # (B,) sorted distinct, padded; (B,); ()
+        b = idx.numel()
+        acc = f.new_zeros(b, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
+        cnt = w.new_zeros(b, self.num_heads).index_add_(0, inv, w)  # (B, H); 0 on padding
+        mean = (acc / cnt.clamp_min(1.0)[..., None]).transpose(0, 1)  # (H, B, D)
+        old = self.slots[:, uniq].float()  # (H, B, D)
         new = F.normalize(alpha * old + (1.0 - alpha) * mean, dim=-1, eps=_EPS)
-        keep = (cnt.t() > 0)[..., None]  # (H, U, 1)
-        self.slots[:, uniq] = torch.where(keep, new, old).to(self.dtype)
+        keep = (cnt.t() > 0)[..., None]  # (H, B, 1)
+        new = torch.where(keep, new, old)
+        # padding rows repeat the last distinct index: give them that row's value, so
+        # every write to a repeated index carries the same value (a deterministic result)
+        src = torch.minimum(torch.arange(b, device=inv.device), count - 1)
+        self.slots[:, uniq] = new[:, src].to(self.dtype)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
