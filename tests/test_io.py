@@ -48,3 +48,19 @@ def test_numpy_files_and_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode"):
         with atomic_open(tmp_path / "h", "a"):
             pass
+
+
+def test_atomic_files_get_the_mode_open_would_give(tmp_path) -> None:
+    import os
+    import stat
+
+    from semparts_reid._io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "out.txt", "x")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
