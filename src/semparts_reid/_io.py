@@ -14,7 +14,11 @@ from typing import IO, Any
 
 
 def _umask() -> int:
-    """The process umask (read by setting it and putting it back)."""
+    """The process umask (read by setting it and putting it back).
+
+    Read per call, not cached, so a later ``os.umask`` is honoured; the window in which
+    another thread could see the temporary 0 is two system calls long.
+    """
     mask = os.umask(0)
     os.umask(mask)
     return mask
