@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from semparts_reid.data import PKSampler, RandomIndexSampler
 from semparts_reid.engine.loaders import build_train_loader, train_sampler
@@ -57,3 +58,140 @@ def test_build_train_loader_yields_this_ranks_batches() -> None:
                              rank=1, world=2).local_batches().tolist()
     assert len(loader) == 3
     assert [b.tolist() for b in loader] == expected
+
+
+# ---------------------------------------------------------------- keeping a GPU fed
+
+
+def _data_cfg() -> dict:
+    return {"input_size": (64, 32), "mean": (0.5,) * 3, "std": (0.25,) * 3}
+
+
+def _epoch(batches, which: str, epoch: int) -> list[dict]:
+    return [next(it) for it in [batches.iterator(which, "adapt", epoch, 2)] for _ in range(2)]
+
+
+def _same(x: list[dict], y: list[dict]) -> bool:
+    keys = ("image", "image_cam", "parts", "index")
+    return all(torch.equal(a[k], b[k]) for a, b in zip(x, y, strict=True) for k in keys if k in a)
+
+
+@pytest.mark.slow
+def test_persistent_workers_replay_any_epoch_exactly(tiny_pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One loader per domain keeps its workers across epochs; the augmented batches of an
+    epoch are the same whatever the workers served before (resume) and however many
+    workers there are."""
+    from engine_helpers import tiny_config
+
+    from semparts_reid.engine.batches import EpochBatches, epoch_seed
+
+    a, b = tiny_pair
+    cfg = tiny_config(str(tmp_path), num_workers=2, camstyle=True)
+    run = EpochBatches(a, b, cfg, _data_cfg())
+    first = _epoch(run, "target", 0)
+    loader = run._loaders["target"][1]
+    second = _epoch(run, "target", 1)
+    assert run._loaders["target"][1] is loader and loader.persistent_workers
+    assert not _same(first, second)
+    expected = train_sampler(len(b.train), [r.pid for r in b.train], global_batch=8, steps=2,
+                             seed=epoch_seed(0, "adapt", 1, True)).local_batches().tolist()
+    assert [x["index"].tolist() for x in second] == expected
+    resumed = EpochBatches(a, b, cfg, _data_cfg())
+    assert _same(_epoch(resumed, "target", 1), second)
+    one_worker = EpochBatches(a, b, tiny_config(str(tmp_path), num_workers=1, camstyle=True),
+                              _data_cfg())
+    assert _same(_epoch(one_worker, "target", 1), second)
+    assert second[0]["parts"].dtype == torch.uint8 and "image_cam" in second[0]
+    run.close()
+    assert run._loaders == {}
+
+
+def test_without_workers_each_epoch_gets_a_light_loader(tiny_pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine_helpers import tiny_config
+
+    from semparts_reid.engine.batches import EpochBatches
+
+    a, b = tiny_pair
+    run = EpochBatches(a, b, tiny_config(str(tmp_path), num_workers=0), _data_cfg())
+    _epoch(run, "source", 0)
+    assert run._loaders == {}
+
+
+@pytest.mark.slow
+def test_resume_with_workers_reproduces_the_losses(tiny_pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine_helpers import tiny_config, tiny_model
+
+    from semparts_reid.engine.trainer import DomainAdaptTrainer
+
+    a, b = tiny_pair
+
+    def make(out: str) -> DomainAdaptTrainer:
+        cfg = tiny_config(out, epochs=2, num_workers=2, camstyle=True)
+        return DomainAdaptTrainer(tiny_model(a.num_train_pids), a, b, cfg)
+
+    full = make(str(tmp_path / "full"))
+    full.fit()
+    part = make(str(tmp_path / "part"))
+    part.adapt(1)
+    resumed = make(str(tmp_path / "resumed"))
+    resumed.resume(tmp_path / "part" / "last.pt")
+    resumed.fit()
+    losses = [[r[k] for k in ("epoch", "loss", "target_memory", "part_map")]
+              for r in full.history]
+    assert [[r[k] for k in ("epoch", "loss", "target_memory", "part_map")]
+            for r in resumed.history] == losses
+
+
+def test_which_domains_ship_part_maps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine_helpers import tiny_config
+
+    from semparts_reid.engine.batches import EpochBatches
+
+    def ships(part_model: bool = True, **kw) -> tuple[bool, bool]:  # type: ignore[no-untyped-def]
+        run = EpochBatches(None, None, tiny_config(str(tmp_path), **kw), _data_cfg(),
+                           part_model=part_model)
+        return run.ships_parts("source"), run.ships_parts("target")
+
+    assert ships() == (True, True)  # "auto" reads maps where they exist
+    assert ships(part_labels="gt", target_part_loss=False) == (True, False)
+    for source in ("pseudo", "band", "none"):  # no map is read for these
+        assert ships(part_labels=source) == (False, False)
+    assert ships(part_model=False) == (False, False)
+
+
+def test_collate_summarises_the_part_labels_on_the_host() -> None:
+    from semparts_reid.engine.loaders import collate_batch
+
+    full = torch.zeros(4, 2, dtype=torch.uint8)
+    none = torch.full((4, 2), 255, dtype=torch.uint8)
+    item = lambda parts: {"image": torch.zeros(3, 4, 2), "parts": parts, "index": 0}  # noqa: E731
+    batch = collate_batch([item(full), item(none)])
+    assert batch["parts_known"] == "some" and batch["has_parts"].tolist() == [True, False]
+    assert collate_batch([item(full)] * 2)["parts_known"] == "all"
+    assert collate_batch([item(none)] * 2)["parts_known"] == "none"
+    assert "parts_known" not in collate_batch([{"image": torch.zeros(1)}])
+    assert collate_batch([1, 2]).tolist() == [1, 2]
+
+
+def test_move_batch_copies_non_blocking_only_to_cuda(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from semparts_reid.engine.loaders import move_batch
+
+    calls: list[tuple[str, bool]] = []
+
+    def fake_to(self, device, non_blocking=False, **kw):  # type: ignore[no-untyped-def]
+        calls.append((str(device), non_blocking))
+        return self
+
+    monkeypatch.setattr(torch.Tensor, "to", fake_to)
+    for device in ("cuda:0", "cpu"):
+        calls.clear()
+        policy = SimpleNamespace(
+            device=torch.device(device),
+            prepare_input=lambda x, non_blocking=False: fake_to(x, "img", non_blocking),
+        )
+        out = move_batch({"image": torch.zeros(1, 3, 2, 2), "pid": torch.zeros(1),
+                          "parts_known": "all"}, policy)  # type: ignore[arg-type]
+        assert out["parts_known"] == "all"
+        assert [nb for _, nb in calls] == [device != "cpu"] * 2

@@ -240,3 +240,29 @@ def test_cuda_step_does_not_synchronise(tiny_pair: Any, tmp_path: Path) -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     guard.check()
+
+
+@pytest.mark.parametrize("known", [(True, True), (True, False), (False, False)])
+@pytest.mark.parametrize("source", ["auto", "gt", "pseudo", "band"])
+def test_part_term_from_the_host_summary_equals_the_device_path(
+    known: tuple[bool, bool], source: str
+) -> None:
+    from semparts_reid.engine.loaders import collate_batch
+    from semparts_reid.engine.step import part_map_term
+
+    g = torch.Generator().manual_seed(0)
+    items = []
+    for has in known:
+        parts = torch.randint(0, 4, (32, 16), generator=g).to(torch.uint8)
+        items.append({"image": torch.zeros(3, 32, 16),
+                      "parts": parts if has else torch.full_like(parts, 255)})
+    batch = collate_batch(items)
+    out = {"part_logits": torch.randn(2, 4, 8, 4, generator=g),
+           "feature_map": torch.randn(2, 16, 8, 4, generator=g).abs()}
+    fast = part_map_term(out, batch, source, check_labels=False)
+    plain = {k: v for k, v in batch.items() if k not in ("parts_known", "has_parts")}
+    slow = part_map_term(out, plain, source)
+    if slow is None:
+        assert fast is None and source == "gt" and not any(known)
+    else:
+        assert fast is not None and torch.equal(fast, slow)
