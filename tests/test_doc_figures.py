@@ -4,7 +4,7 @@ Sources (the only two):
 
 * ``benchmarks/RESULTS.md``, written by ``benchmarks/run_all.py`` (never by hand);
 * ``docs/demo_results.json``: the ``results.json`` that ``semparts-reid demo`` writes,
-  committed as it came out (``semparts-reid demo --out demo_out`` then
+  committed as it came out (``semparts-reid demo --output-dir demo_out`` then
   ``cp demo_out/results.json docs/demo_results.json``).
 
 Pages: ``README.md`` and ``docs/*.md``, outside fenced code blocks and inline code.
@@ -254,7 +254,7 @@ def _pages() -> list[Path]:
 
 
 _MISSING_DEMO = (
-    f"{DEMO_JSON.relative_to(ROOT)} is missing: run `semparts-reid demo --out demo_out` and "
+    f"{DEMO_JSON.relative_to(ROOT)} is missing: run `semparts-reid demo --output-dir demo_out` and "
     "commit demo_out/results.json there; the README's and docs/training.md's demo tables "
     "cite it"
 )
