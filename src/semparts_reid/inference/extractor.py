@@ -281,17 +281,9 @@ class FeatureExtractor:
 
     def _run(self, inputs: Any, bgr: bool,
              parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        spec = classify_inputs(inputs)
+        spec = self.check_inputs(inputs, bgr)
         if len(spec) == 0:
             return self._empty(parts)
-        if bgr and spec.kind in ("path", "pil"):
-            raise ValueError(f"bgr=True applies to numpy arrays and tensors, not {spec.kind} "
-                             "inputs (files and PIL images are decoded as RGB)")
-        if spec.kind == "path":
-            missing = [p for p in spec.items or [] if not os.path.isfile(p)]
-            if missing:
-                raise InputNotFoundError(
-                    f"{len(missing)} input file(s) not found, first: {missing[0]}")
         n_batches = -(-len(spec) // self.batch_size)
         self._batch_index = -1  # counted by _forward, named in errors
         show = self.progress if self.progress is not None else n_batches > 8
@@ -304,6 +296,28 @@ class FeatureExtractor:
         if not parts:
             return g, None, None
         return g, torch.cat([o[1] for o in outs]), torch.cat([o[2] for o in outs])  # type: ignore[misc]
+
+    def check_inputs(self, inputs: Any, bgr: bool, name: str = "inputs") -> Inputs:
+        """Sort ``inputs`` into one kind and check them (shapes, ``bgr``, missing files).
+
+        What :meth:`batches` takes; for code that runs the model on the extractor's
+        preprocessing itself (e.g. :func:`~semparts_reid.inference.predict_part_maps`).
+        """
+        spec = classify_inputs(inputs, name)
+        if bgr and spec.kind in ("path", "pil"):
+            raise ValueError(f"bgr=True applies to numpy arrays and tensors, not {spec.kind} "
+                             "inputs (files and PIL images are decoded as RGB)")
+        if spec.kind == "path":
+            missing = [p for p in spec.items or [] if not os.path.isfile(p)]
+            if missing:
+                raise InputNotFoundError(
+                    f"{name}: {len(missing)} input file(s) not found, first: {missing[0]}")
+        return spec
+
+    def batches(self, spec: Inputs, bgr: bool = False) -> Iterator[Tensor]:
+        """The model's input batches ``(B, 3, H, W)`` of checked inputs (see
+        :meth:`check_inputs`): resized, normalised, on the device, in its memory format."""
+        return self._batches(spec, bgr)
 
     def _normalise(self, x: Tensor, bgr: bool, scale: float) -> Tensor:
         """uint8/float batch -> normalised float32 ``(B, 3, H, W)`` on the device."""

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import InputError, InputNotFoundError
+from ..errors import InputError
 from ._resolve import resolved_extractor
 from .extractor import FeatureExtractor
-from .preprocess import classify_inputs
 
 __all__ = ["predict_part_maps"]
 
@@ -96,18 +94,10 @@ def predict_part_maps(
                             batch_size=batch_size, num_workers=num_workers,
                             data_config=data_config, progress=False) as extractor:
         out_size = out_size or extractor.input_size
-        spec = classify_inputs(images, "images")
-        if bgr and spec.kind in ("path", "pil"):
-            raise ValueError(f"bgr=True applies to numpy arrays and tensors, not {spec.kind} "
-                             "inputs (files and PIL images are decoded as RGB)")
-        if spec.kind == "path":
-            missing = [p for p in spec.items or [] if not os.path.isfile(p)]
-            if missing:
-                raise InputNotFoundError(
-                    f"images: {len(missing)} file(s) not found, first: {missing[0]}")
+        spec = extractor.check_inputs(images, bgr, "images")
         maps: list[Tensor] = []
         with torch.inference_mode():
-            for x in extractor._batches(spec, bgr):  # the extractor's own preprocessing
+            for x in extractor.batches(spec, bgr):  # the extractor's own preprocessing
                 with extractor.policy.autocast():
                     logits = getattr(extractor._call_model(x), "part_logits", None)
                 if logits is None:
