@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "extract": ("bench_extract.py", [], ["--quick"]),
     "adapt": ("bench_adapt.py", [], ["--quick"]),
     "synthetic": ("bench_synthetic.py", [], ["--size", "tiny"]),
+    "loader": ("bench_loader.py", [], ["--quick"]),
     # no target: the domain gap of the synthetic pair, as docs/datasets.md cites it
     "gap": ("synthetic_gap.py", [], ["--quick"]),
 }

@@ -68,7 +68,13 @@ def _data_cfg() -> dict:
 
 
 def _epoch(batches, which: str, epoch: int) -> list[dict]:
-    return [next(it) for it in [batches.iterator(which, "adapt", epoch, 2)] for _ in range(2)]
+    """Two batches of an epoch, finished on the CPU as the trainer's loop does."""
+    from semparts_reid.engine.loaders import move_batch
+    from semparts_reid.precision import resolve_precision
+
+    policy = resolve_precision("cpu", "fp32", channels_last=False)
+    it = batches.iterator(which, "adapt", epoch, 2)
+    return [move_batch(next(it), policy) for _ in range(2)]
 
 
 def _same(x: list[dict], y: list[dict]) -> bool:
@@ -195,3 +201,65 @@ def test_move_batch_copies_non_blocking_only_to_cuda(monkeypatch) -> None:  # ty
                           "parts_known": "all"}, policy)  # type: ignore[arg-type]
         assert out["parts_known"] == "all"
         assert [nb for _, nb in calls] == [device != "cpu"] * 2
+
+
+def _loader_batches(tiny_pair, staged: bool, n: int = 2) -> list[dict]:  # type: ignore[no-untyped-def]
+    from engine_helpers import tiny_config
+
+    from semparts_reid.engine.loaders import build_train_dataset, build_train_loader, move_batch
+    from semparts_reid.precision import resolve_precision
+
+    _, b = tiny_pair
+    cfg = tiny_config("unused", camstyle=True)
+    data = build_train_dataset(b.train, cfg, _data_cfg(), camstyle=True, staged=staged)
+    loader = build_train_loader(data, [r.pid for r in b.train], cfg, global_batch=8, steps=n,
+                                seed=5)
+    policy = resolve_precision("cpu", "fp32", channels_last=False)
+    torch.manual_seed(0)
+    return [move_batch(x, policy) for x in loader]
+
+
+def test_staged_uint8_batches_finish_to_the_same_images(tiny_pair) -> None:  # type: ignore[no-untyped-def]
+    """The trainer's uint8 path (collated as PendingImages, finished by move_batch) gives
+    the batches of the float path, bit for bit."""
+    assert _same(_loader_batches(tiny_pair, staged=True), _loader_batches(tiny_pair, False))
+
+
+def test_pending_images_are_finished_where_they_are_moved() -> None:
+    from semparts_reid.engine.loaders import PendingImages, TrainCollate, move_batch
+    from semparts_reid.precision import resolve_precision
+
+    g = torch.Generator().manual_seed(0)
+
+    def item(i: int) -> dict:
+        noise = torch.randn(3, 2, 3, generator=g)
+        return {"image": torch.randint(0, 256, (3, 6, 4), dtype=torch.uint8, generator=g),
+                "image_erase": (1, 0, noise) if i % 2 else None, "index": i}
+
+    items = [item(i) for i in range(4)]
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.3, 0.4)
+    now = TrainCollate(mean, std)([dict(x) for x in items])
+    later = TrainCollate(mean, std, defer=True)([dict(x) for x in items])
+    assert isinstance(later["image"], PendingImages) and len(later["image"].boxes) == 2
+    assert later["image"].pixels.dtype == torch.uint8 and later["index"].tolist() == [0, 1, 2, 3]
+    moved = move_batch(later, resolve_precision("cpu", "fp32", channels_last=True))
+    assert moved["image"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(moved["image"], now["image"])
+    assert torch.equal(now["image"][1, :, 1:3, 0:3], items[1]["image_erase"][2])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_pending_images_pin_and_finish_on_the_gpu() -> None:
+    from semparts_reid.engine.loaders import TrainCollate, move_batch
+    from semparts_reid.precision import resolve_precision
+
+    items = [{"image": torch.full((3, 4, 4), 200, dtype=torch.uint8),
+              "image_erase": (0, 0, torch.ones(3, 2, 2))} for _ in range(2)]
+    cpu = TrainCollate((0.5,) * 3, (0.5,) * 3)([dict(x) for x in items])["image"]
+    pending = TrainCollate((0.5,) * 3, (0.5,) * 3, defer=True)(items)
+    pinned = pending["image"].pin_memory()
+    assert pinned.pixels.is_pinned() and pinned.noise.is_pinned()
+    pending["image"] = pinned
+    moved = move_batch(pending, resolve_precision("cuda", "fp32"))
+    assert moved["image"].is_cuda and torch.equal(moved["image"].cpu(), cpu)

@@ -120,8 +120,10 @@ def test_loop_reads_back_once_per_check_and_never_per_step(
 def test_public_train_step_still_checks_and_returns_floats(tiny_pair: Any, tmp_path: Path) -> None:
     trainer = _trainer(tiny_pair, tmp_path)
     trainer._start_stage("adapt")
-    bs = next(trainer.batches.iterator("source", "adapt", 0, 1))
-    bt = next(trainer.batches.iterator("target", "adapt", 0, 1))
+    from semparts_reid.engine.loaders import move_batch
+
+    bs = move_batch(next(trainer.batches.iterator("source", "adapt", 0, 1)), trainer.policy)
+    bt = move_batch(next(trainer.batches.iterator("target", "adapt", 0, 1)), trainer.policy)
     terms = trainer.train_step(bs, bt, epoch=0)
     assert all(isinstance(v, float) for v in terms.values()) and "part_map" in terms
     bt["index"] = bt["index"] + 10_000

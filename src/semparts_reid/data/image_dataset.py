@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import InputNotFoundError
-from .image_io import load_rgb
+from .image_io import load_rgb_array
 from .part_labels import make_lut, part_map_path, read_part_map
 from .records import ImageRecord
-from .transforms import JointTransform
+from .transforms import EraseBox, JointTransform
 
 __all__ = ["ReIDImageDataset"]
 
@@ -56,6 +57,14 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             :class:`~semparts_reid.data.camstyle.CameraStyleAugmenter`); adds ``image_cam``.
         with_parts: ``False`` leaves ``parts`` out of the items and reads no part map
             (for training without a part loss: nothing to decode, move or collate).
+        staged: items hold ``image`` (and ``image_cam``) as (3, H, W) **uint8** after
+            resize / crop / flip, with ``image_erase`` (``image_cam_erase``): the
+            random-erasing box and noise or None (:meth:`JointTransform.staged`).
+            :func:`~semparts_reid.data.transforms.finish_images` makes the normalised
+            images of a collated batch from them, exactly those of the unstaged items
+            (the trainer's loader does, in a worker or on the GPU; collate such items
+            with :func:`semparts_reid.engine.loaders.collate_batch`). Needs a
+            :class:`JointTransform` without ``color_jitter``.
     """
 
     def __init__(
@@ -67,7 +76,11 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         part_table: str | Mapping[int, int] | np.ndarray | None = "parts4",
         camstyle: CamStyleFn | None = None,
         with_parts: bool = True,
+        staged: bool = False,
     ) -> None:
+        if staged and not (isinstance(transform, JointTransform)
+                           and not (transform.train and transform.color_jitter > 0)):
+            raise ValueError("staged=True needs a JointTransform without color_jitter")
         if part_maps not in (True, False, "auto"):
             raise ValueError(f"part_maps={part_maps!r}: expected True, False or 'auto'")
         if not callable(transform):
@@ -78,6 +91,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         self.lut = part_table if isinstance(part_table, np.ndarray) else make_lut(part_table)
         self.camstyle = camstyle
         self.with_parts = bool(with_parts)
+        self.staged = bool(staged)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -107,26 +121,34 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             raise IndexError(f"index {index} out of range for {len(self)} records")
         index = index % len(self)
         rec = self.records[index]
-        pil = load_rgb(rec.path)
-        parts = self._parts(rec.path, pil.size)
+        rgb = load_rgb_array(rec.path)  # (H, W, 3) uint8
+        parts = self._parts(rec.path, (rgb.shape[1], rgb.shape[0]))
         geometry = None
         if self.camstyle is not None and hasattr(self.transform, "sample_geometry"):
             geometry = self.transform.sample_geometry()
-        image, labels = self._transform(pil, parts, geometry, self.with_parts)
-        item: dict[str, Any] = {"image": image}
+        item: dict[str, Any] = {}
+        item["image"], labels, erase = self._transform(rgb, parts, geometry, self.with_parts)
+        if self.staged:
+            item["image_erase"] = erase
         if self.with_parts:
             item["parts"] = labels
         item.update(pid=rec.pid, camid=rec.camid, index=index, path=rec.path)
         if self.camstyle is not None:
-            styled = self.camstyle(index, np.asarray(pil), None)
-            item["image_cam"], _ = self._transform(styled, None, geometry, False)
+            styled = self.camstyle(index, rgb, None)
+            item["image_cam"], _, erase = self._transform(styled, None, geometry, False)
+            if self.staged:
+                item["image_cam_erase"] = erase
         return item
 
     def _transform(
         self, image: Any, parts: np.ndarray | None, geometry: Any, labels: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Apply the transform; a :class:`JointTransform` skips a label map nobody reads
-        (the same image and the same random draws, without the map's work)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, EraseBox | None]:
+        """Apply the transform (staged or whole); a :class:`JointTransform` skips a label
+        map nobody reads (the same image and the same random draws, without its work)."""
         if isinstance(self.transform, JointTransform):
-            return self.transform(image, parts, geometry=geometry, labels=labels)
-        return self.transform(image, parts, geometry=geometry)
+            if self.staged:
+                return self.transform.staged(image, parts, geometry=geometry, labels=labels)
+            return (*self.transform(image, parts, geometry=geometry, labels=labels), None)
+        if isinstance(image, np.ndarray):  # other transforms get the PIL image, as always
+            image = Image.fromarray(np.ascontiguousarray(image))
+        return (*self.transform(image, parts, geometry=geometry), None)

@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..layers.parts import BACKGROUND, IGNORE_INDEX
 
-__all__ = ["JointTransform", "build_transforms", "check_data_config"]
+__all__ = ["EraseBox", "JointTransform", "build_transforms", "check_data_config", "finish_images"]
 
 _INTERP = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -120,6 +120,7 @@ class JointTransform:
         self.size: tuple[int, int] = cfg["input_size"]
         self.mean = torch.tensor(cfg["mean"]).view(3, 1, 1)
         self.std = torch.tensor(cfg["std"]).view(3, 1, 1)
+        self.mean_std: tuple[tuple[float, ...], tuple[float, ...]] = (cfg["mean"], cfg["std"])
         self.interpolation = cfg["interpolation"]
         self.train, self.pad, self.flip_p = train, int(pad), float(flip_p)
         self.erasing_p, self.erase_parts = float(erasing_p), erase_parts
@@ -140,12 +141,8 @@ class JointTransform:
         if not self.train:
             return {"top": self.pad, "left": self.pad, "flip": False}
         r = _rand(generator, 3)
-        span = 2 * self.pad + 1
-        return {
-            "top": int(r[0] * span),
-            "left": int(r[1] * span),
-            "flip": bool(r[2] < self.flip_p),
-        }
+        top, left = (r[:2] * (2 * self.pad + 1)).tolist()  # float32 products, as before
+        return {"top": int(top), "left": int(left), "flip": bool(r[2] < self.flip_p)}
 
     def __call__(
         self,
@@ -156,51 +153,91 @@ class JointTransform:
         generator: torch.Generator | None = None,
         labels: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pixels, lab = self._geometry(image, parts, geometry, generator, labels)
+        img = pixels.float()
+        img.div_(255.0)  # in place: the values of (x / 255 - mean) / std, fewer passes
+        if self.train and self.color_jitter > 0:
+            img = self._jitter(img, generator)
+        img.sub_(self.mean).div_(self.std)
+        box = self._draw_erase(generator) if self.train and self.erasing_p > 0 else None
+        if box is not None:
+            top, left, noise = box
+            img[:, top : top + noise.shape[1], left : left + noise.shape[2]] = noise
+            lab = self._erase_labels(lab, top, left, noise.shape[1:])
+        return img, (lab.to(self.label_dtype) if lab is not None else None)
+
+    def staged(
+        self,
+        image: Image.Image | np.ndarray,
+        parts: np.ndarray | None = None,
+        *,
+        geometry: Mapping[str, int | bool] | None = None,
+        generator: torch.Generator | None = None,
+        labels: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, EraseBox | None]:
+        """:meth:`__call__` without the float work: ``(pixels, parts, erase)``.
+
+        ``pixels`` (3, H, W) uint8 after resize, crop and flip; ``parts`` final (erased
+        too); ``erase`` ``(top, left, noise (3, eh, ew))`` or None. :func:`finish_images`
+        turns a batch of them into exactly the images :meth:`__call__` returns (the same
+        random draws in the same order), after collation and on any device: a quarter
+        of the bytes to collate and copy, and one batched normalisation. Not available
+        with ``color_jitter`` (a per-image float operation before normalisation).
+        """
+        if self.train and self.color_jitter > 0:
+            raise ValueError("staged(): color_jitter needs the float image; call the transform")
+        pixels, lab = self._geometry(image, parts, geometry, generator, labels)
+        box = self._draw_erase(generator) if self.train and self.erasing_p > 0 else None
+        if box is not None:
+            lab = self._erase_labels(lab, box[0], box[1], box[2].shape[1:])
+        return pixels, (lab.to(self.label_dtype) if lab is not None else None), box
+
+    def _geometry(
+        self,
+        image: Image.Image | np.ndarray,
+        parts: np.ndarray | None,
+        geometry: Mapping[str, int | bool] | None,
+        generator: torch.Generator | None,
+        labels: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Resize (+ crop and flip when training) on uint8: (3, H, W) pixels, uint8 map."""
         h, w = self.size
-        pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-        if pil.mode != "RGB":
-            pil = pil.convert("RGB")
+        arr = _rgb_array(image)
         if parts is not None:
             parts = np.asarray(parts)
-            if parts.shape != (pil.size[1], pil.size[0]):
+            if parts.shape != arr.shape[:2]:
                 raise ValueError(
                     f"parts shape {parts.shape} differs from image size (H, W)="
-                    f"{(pil.size[1], pil.size[0])}: expected the same"
+                    f"{arr.shape[:2]}: expected the same"
                 )
-        if pil.size != (w, h):
-            pil = pil.resize((w, h), _INTERP[self.interpolation])
-        img = torch.from_numpy(np.array(pil, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+        if not arr.flags.writeable:  # torch wants a writable buffer (never written here)
+            arr = arr.copy()
+        pixels = torch.from_numpy(arr).permute(2, 0, 1)  # (3, h0, w0) view
+        if arr.shape[:2] != (h, w):
+            pixels = _resize(pixels, (h, w), self.interpolation)
         lab: torch.Tensor | None = None
         if parts is not None:
-            pm = Image.fromarray(parts.astype(np.uint8))
-            if pm.size != (w, h):
-                pm = pm.resize((w, h), Image.Resampling.NEAREST)
-            lab = torch.from_numpy(np.array(pm, dtype=np.uint8))
+            lab = _resize_labels(parts.astype(np.uint8, copy=False), (h, w))
         elif labels:
             lab = torch.full((h, w), IGNORE_INDEX, dtype=torch.uint8)
         if self.train:
             geo = geometry if geometry is not None else self.sample_geometry(generator)
-            img, lab = self._crop_flip(img, lab, geo)
-            if self.color_jitter > 0:
-                img = self._jitter(img, generator)
-        img = (img - self.mean) / self.std
-        if self.train and self.erasing_p > 0:
-            img, lab = self._erase(img, lab, generator)
-        return img, (lab.to(self.label_dtype) if lab is not None else None)
+            pixels, lab = self._crop_flip(pixels, lab, geo)
+        return pixels.contiguous(), lab
 
     def _crop_flip(
         self, img: torch.Tensor, lab: torch.Tensor | None, geo: Mapping[str, int | bool]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Zero-pad by ``pad``, crop at ``(top, left)``, flip: one window copy each."""
         p = self.pad
         if p:
-            h, w = self.size
             t, l = int(geo["top"]), int(geo["left"])
             if not (0 <= t <= 2 * p and 0 <= l <= 2 * p):
                 raise ValueError(f"geometry {dict(geo)}: offsets must lie in [0, {2 * p}]")
-            img = torch.nn.functional.pad(img, (p, p, p, p))[:, t : t + h, l : l + w]
+            img = _shift(img, t - p, l - p, 0)
             if lab is not None:
                 fill = BACKGROUND if bool((lab != IGNORE_INDEX).any()) else IGNORE_INDEX
-                lab = torch.nn.functional.pad(lab, (p, p, p, p), value=fill)[t : t + h, l : l + w]
+                lab = _shift(lab, t - p, l - p, fill)
         if geo["flip"]:
             img = img.flip(-1)
             lab = lab.flip(-1) if lab is not None else None
@@ -216,25 +253,139 @@ class JointTransform:
         img = (img - gray) * sat + gray
         return img.clamp(0.0, 1.0)
 
-    def _erase(
-        self, img: torch.Tensor, lab: torch.Tensor | None, generator: torch.Generator | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _draw_erase(self, generator: torch.Generator | None) -> EraseBox | None:
+        """Random erasing's draws: ``(top, left, noise (3, eh, ew))``, or None."""
         r = _rand(generator, 5)
         if r[0] >= self.erasing_p:
-            return img, lab
+            return None
         h, w = self.size
-        area = h * w * (0.02 + 0.38 * float(r[1]))
-        ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * float(r[2]))
+        r1, r2, r3, r4 = r[1:].tolist()
+        area = h * w * (0.02 + 0.38 * r1)
+        ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * r2)
         eh = min(h, max(1, int(round(math.sqrt(area * ratio)))))
         ew = min(w, max(1, int(round(math.sqrt(area / ratio)))))
-        top, left = int(float(r[3]) * (h - eh + 1)), int(float(r[4]) * (w - ew + 1))
-        img = img.clone()
-        img[:, top : top + eh, left : left + ew] = torch.randn((3, eh, ew), generator=generator)
-        if lab is not None and self.erase_parts != "keep":
-            lab = lab.clone()
-            value = IGNORE_INDEX if self.erase_parts == "ignore" else BACKGROUND
-            lab[top : top + eh, left : left + ew] = value
-        return img, lab
+        top, left = int(r3 * (h - eh + 1)), int(r4 * (w - ew + 1))
+        return top, left, torch.randn((3, eh, ew), generator=generator)
+
+    def _erase_labels(
+        self, lab: torch.Tensor | None, top: int, left: int, size: Sequence[int]
+    ) -> torch.Tensor | None:
+        """The part map under an erased box: 255 ("ignore"), background, or kept."""
+        if lab is None or self.erase_parts == "keep":
+            return lab
+        lab = lab.clone()
+        value = IGNORE_INDEX if self.erase_parts == "ignore" else BACKGROUND
+        lab[top : top + int(size[0]), left : left + int(size[1])] = value
+        return lab
+
+
+EraseBox = tuple[int, int, torch.Tensor]
+"""A random-erasing box: ``(top, left, noise)``, ``noise`` (3, eh, ew) float32."""
+
+
+def finish_images(
+    pixels: torch.Tensor | Sequence[torch.Tensor],
+    mean: Sequence[float],
+    std: Sequence[float],
+    erase: Sequence[EraseBox | None] = (),
+    *,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Batched end of :class:`JointTransform`: normalise uint8 images, then erase.
+
+    Args:
+        pixels: (B, 3, H, W) uint8 from :meth:`JointTransform.staged`, on any device,
+            or a list of B (3, H, W) uint8 tensors on the CPU (read once, not stacked).
+        mean, std: the transform's normalisation.
+        erase: per image, its :meth:`~JointTransform.staged` box (noise on any device)
+            or None; empty: no erasing.
+        out: optional (B, 3, H, W) float32 buffer to write into (e.g. shared memory).
+
+    Returns:
+        (B, 3, H, W) float32: exactly what :meth:`JointTransform.__call__` gives per
+        image (the same float operations, element by element).
+    """
+    if isinstance(pixels, torch.Tensor):
+        shape, device, dtype = tuple(pixels.shape), pixels.device, pixels.dtype
+    else:
+        if not pixels or len({tuple(p.shape) for p in pixels}) != 1:
+            raise ValueError("pixels: expected a non-empty list of (3, H, W) of one size")
+        shape, device = (len(pixels), *pixels[0].shape), pixels[0].device
+        dtype = pixels[0].dtype
+    if dtype != torch.uint8 or len(shape) != 4 or shape[1] != 3:
+        raise ValueError(f"pixels of dtype {dtype} and shape {shape}: expected uint8 (B, 3, H, W)")
+    if erase and len(erase) != shape[0]:
+        raise ValueError(f"{len(erase)} erase entries for {shape[0]} images")
+    img = out if out is not None else torch.empty(shape, device=device)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1).to(img.device, non_blocking=True)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1).to(img.device, non_blocking=True)
+    # on a CPU image by image (each pass stays in the cache), on a GPU the whole batch
+    pairs: list[tuple[torch.Tensor, torch.Tensor]]
+    if img.device.type == "cpu":
+        pairs = list(zip(img, pixels))
+    else:
+        whole = pixels if isinstance(pixels, torch.Tensor) else torch.stack(list(pixels))
+        pairs = [(img, whole)]
+    for dst, src in pairs:
+        torch.div(src, 255.0, out=dst)  # = dst.copy_(src).div_(255.0), one pass
+        dst.sub_(m).div_(s)
+    for i, box in enumerate(erase):
+        if box is not None:
+            top, left, noise = box
+            img[i, :, top : top + noise.shape[1], left : left + noise.shape[2]] = noise
+    return img
+
+
+def _rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array of a PIL image or an array (other modes converted)."""
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 \
+            and image.dtype == np.uint8:
+        return image
+    pil = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    if pil.mode != "RGB":
+        pil = pil.convert("RGB")
+    return np.array(pil)
+
+
+def _resize(pixels: torch.Tensor, size: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Resize (3, h0, w0) uint8 to ``size`` as PIL does.
+
+    Bilinear up-sampling by whole factors (128×64 -> 256×128, Market-1501's and the
+    synthetic domains' case) runs torch's uint8 antialiased kernel, which gives PIL's
+    pixels exactly there (tested) at about half the cost; every other case runs PIL.
+    """
+    h0, w0 = pixels.shape[-2:]
+    h, w = size
+    if interpolation == "bilinear" and h % h0 == 0 and w % w0 == 0:
+        x = pixels[None].contiguous(memory_format=torch.channels_last)
+        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True)[0]
+    pil = Image.fromarray(pixels.permute(1, 2, 0).numpy())
+    return torch.from_numpy(np.array(pil.resize((w, h), _INTERP[interpolation]))).permute(2, 0, 1)
+
+
+def _resize_labels(parts: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an (h0, w0) uint8 map, as PIL's ``NEAREST`` does
+    (whole up-sampling factors repeat rows and columns: the same map, without PIL)."""
+    h0, w0 = parts.shape
+    h, w = size
+    if (h0, w0) == (h, w):
+        return torch.from_numpy(parts.copy())
+    if h % h0 == 0 and w % w0 == 0:
+        return torch.from_numpy(np.repeat(np.repeat(parts, h // h0, 0), w // w0, 1))
+    pm = Image.fromarray(parts).resize((w, h), Image.Resampling.NEAREST)
+    return torch.from_numpy(np.array(pm, dtype=np.uint8))
+
+
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: int) -> torch.Tensor:
+    """``out[..., i, j] = x[..., i + dy, j + dx]``, ``fill`` outside ``x``: the crop at
+    ``(dy + pad, dx + pad)`` of ``x`` padded by ``pad`` with ``fill``."""
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, fill, memory_format=torch.contiguous_format)
+    y0, y1 = max(0, -dy), min(h, h - dy)
+    x0, x1 = max(0, -dx), min(w, w - dx)
+    if y0 < y1 and x0 < x1:
+        out[..., y0:y1, x0:x1] = x[..., y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+    return out
 
 
 def build_transforms(
