@@ -43,6 +43,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "adapt": ("bench_adapt.py", [], ["--quick"]),
     "synthetic": ("bench_synthetic.py", [], ["--size", "tiny"]),
     "loader": ("bench_loader.py", [], ["--quick"]),
+    # prints "no CUDA device: skipped" (and exits 0) without a GPU
+    "gpu": ("bench_gpu.py", [], ["--quick"]),
     # no target: the domain gap of the synthetic pair, as docs/datasets.md cites it
     "gap": ("synthetic_gap.py", [], ["--quick"]),
 }
