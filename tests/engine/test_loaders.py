@@ -262,4 +262,19 @@ def test_pending_images_pin_and_finish_on_the_gpu() -> None:
     assert pinned.pixels.is_pinned() and pinned.noise.is_pinned()
     pending["image"] = pinned
     moved = move_batch(pending, resolve_precision("cuda", "fp32"))
-    assert moved["image"].is_cuda and torch.equal(moved["image"].cpu(), cpu)
+    # a GPU may divide by a scalar as a multiplication by its reciprocal: ulps apart
+    assert moved["image"].is_cuda and torch.allclose(moved["image"].cpu(), cpu, rtol=0, atol=1e-6)
+
+
+def test_trainer_close_stops_the_loader_workers(tiny_pair, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine_helpers import tiny_config, tiny_model
+
+    from semparts_reid.engine.trainer import DomainAdaptTrainer
+
+    a, b = tiny_pair
+    trainer = DomainAdaptTrainer(tiny_model(a.num_train_pids), a, b,
+                                 tiny_config(str(tmp_path), num_workers=1, epochs=1))
+    trainer.batches.iterator("source", "adapt", 0, 1)
+    assert set(trainer.batches._loaders) == {"source"}
+    trainer.close()
+    assert trainer.batches._loaders == {}

@@ -564,10 +564,12 @@ class DomainAdaptTrainer:
 
     # ------------------------------------------------------------------ logging
     def close(self) -> None:
-        """Close the loggers (flush event files). :meth:`fit` calls it at its end and a
-        stage calls it when it stops on an error; a trainer used again logs again (the
-        built-in loggers reopen). A logger whose ``close()`` fails is logged and skipped,
-        so one cannot hide another's close or the error that stopped training."""
+        """Close the loggers (flush event files) and stop the loader workers. :meth:`fit`
+        calls it at its end and a stage calls it when it stops on an error; a trainer
+        used again logs again (the built-in loggers reopen) and starts new workers. A
+        logger whose ``close()`` fails is logged and skipped, so one cannot hide
+        another's close or the error that stopped training."""
+        self.batches.close()
         for sink in self.loggers:
             try:
                 sink.close()
