@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from semparts_reid.memory import ExemplarMemory
-from semparts_reid.memory.exemplar import _unique_padded
+from semparts_reid.memory._unique import unique_padded
 
 
 def _reference_update(mem: ExemplarMemory, f: torch.Tensor, idx: torch.Tensor, w: torch.Tensor,
@@ -30,7 +30,7 @@ def _reference_update(mem: ExemplarMemory, f: torch.Tensor, idx: torch.Tensor, w
 def test_unique_padded_matches_torch_unique(seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, 6, (9,), generator=g)
-    uniq, inv, count = _unique_padded(idx)
+    uniq, inv, count = unique_padded(idx)
     ref_u, ref_inv = torch.unique(idx, return_inverse=True)
     n = ref_u.numel()
     assert int(count) == n and torch.equal(uniq[:n], ref_u) and torch.equal(inv, ref_inv)

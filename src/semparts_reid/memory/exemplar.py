@@ -57,6 +57,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ._unique import unique_padded
 from .gather import all_gather_rows
 
 __all__ = ["ExemplarMemory", "LinearMomentum", "MomentumSchedule"]
@@ -64,32 +65,6 @@ __all__ = ["ExemplarMemory", "LinearMomentum", "MomentumSchedule"]
 MomentumSchedule = Callable[[int], float]
 
 _EPS = 1e-12
-
-
-def _unique_padded(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``torch.unique(idx, return_inverse=True)`` with a fixed output size.
-
-    Args:
-        idx: (B,) int64, B >= 1.
-
-    Returns:
-        ``uniq`` (B,): the U distinct values in ascending order, then ``B - U`` copies of
-        the largest; ``inverse`` (B,): position of each ``idx`` entry in ``uniq`` (as
-        ``torch.unique``'s); ``count``: U as a 0-d tensor. Nothing is read back to the
-        host, so on a GPU this does not synchronise (``torch.unique`` must, to size its
-        output).
-    """
-    b = idx.numel()
-    sorted_idx, order = torch.sort(idx, stable=True)
-    starts = torch.ones(b, dtype=torch.bool, device=idx.device)
-    starts[1:] = sorted_idx[1:] != sorted_idx[:-1]
-    group = torch.cumsum(starts.long(), 0) - 1  # (B,) group of each sorted entry
-    inverse = torch.empty_like(group).scatter_(0, order, group)
-    count = group[-1] + 1
-    # every entry of a group writes the same value, so the scatter is deterministic
-    uniq = torch.empty_like(sorted_idx).scatter_(0, group, sorted_idx)
-    pad = torch.arange(b, device=idx.device) >= count
-    return torch.where(pad, sorted_idx[-1], uniq), inverse, count
 
 
 @dataclass(frozen=True)
@@ -377,7 +352,7 @@ class ExemplarMemory:
         f, idx, w = all_gather_rows(f), all_gather_rows(idx), all_gather_rows(w)  # no-op at 1
         if idx.numel() == 0:
             return
-        uniq, inv, count = _unique_padded(idx)  # (B,) sorted distinct, padded; (B,); ()
+        uniq, inv, count = unique_padded(idx)  # (B,) sorted distinct, padded; (B,); ()
         b = idx.numel()
         acc = f.new_zeros(b, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
         cnt = w.new_zeros(b, self.num_heads).index_add_(0, inv, w)  # (B, H); 0 on padding
