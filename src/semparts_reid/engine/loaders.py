@@ -340,7 +340,8 @@ def build_train_loader(
     transform = getattr(torch_dataset, "transform", None)
     collate: Any = collate_batch
     if getattr(torch_dataset, "staged", False) and transform is not None:
-        collate = TrainCollate(*transform.mean_std, defer=True)
+        mean, std = transform.mean_std
+        collate = TrainCollate(mean, std, defer=True)
     if workers == 0:
         return DataLoader(
             torch_dataset, batch_size=sampler.local_batch_size, sampler=sampler,
