@@ -47,6 +47,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "gpu": ("bench_gpu.py", [], ["--quick"]),
     # no target: the domain gap of the synthetic pair, as docs/datasets.md cites it
     "gap": ("synthetic_gap.py", [], ["--quick"]),
+    # no target: part-map quality on the target domain (semantic-parts issue)
+    "part_maps": ("bench_part_maps.py", ["--json", "benchmarks/part_maps.json"], ["--quick"]),
 }
 
 # lines worth lifting into the summary
