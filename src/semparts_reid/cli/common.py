@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import InputError
@@ -28,34 +28,25 @@ class UsageError(InputError):
     """A bad command-line argument or input. Printed as one line, exit code 2."""
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an int >= 1.
+def _int_at_least(low: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an int >= ``low`` (``what`` names the expectation in errors)."""
 
-    Raises:
-        argparse.ArgumentTypeError: ``text`` is not an integer, or is below 1.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an int >= 0.
-
-    Raises:
-        argparse.ArgumentTypeError: ``text`` is not an integer, or is negative.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+#: argparse type: an int >= 1 (raises ``argparse.ArgumentTypeError`` otherwise)
+positive_int = _int_at_least(1, "a positive integer")
+#: argparse type: an int >= 0 (raises ``argparse.ArgumentTypeError`` otherwise)
+non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 class _DeprecatedAlias(argparse.Action):

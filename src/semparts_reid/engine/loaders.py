@@ -153,33 +153,6 @@ class SeededItems(Dataset[Any]):
         return self.dataset[index]
 
 
-def _torch_dataset(
-    records: Sequence[Any],
-    data_config: dict[str, Any],
-    train: bool,
-    cfg: Any = None,
-    camstyle: bool = False,
-    with_parts: bool = True,
-    staged: bool = False,
-) -> Any:
-    """The data package's torch dataset (dict items per docs/architecture.md)."""
-    from ..data.camstyle import CameraStyleAugmenter
-    from ..data.image_dataset import ReIDImageDataset
-    from ..data.transforms import build_transforms
-
-    aug: dict[str, Any] = {}
-    if cfg is not None and train:
-        h = int(data_config["input_size"][0])
-        # 10 px of padding at 256 px height (the usual re-ID setting), scaled with height
-        pad = max(1, round(10 * h / 256)) if cfg.random_crop else 0
-        aug = dict(pad=pad, flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing)
-    transform = build_transforms(data_config, train=train, label_dtype=torch.uint8, **aug)
-    style = CameraStyleAugmenter(records) if camstyle else None
-    table = getattr(cfg, "part_table", "parts4") if cfg is not None else "parts4"
-    return ReIDImageDataset(records, transform, camstyle=style, part_table=table,
-                            with_parts=with_parts, staged=staged)
-
-
 def build_train_dataset(
     records: Sequence[Any],
     cfg: Any,
@@ -198,8 +171,19 @@ def build_train_dataset(
     uint8 images finished after collation (see the module docstring); the batches of
     :func:`build_train_loader` are the same either way.
     """
-    return _torch_dataset(records, data_config, True, cfg, camstyle=camstyle,
-                          with_parts=with_parts, staged=staged)
+    from ..data.camstyle import CameraStyleAugmenter
+    from ..data.image_dataset import ReIDImageDataset
+    from ..data.transforms import build_transforms
+
+    h = int(data_config["input_size"][0])
+    # 10 px of padding at 256 px height (the usual re-ID setting), scaled with height
+    pad = max(1, round(10 * h / 256)) if cfg.random_crop else 0
+    transform = build_transforms(data_config, train=True, label_dtype=torch.uint8, pad=pad,
+                                 flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing)
+    style = CameraStyleAugmenter(records) if camstyle else None
+    return ReIDImageDataset(records, transform, camstyle=style,
+                            part_table=getattr(cfg, "part_table", "parts4"),
+                            with_parts=with_parts, staged=staged)
 
 
 @dataclass(frozen=True)
