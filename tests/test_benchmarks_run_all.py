@@ -3,26 +3,17 @@ MISSED (never "ok") and makes the exit status non-zero; the report is written ei
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from bench_loading import BENCH_DIR
+from bench_loading import load_benchmark as _load
+
 ROOT = Path(__file__).resolve().parents[1]
-BENCH_DIR = ROOT / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
