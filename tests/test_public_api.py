@@ -9,6 +9,7 @@ import pytest
 import semparts_reid
 
 PUBLIC_NAMES = [
+    "ClusterMemory",
     "DomainAdaptTrainer",
     "ExemplarMemory",
     "FeatureExtractor",

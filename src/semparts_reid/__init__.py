@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "part_mask_pool": ".layers.part_pooling",
     "SemanticPartClassifier": ".layers.part_classifier",
     "ExemplarMemory": ".memory",
+    "ClusterMemory": ".memory",
     "evaluate_cmc_map": ".metrics.rank",
     "ReIDMetrics": ".metrics.rank",
     "compute_distance": ".metrics.distance",
@@ -72,7 +73,7 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real objects
     from .inference.extractor import FeatureExtractor
     from .layers.part_classifier import SemanticPartClassifier
     from .layers.part_pooling import PartMaskPooling, part_mask_pool
-    from .memory import ExemplarMemory
+    from .memory import ClusterMemory, ExemplarMemory
     from .metrics.distance import compute_distance
     from .metrics.part_distance import part_aware_distance
     from .metrics.rank import ReIDMetrics, evaluate_cmc_map
