@@ -14,9 +14,13 @@ The trainer does not know ECN or clustering. It holds one object with this inter
 * ``state_dict()`` / ``load_state_dict(state)`` for exact resume.
 
 :class:`ExemplarObjective` (ECN's exemplar memory: exemplar, camera and neighbourhood
-invariance, per head) is the built-in one; :func:`build_objective` builds a built-in
-objective by the name in ``TrainConfig.target_objective``. A user can pass any object
-with the interface to ``DomainAdaptTrainer(..., objective=...)``.
+invariance, per head) and :class:`~semparts_reid.engine.cluster_objective.ClusterObjective`
+(DBSCAN pseudo-identities, a cluster memory and semantic-part label refinement) are the
+built-in ones; :func:`build_objective` builds one by the name in
+``TrainConfig.target_objective`` (``"ecn"`` or ``"cluster"``). An objective may also
+have ``epoch_metrics() -> dict``: the trainer adds it to each adaptation epoch's record.
+A user can pass any object with the interface to ``DomainAdaptTrainer(...,
+objective=...)``.
 
 Example:
     >>> import torch
@@ -49,7 +53,7 @@ __all__ = [
 ]
 
 #: names of the built-in objectives (``TrainConfig.target_objective``)
-OBJECTIVES = ("ecn",)
+OBJECTIVES = ("ecn", "cluster")
 
 
 @dataclass(frozen=True)
@@ -216,5 +220,24 @@ def build_objective(
             head_reduction=config.head_reduction,
             dtype=torch.bfloat16 if config.memory_dtype == "bfloat16" else torch.float32,
             device=device,
+        )
+    if name == "cluster":
+        from .cluster_objective import ClusterObjective
+        from .clustering import ClusterSettings
+
+        ipi = config.cluster_images_per_identity
+        settings = (
+            ClusterSettings.for_identity_size(ipi) if ipi is not None else ClusterSettings(
+                eps=config.cluster_eps, min_samples=config.cluster_min_samples,
+                k1=config.cluster_k1, k2=config.cluster_k2,
+            )
+        )
+        return ClusterObjective(
+            feat_dim, num_heads, settings=settings, temperature=config.cluster_temperature,
+            momentum=config.cluster_momentum, hard=config.cluster_hard_update,
+            refine_global=config.cluster_refine_global,
+            part_smoothing=config.cluster_part_smoothing, beta=config.cluster_beta,
+            agreement_k=config.cluster_agreement_k, head_reduction=config.head_reduction,
+            device=device, progress=config.progress,
         )
     raise ValueError(f"unknown target objective {name!r}; built in: {', '.join(OBJECTIVES)}")

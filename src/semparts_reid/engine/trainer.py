@@ -188,7 +188,8 @@ class DomainAdaptTrainer:
     @property
     def memory(self) -> ExemplarMemory | None:
         """The exemplar memory of an :class:`ExemplarObjective` (else None)."""
-        return getattr(self.objective, "memory", None)
+        mem = getattr(self.objective, "memory", None)
+        return mem if isinstance(mem, ExemplarMemory) else None
 
     # ------------------------------------------------------------------ setup
     def _check_setup_labels(self) -> None:
@@ -318,10 +319,15 @@ class DomainAdaptTrainer:
         """The current model's features of the target training images (for objectives
         that re-cluster; see :meth:`TargetObjective.start_epoch`)."""
         from ..inference.evaluation import extract_split
+        from .target_features import gather_split_features
 
         assert self.target is not None
-        return extract_split(self._extractor(), self.target.train, parts=self.use_parts,
-                             split="target train")
+        extractor = self._extractor()  # under torchrun: one shard per rank, all-gathered
+        return gather_split_features(
+            lambda recs: extract_split(extractor, recs, parts=self.use_parts,
+                                       split="target train"),
+            self.target.train, rank=self.rank, world=self.world, device=self.device,
+        )
 
     def _extractor(self) -> Any:
         from ..inference.extractor import FeatureExtractor
@@ -360,7 +366,10 @@ class DomainAdaptTrainer:
                 check_every=self.config.check_finite_every,
             )
         assert self.optimizer is not None
+        # an objective may report on its epoch start (a clustering one: clusters, outliers)
+        extra = getattr(self.objective, "epoch_metrics", None) if stage == "adapt" else None
         return {"stage": stage, "epoch": epoch + 1, "step": self.global_step, **terms,
+                **(extra() if callable(extra) else {}),
                 "lr": self.optimizer.param_groups[-1]["lr"]}
 
     # ------------------------------------------------------------------ one step
