@@ -188,7 +188,8 @@ class ClusterObjective:
                 from ..metrics.kreciprocal import jaccard_distance
 
                 s = self.settings
-                distance = jaccard_distance(g.to(self.memory.device), k1=s.k1, k2=s.k2)
+                distance = jaccard_distance(g.to(self.memory.device), k1=s.k1, k2=s.k2,
+                                            max_distance=s.eps)  # farther: not neighbours
             bar.update(1)
             bar.set_postfix_str(steps[1])
             labels = dbscan_labels(distance, eps=self.settings.eps,

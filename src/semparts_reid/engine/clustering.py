@@ -166,7 +166,7 @@ def cluster_features(
     from ..metrics.kreciprocal import jaccard_distance
 
     s = settings if settings is not None else ClusterSettings()
-    dist = jaccard_distance(features, k1=s.k1, k2=s.k2)
+    dist = jaccard_distance(features, k1=s.k1, k2=s.k2, max_distance=s.eps)
     return dbscan_labels(dist, eps=s.eps, min_samples=s.min_samples, n_jobs=n_jobs)
 
 

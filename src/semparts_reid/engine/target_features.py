@@ -3,8 +3,9 @@
 Under ``torchrun`` each rank extracts every ``world``-th image (``records[rank::world]``)
 and the shards are all-gathered and put back in record order, so every rank holds the
 same :class:`~semparts_reid.inference.SplitFeatures` of the whole target training set
-for the price of ``1 / world`` of the extraction. In one process this is just the
-extraction.
+for the price of ``1 / world`` of the extraction. A shard is extracted by its own rank's
+replica: the weights are the same everywhere, the BatchNorm running statistics are each
+process's own (as in evaluation under DDP). In one process this is just the extraction.
 """
 
 from __future__ import annotations
