@@ -1,67 +1,129 @@
 """k-reciprocal re-ranking (Zhong et al., "Re-ranking Person Re-identification with
-k-reciprocal Encoding", CVPR 2017).
+k-reciprocal Encoding", CVPR 2017), for any number of queries and gallery items.
 
-For the ``N = Q + G`` query and gallery items, with ``D`` the ``(N, N)`` distance matrix:
+For the ``N = Q + G`` query and gallery items, with ``D = [[qq, qg], [qg^T, gg]]``:
 
-1. ``D`` is squared and each row divided by its maximum (the convention of the
-   authors' released code, for which ``lambda_value = 0.3`` was tuned).
-2. ``N(p, k)``: the ``k + 1`` nearest items of ``p`` (``p`` included; ties by index).
-   ``R(p, k) = {g in N(p, k) : p in N(g, k)}`` (k-reciprocal neighbours).
-3. ``R*(p)``: ``R(p, k1)`` plus, for each ``c`` in it, ``R(c, round(k1 / 2))`` when more
-   than 2/3 of that set already lies in ``R(p, k1)``.
-4. ``V[p, g] = exp(-D[p, g]) / sum_{g' in R*(p)} exp(-D[p, g'])`` on ``R*(p)``, else 0.
-5. Local query expansion: ``V[p] <- mean of V[n] over the k2 nearest n of p``.
-6. Jaccard distance ``d_J(p, g) = 1 - sum min(V_p, V_g) / sum max(V_p, V_g)``.
-7. Result: ``(1 - lambda_value) * d_J + lambda_value * D`` for query x gallery pairs.
+1. ``M[i, j] = D[j, i]^2 / max_l D[l, i]^2`` in float32: squared, divided by the
+   maximum of its column, transposed -- exactly torchreid 0.2.5's
+   ``torchreid.reid.utils.rerank.re_ranking`` (for a symmetric ``D``: row ``i`` over its
+   maximum), for which ``lambda_value = 0.3`` was tuned.
+2. The sparse k-reciprocal encoding ``V`` on ``M`` (:mod:`~semparts_reid.metrics.kreciprocal`,
+   steps 1-5: neighbours ordered by ``(M, index)``, ``R*``, ``exp(-M)`` weights, query
+   expansion with ``k2``).
+3. The Jaccard distance ``d_J`` on query x gallery pairs only.
+4. Result: ``(1 - lambda_value) * d_J + lambda_value * M`` on query x gallery, float32.
 
-Memory: the method is ``O((Q + G)^2)`` by nature (the neighbourhoods are computed among
-queries *and* gallery). Peak is about ``12 * (Q + G)^2`` bytes (three dense float32
-``(N, N)`` arrays); above ``max_n`` items :func:`re_ranking` raises rather than
-exhausting memory: raise the limit knowingly, or re-rank a shortlist.
+It equals torchreid's ``re_ranking`` (to ~1e-7 on random inputs; where exact distance
+ties straddle a neighbourhood's edge, torchreid's unstable ``argsort`` picks an arbitrary
+one and this picks the smaller index).
+
+Memory: no ``(N, N)`` array. Neighbours come from an exact tiled search
+(:mod:`._knn`), ``V`` has ``O(N k)`` non-zeros and the Jaccard distance is accumulated a
+block of queries at a time into the ``(Q, G)`` result. :func:`re_ranking_from_features`
+never builds a gallery x gallery matrix either: at Market-1501 scale (3,368 x 15,913,
+dim 2048) it needs little more than the ``(Q, G)`` float32 result (~214 MB).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import scipy.sparse as sp
 import torch
 
-from .distance import compute_distance
+from ..errors import InputError
+from . import _knn
+from .kreciprocal import candidate_lookup, check_k, encode, sum_min_chunks
 
 __all__ = ["re_ranking", "re_ranking_from_features"]
 
-DEFAULT_MAX_N = 16384  # (Q + G) limit: ~3.2 GB peak
+DEFAULT_MAX_N: int | None = None  # no limit: memory is O(N k + Q G), not O(N^2)
 
 
 def _np(name: str, x: object) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().to(torch.float64).numpy()
+        x = x.detach().cpu()
+        x = (x if x.dtype in (torch.float32, torch.float64) else x.float()).numpy()
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
     if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
+        raise InputError(f"{name} must be 2-D, got shape {x.shape}")
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float64 if np.issubdtype(x.dtype, np.integer) else np.float32)
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} of shape {x.shape} holds NaN/inf; expected finite distances")
+        raise InputError(f"{name} of shape {x.shape} holds NaN/inf; expected finite distances")
     return x
 
 
-def _nearest(dist: np.ndarray, k: int, rows_per_chunk: int = 1024) -> np.ndarray:
-    """Indices of the ``k`` smallest entries of each row, ascending, ties by index."""
-    t = torch.from_numpy(dist)
-    out = np.empty((dist.shape[0], k), dtype=np.int64)
-    for a in range(0, dist.shape[0], rows_per_chunk):
-        block = t[a : a + rows_per_chunk]
-        idx = torch.topk(block, k, dim=1, largest=False, sorted=False).indices
-        idx = idx.sort(dim=1).values  # by index, then stable by value
-        vals = block.gather(1, idx)
-        order = torch.sort(vals, dim=1, stable=True).indices
-        out[a : a + rows_per_chunk] = idx.gather(1, order).numpy()
+def _check(nq: int, ng: int, k1: int, k2: int, lambda_value: float, max_n: int | None
+           ) -> tuple[int, int]:
+    n = nq + ng
+    if nq == 0 or ng == 0:
+        raise InputError(f"re-ranking needs Q >= 1 queries and G >= 1 gallery, got {nq} x {ng}")
+    if max_n is not None and n > max_n:
+        raise InputError(f"re-ranking {nq} queries + {ng} gallery = {n} items exceeds "
+                         f"max_n={max_n} (a limit you set; the default is none)")
+    if not 0.0 <= float(lambda_value) <= 1.0:
+        raise InputError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
+    return check_k(k1, k2, n)
+
+
+def _sq32(x: np.ndarray) -> np.ndarray:
+    """``x ** 2`` in ``x``'s precision, then float32 (torchreid's ``power().astype``)."""
+    return np.square(x).astype(np.float32, copy=False)
+
+
+def _rerank(
+    prov: _knn.Provider,
+    nq: int,
+    k1: int,
+    k2: int,
+    lambda_value: float,
+    qg_squared: Callable[[np.ndarray], None] | None,
+) -> np.ndarray:
+    """The algorithm of the module docstring on a tile provider; ``(Q, G)`` float32.
+
+    ``qg_squared(out)`` fills ``out`` with ``float32(qg ** 2)``; ``None``: the provider's
+    tiles do it during the search (features).
+    """
+    n, ng = prov.n, prov.n - nq
+    out = np.empty((nq, ng), dtype=np.float32)
+
+    def store(rows: tuple[int, int], cols: tuple[int, int], t: torch.Tensor) -> None:
+        if rows[0] < nq <= cols[0]:  # a query x gallery tile
+            out[rows[0] : rows[1], cols[0] - nq : cols[1] - nq] = _sq32(_knn._np(t))
+
+    k = max(k1 + 1, k2)
+    val, idx, row_max = _knn.search(prov, min(n, 2 * k), on_tile=None if qg_squared else store)
+    max_sq = _sq32(row_max)
+    max_sq[max_sq == 0] = 1.0  # an all-zero row stays as it is
+
+    def transform(x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        m = max_sq[rows]
+        return _sq32(x) / (m[:, None] if x.ndim == 2 else m)
+
+    nn, tv = _knn.order(prov, val, idx, k, transform)
+    lookup = candidate_lookup(nn, tv, lambda p, j: transform(prov.pairs(p, j), p))
+    v = encode(nn[:, :k], k1, k2, lookup)
+    if qg_squared is not None:
+        qg_squared(out)
+    out /= max_sq[:nq, None]  # M on query x gallery
+    # (1 - lam) d_J + lam M, in float32 as torchreid: d_J = 1 except on overlapping pairs
+    lam, keep = np.float32(lambda_value), np.float32(1.0 - lambda_value)
+    out *= lam
+    cols = v[nq:].T.tocsr()  # (N, G): the gallery items of each column
+    overlap = []
+    for a, b, rr, g, mins in sum_min_chunks(v[:nq], cols):
+        s = sp.coo_matrix((mins, (rr, g)), shape=(b - a, ng)).tocsr()
+        s.sum_duplicates()
+        r = np.repeat(np.arange(a, b), np.diff(s.indptr))
+        jac = (1.0 - s.data / (2.0 - s.data)).astype(np.float32)
+        overlap.append((r, s.indices, jac * keep + out[r, s.indices]))
+    out += keep
+    for r, g, val in overlap:
+        out[r, g] = val
     return out
-
-
-def _reciprocal(nn: np.ndarray) -> np.ndarray:
-    """``(N, k + 1)`` mask: ``nn[p, i]`` is a k-reciprocal neighbour of ``p``."""
-    p = np.arange(nn.shape[0])[:, None, None]
-    return (nn[nn] == p).any(axis=-1)
 
 
 def re_ranking(
@@ -72,20 +134,21 @@ def re_ranking(
     k2: int = 6,
     lambda_value: float = 0.3,
     *,
-    max_n: int = DEFAULT_MAX_N,
-    chunk_size: int = 256,
+    max_n: int | None = DEFAULT_MAX_N,
+    chunk_size: int = 1024,
 ) -> np.ndarray | torch.Tensor:
-    """Re-rank query-gallery distances with k-reciprocal encoding.
+    """Re-rank query-gallery distances with k-reciprocal encoding (module docstring).
 
     Args:
         q_g_dist: ``(Q, G)`` query-gallery distances (smaller is closer).
         q_q_dist: ``(Q, Q)`` query-query distances.
-        g_g_dist: ``(G, G)`` gallery-gallery distances.
+        g_g_dist: ``(G, G)`` gallery-gallery distances. The three are read in place
+            (float32 or float64 kept), never concatenated.
         k1: neighbourhood size of the k-reciprocal sets (``1 <= k1 < Q + G``).
         k2: local query-expansion size (``1 <= k2 <= k1 + 1``; 1 disables it).
         lambda_value: weight of the original distance, in ``[0, 1]``.
-        max_n: refuse ``Q + G > max_n`` (memory is ``~12 (Q + G)^2`` bytes).
-        chunk_size: rows processed at a time in the vectorised steps.
+        max_n: optional limit on ``Q + G`` (``None``: none; memory is not ``O(N^2)``).
+        chunk_size: items per row block of the neighbour search.
 
     Returns:
         ``(Q, G)`` re-ranked distances, float32; a torch tensor if ``q_g_dist`` is one.
@@ -102,88 +165,22 @@ def re_ranking(
     qg, qq, gg = _np("q_g_dist", q_g_dist), _np("q_q_dist", q_q_dist), _np("g_g_dist", g_g_dist)
     nq, ng = qg.shape
     if qq.shape != (nq, nq):
-        raise ValueError(f"q_q_dist must have shape ({nq}, {nq}) for {nq} queries, got {qq.shape}")
+        raise InputError(f"q_q_dist must have shape ({nq}, {nq}) for {nq} queries, got {qq.shape}")
     if gg.shape != (ng, ng):
-        raise ValueError(f"g_g_dist must have shape ({ng}, {ng}) for {ng} gallery, got {gg.shape}")
-    n = nq + ng
-    if nq == 0 or ng == 0:
-        raise ValueError(f"q_g_dist must have Q >= 1 and G >= 1, got shape {qg.shape}")
-    if n > max_n:
-        raise ValueError(
-            f"re-ranking {nq} queries + {ng} gallery = {n} items needs ~{12 * n * n / 2**30:.1f} "
-            f"GiB (O((Q+G)^2)); this exceeds max_n={max_n}. Raise max_n knowingly or re-rank "
-            "a shortlist of the gallery."
-        )
-    for name, val, lo, hi in (("k1", k1, 1, n - 1), ("k2", k2, 1, k1 + 1)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or not lo <= val <= hi:
-            raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {val!r}")
-    if not 0.0 <= float(lambda_value) <= 1.0:
-        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value!r}")
+        raise InputError(f"g_g_dist must have shape ({ng}, {ng}) for {ng} gallery, got {gg.shape}")
+    k1, k2 = _check(nq, ng, k1, k2, lambda_value, max_n)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InputError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    dt = np.result_type(qg, qq, gg)
+    qg, qq, gg = (x.astype(dt, copy=False) for x in (qg, qq, gg))
 
-    dist = np.empty((n, n), dtype=np.float32)
-    dist[:nq, :nq], dist[:nq, nq:], dist[nq:, :nq], dist[nq:, nq:] = qq, qg, qg.T, gg
-    np.square(dist, out=dist)
-    row_max = dist.max(axis=1, keepdims=True)
-    dist /= np.where(row_max > 0, row_max, 1.0)
+    def qg_squared(out: np.ndarray) -> None:
+        for a in range(0, nq, chunk_size):
+            out[a : a + chunk_size] = np.square(qg[a : a + chunk_size]).astype(np.float32)
 
-    k1h = int(np.around(k1 / 2.0))
-    nn = _nearest(dist, max(k1 + 1, k2))
-    fwd, half = nn[:, : k1 + 1], nn[:, : k1h + 1]
-    rec, rec_h = _reciprocal(fwd), _reciprocal(half)
-
-    v = np.zeros((n, n), dtype=np.float32)
-    for a in range(0, n, chunk_size):
-        rows = np.arange(a, min(a + chunk_size, n))
-        c = len(rows)
-        f, r = fwd[rows], rec[rows]  # (c, k1+1)
-        cand_set = half[f]  # (c, k1+1, k1h+1): half-neighbourhood of each candidate
-        cand_ok = rec_h[f]
-        in_r = ((cand_set[..., None] == f[:, None, None, :]) & r[:, None, None, :]).any(-1)
-        n_half = cand_ok.sum(-1)
-        qualify = r & ((in_r & cand_ok).sum(-1) > 2.0 / 3.0 * n_half)
-        member = np.zeros((c, n), dtype=bool)
-        ri = np.repeat(np.arange(c)[:, None], f.shape[1], axis=1)
-        member[ri[r], f[r]] = True
-        take = qualify[..., None] & cand_ok
-        ri3 = np.broadcast_to(np.arange(c)[:, None, None], cand_set.shape)
-        member[ri3[take], cand_set[take]] = True
-        w = np.where(member, np.exp(-dist[rows]), 0.0)
-        v[rows] = w / w.sum(axis=1, keepdims=True)
-
-    if k2 > 1:
-        v_qe = np.empty_like(v)
-        for a in range(0, n, chunk_size):
-            v_qe[a : a + chunk_size] = v[nn[a : a + chunk_size, :k2]].mean(axis=1)
-        v = v_qe
-
-    jaccard = _jaccard(v[:nq], v[nq:], chunk_size)
-    final = (1.0 - lambda_value) * jaccard + lambda_value * dist[:nq, nq:]
-    final = final.astype(np.float32)
+    prov = _knn.MatrixTiles(qg, qq, gg, block=chunk_size)
+    final = _rerank(prov, nq, k1, k2, lambda_value, qg_squared)
     return torch.from_numpy(final) if as_torch else final
-
-
-def _jaccard(vq: np.ndarray, vg: np.ndarray, chunk_size: int) -> np.ndarray:
-    """``1 - sum min / sum max`` between rows of ``vq (Q, N)`` and ``vg (G, N)``.
-
-    Rows sum to 1, so ``sum max = 2 - sum min``. ``sum min`` is accumulated only over
-    the columns where both rows are non-zero (an inverted index of ``vg``'s columns).
-    """
-    nq, ng = vq.shape[0], vg.shape[0]
-    col, grow = np.nonzero(vg.T)  # gallery rows of each column, grouped by column
-    col_ptr = np.searchsorted(col, np.arange(vg.shape[1] + 1))
-    out = np.empty((nq, ng), dtype=np.float64)
-    for a in range(0, nq, chunk_size):
-        qi, j = np.nonzero(vq[a : a + chunk_size])
-        cnt = col_ptr[j + 1] - col_ptr[j]
-        rep = np.repeat(np.arange(len(j)), cnt)
-        pos = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        g = grow[col_ptr[j][rep] + pos]
-        jj = j[rep]
-        vals = np.minimum(vq[a + qi[rep], jj], vg[g, jj])
-        c = min(chunk_size, nq - a)
-        s = np.bincount(qi[rep] * ng + g, weights=vals, minlength=c * ng).reshape(c, ng)
-        out[a : a + c] = 1.0 - s / (2.0 - s)
-    return out
 
 
 def re_ranking_from_features(
@@ -194,21 +191,31 @@ def re_ranking_from_features(
     k2: int = 6,
     lambda_value: float = 0.3,
     *,
-    max_n: int = DEFAULT_MAX_N,
+    max_n: int | None = DEFAULT_MAX_N,
+    device: str | torch.device | None = None,
+    block: int = 2048,
 ) -> np.ndarray | torch.Tensor:
     """:func:`re_ranking` from ``(Q, D)`` query and ``(G, D)`` gallery features.
 
-    The three distance matrices are computed with
-    :func:`~semparts_reid.metrics.distance.compute_distance` and ``metric``; the
-    result's type follows the inputs (torch if either is a tensor).
+    The distances are those of
+    :func:`~semparts_reid.metrics.distance.compute_distance` with ``metric``, computed
+    in ``(block, block)`` tiles (on ``device``: default the features' device) and made
+    exactly symmetric (the upper tiles, transposed below); no gallery x gallery matrix is
+    held. :func:`~semparts_reid.metrics._knn.dense_matrix` of the same tiles, split into
+    ``qg``, ``qq`` and ``gg``, gives :func:`re_ranking` (and torchreid) the identical
+    input.
+
+    Returns:
+        ``(Q, G)`` float32 on the CPU; a torch tensor if either input is one.
     """
+    for name, x in (("query", query), ("gallery", gallery)):
+        if not isinstance(x, (np.ndarray, torch.Tensor)) or x.ndim != 2:
+            raise InputError(f"{name} must be a (N, D) numpy array or tensor, got "
+                             f"{type(x).__name__} of shape {getattr(x, 'shape', None)}")
     nq, ng = int(query.shape[0]), int(gallery.shape[0])
-    if nq + ng > max_n:  # fail before allocating the (G, G) matrix
-        raise ValueError(
-            f"re-ranking {nq} + {ng} = {nq + ng} items exceeds max_n={max_n} "
-            "(memory is O((Q+G)^2)); raise max_n knowingly or re-rank a shortlist"
-        )
-    qg = compute_distance(query, gallery, metric)
-    qq = compute_distance(query, query, metric)
-    gg = compute_distance(gallery, gallery, metric)
-    return re_ranking(qg, qq, gg, k1, k2, lambda_value, max_n=max_n)
+    k1, k2 = _check(nq, ng, k1, k2, lambda_value, max_n)
+    prov = _knn.FeatureTiles([query, gallery], metric, block=block, device=device,
+                             names=["query", "gallery"])
+    final = _rerank(prov, nq, k1, k2, lambda_value, None)
+    as_torch = isinstance(query, torch.Tensor) or isinstance(gallery, torch.Tensor)
+    return torch.from_numpy(final) if as_torch else final
