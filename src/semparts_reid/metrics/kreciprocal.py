@@ -130,7 +130,7 @@ def encode(nn: np.ndarray, k1: int, k2: int, lookup: Lookup, *, chunk: int = 102
 
 
 def sum_min_chunks(
-    v: sp.csr_matrix, cols: sp.csr_matrix, *, triples: int = 1 << 22, cells: int | None = None
+    v: sp.csr_matrix, cols: sp.csr_matrix, *, triples: int = 1 << 18, cells: int | None = None
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
     """``sum_j min(v[p, j], cols[j, g])`` for the pairs that share a ``j``, by row chunks.
 
@@ -336,15 +336,18 @@ def jaccard_distance(
 
     Example:
         >>> import numpy as np
-        >>> f = np.repeat(np.eye(3, 8), 4, axis=0) + 0.01 * np.arange(12)[:, None]
-        >>> d = jaccard_distance(f, k1=3, k2=1)
-        >>> d.shape, float(d[0, 0]), float(d[0, 11])  # same group close; other group: 1
-        ((12, 12), 0.0, 0.0)
+        >>> rng = np.random.default_rng(0)
+        >>> f = np.repeat(np.eye(3, 8), 4, axis=0) + 0.05 * rng.normal(size=(12, 8))
+        >>> d = jaccard_distance(f, k1=3, k2=1)  # 3 groups of 4
+        >>> d.shape, d.dtype
+        ((12, 12), dtype('float32'))
+        >>> sorted(d[0].indices.tolist())  # stored: item 0's group; the rest: distance 1
+        [0, 1, 2, 3]
     """
-    v = k_reciprocal_encoding(features, k1, k2, metric=metric, normalize=normalize,
-                              device=device, backend=backend, block=block)
     if max_distance is not None and not 0.0 <= float(max_distance) <= 1.0:
         raise InputError(f"max_distance must be in [0, 1] or None, got {max_distance!r}")
+    v = k_reciprocal_encoding(features, k1, k2, metric=metric, normalize=normalize,
+                              device=device, backend=backend, block=block)
     n = v.shape[0]
     cols = v.T.tocsr()
     pieces = []
