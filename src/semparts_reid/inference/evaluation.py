@@ -8,8 +8,9 @@ numbers come from the same preprocessing and the same distances:
    normalisation, its precision policy, its guard against non-finite features);
 2. the retrieval distance of ``mode`` is streamed into
    :func:`~semparts_reid.metrics.rank.evaluate_cmc_map` a block of queries at a time,
-   so no ``(Q, G)`` matrix is held (re-ranking, which needs the full matrices, is the
-   one exception).
+   so no ``(Q, G)`` matrix is held (re-ranking is the one exception: it returns the
+   ``(Q, G)`` re-ranked matrix, from the features in tiles for ``"global"`` and
+   ``"concat"``, from the three part-aware matrices for ``"parts"``).
 
 Three retrieval modes:
 
@@ -228,8 +229,10 @@ def evaluate_model(
         mode: ``"global"``, ``"concat"`` or ``"parts"`` (see the module docstring);
             a global-only model is scored globally in every mode.
         metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
-        rerank: k-reciprocal re-ranking (:func:`~semparts_reid.metrics.rerank.re_ranking`)
-            of the mode's distances; holds the ``(Q + G)`` distance matrices.
+        rerank: k-reciprocal re-ranking of the mode's distances: from the features
+            (:func:`~semparts_reid.metrics.rerank.re_ranking_from_features`, no
+            ``(Q + G)^2`` memory) for ``"global"``/``"concat"``; ``"parts"`` holds the
+            three part-aware matrices (:func:`~semparts_reid.metrics.rerank.re_ranking`).
         rerank_kwargs: ``k1``, ``k2``, ``lambda_value``, ``max_n`` for re-ranking.
         part_weight: weight of the parts in the ``"parts"`` distance.
         protocol, ap_mode, max_rank: see :func:`~semparts_reid.evaluate_cmc_map`.
@@ -269,7 +272,7 @@ def evaluate_model(
         if model is not None:
             model.train(was_training)
     scored: Any
-    if rerank:
+    if rerank and mode == "parts" and min(q.num_parts, g.num_parts) > 0:
         from ..metrics.rerank import re_ranking
 
         scored = re_ranking(
@@ -278,6 +281,11 @@ def evaluate_model(
             distance_matrix(g, g, mode, metric, part_weight=part_weight),
             **dict(rerank_kwargs or {}),
         )
+    elif rerank:
+        from ..metrics.rerank import re_ranking_from_features
+
+        fq, fg = (q.concat(), g.concat()) if mode == "concat" else (q.global_feat, g.global_feat)
+        scored = re_ranking_from_features(fq, fg, metric, **dict(rerank_kwargs or {}))
     else:
         scored = retrieval_input(q, g, mode, metric, part_weight=part_weight)
     return evaluate_cmc_map(

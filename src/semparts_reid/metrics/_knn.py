@@ -128,31 +128,62 @@ class FeatureTiles:
             if self.metric == "euclidean":
                 np.sqrt(a, out=a)
         if rows == cols:
-            low = np.tril_indices(len(a), -1)
-            a[low] = a.T[low]
+            _mirror_upper(a)
         return t
 
     def pairs(self, p: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """``(m,)`` distances of the pairs ``(p[i], j[i])`` (same formula, no tile)."""
-        fp, fj = self._gather(torch.from_numpy(p)), self._gather(torch.from_numpy(j))
-        dot = (fp * fj).sum(dim=1)
-        if self.metric == "cosine":
-            return _np((1.0 - dot).clamp_(0.0, 2.0))
-        d = ((fj * fj).sum(dim=1) - 2.0 * dot + (fp * fp).sum(dim=1)).clamp_min_(0.0)
-        return _np(d.sqrt_() if self.metric == "euclidean" else d)
+        """``(m,)`` distances of the pairs ``(p[i], j[i])``: the tile formula, per pair."""
+        out = np.empty(len(p), dtype=_np(torch.empty(0, dtype=self.dtype)).dtype)
+        step = max(1, 2**22 // int(self._parts[0].shape[1]))  # bounded gathers
+        for a in range(0, len(p), step):
+            fp, fj = self._gather(p[a : a + step]), self._gather(j[a : a + step])
+            dot = (fp * fj).sum(dim=1)
+            if self.metric == "cosine":
+                d = (1.0 - dot).clamp_(0.0, 2.0)
+            else:
+                sq_p, sq_j = self._gather(p[a : a + step], sq=True), self._gather(
+                    j[a : a + step], sq=True)
+                d = (sq_j - 2.0 * dot + sq_p).clamp_min_(0.0)
+                d = d.sqrt_() if self.metric == "euclidean" else d
+            out[a : a + step] = _np(d)
+        return out
 
-    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
-        out = torch.empty((len(idx), self._parts[0].shape[1]), dtype=self.dtype,
+    def _gather(self, idx: np.ndarray, sq: bool = False) -> torch.Tensor:
+        """Rows ``idx`` of the stacked parts ``(m, D)`` (``sq``: their squared norms)."""
+        src = self._sq if sq else self._parts
+        if self.device.type == "cpu":  # numpy's take: cheaper than torch indexing
+            whole = [s.numpy() for s in src]  # type: ignore[union-attr]
+            part = np.searchsorted(self._starts, idx, side="right") - 1
+            if len(whole) == 1:
+                return torch.from_numpy(whole[0][idx])
+            out_np = np.empty((len(idx), *whole[0].shape[1:]), dtype=whole[0].dtype)
+            for i, w in enumerate(whole):
+                m = np.flatnonzero(part == i)
+                out_np[m] = w[idx[m] - self._starts[i]]
+            return torch.from_numpy(out_np)
+        part_t = torch.from_numpy(np.searchsorted(self._starts, idx, side="right") - 1)
+        idx_t = torch.from_numpy(idx - self._starts[part_t.numpy()])
+        out = torch.empty((len(idx), *src[0].shape[1:]), dtype=self.dtype,  # type: ignore[union-attr]
                           device=self.device)
-        idx = idx.to(self.device)
-        for t, s in zip(self._parts, self._starts[:-1]):
-            m = (idx >= int(s)) & (idx < int(s) + t.shape[0])
-            out[m] = t[idx[m] - int(s)]
+        for i, t in enumerate(src):
+            m = (part_t == i).nonzero().squeeze(1)
+            if len(m):
+                out[m.to(self.device)] = t.index_select(0, idx_t[m].to(self.device))  # type: ignore[union-attr]
         return out
 
     def features(self) -> torch.Tensor:
         """The ``(N, D)`` stacked (normalised) features -- a copy, for faiss."""
         return torch.cat(self._parts)
+
+
+def _mirror_upper(a: np.ndarray, step: int = 256) -> None:
+    """Copy the upper triangle of the square ``a`` onto its lower one, in place."""
+    for i in range(0, len(a), step):
+        for j in range(0, i, step):
+            a[i : i + step, j : j + step] = a[j : j + step, i : i + step].T
+        d = a[i : i + step, i : i + step]
+        low = np.tril_indices(len(d), -1)
+        d[low] = d.T[low]
 
 
 class MatrixTiles:
@@ -236,8 +267,9 @@ def _hits(t: torch.Tensor, thr: np.ndarray, axis: int) -> tuple[np.ndarray, ...]
     (``axis=0``): ``(owner, other, value)`` with owner the row (resp. column) index."""
     if t.device.type == "cpu":  # numpy: far cheaper than torch for these passes
         x = t.numpy()
-        i, j = np.nonzero(x < (thr[:, None] if axis == 1 else thr[None, :]))
-        v = x[i, j]
+        flat = np.flatnonzero(x < (thr[:, None] if axis == 1 else thr[None, :]))
+        i, j = np.divmod(flat, x.shape[1])
+        v = x.ravel()[flat]
     else:
         th = torch.from_numpy(thr).to(t.device)
         i, j = (t < (th[:, None] if axis == 1 else th[None, :])).nonzero().unbind(1)
@@ -277,20 +309,22 @@ class _Running:
 
     def _merge(self, owner: np.ndarray, col: np.ndarray, v: np.ndarray) -> None:
         """Merge ``(owner, col, value)`` triples (any order) into the running lists."""
-        o = np.argsort(owner, kind="stable")
-        owner, col, v = owner[o], col[o], v[o]
-        rows, start, counts = np.unique(owner, return_index=True, return_counts=True)
-        pos = np.arange(len(owner)) - np.repeat(start, counts)
+        if (np.diff(owner) < 0).any():
+            o = np.argsort(owner, kind="stable")
+            owner, col, v = owner[o], col[o], v[o]
+        first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        rows, counts = owner[first], np.diff(np.r_[first, len(owner)])
         slot = np.repeat(np.arange(len(rows)), counts)
+        pos = np.arange(len(owner)) - first[slot]
         pv = np.full((len(rows), int(counts.max())), np.inf, dtype=self.val.dtype)
         pi = np.full(pv.shape, -1, dtype=np.int64)
         pv[slot, pos], pi[slot, pos] = v, col
         allv = np.concatenate([self.val[rows], pv], axis=1)
         alli = np.concatenate([self.idx[rows], pi], axis=1)
         keep = np.argpartition(allv, self.kc - 1, axis=1)[:, : self.kc]
-        self.val[rows] = np.take_along_axis(allv, keep, 1)
-        self.idx[rows] = np.take_along_axis(alli, keep, 1)
-        self.thr[rows] = self.val[rows].max(axis=1)
+        kept = np.take_along_axis(allv, keep, 1)
+        self.val[rows], self.idx[rows] = kept, np.take_along_axis(alli, keep, 1)
+        self.thr[rows] = kept.max(axis=1)
 
 
 def _full_rows(prov: Provider, rows: np.ndarray) -> np.ndarray:

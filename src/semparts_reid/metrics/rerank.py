@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..errors import InputError
@@ -92,7 +91,11 @@ def _rerank(
 
     def store(rows: tuple[int, int], cols: tuple[int, int], t: torch.Tensor) -> None:
         if rows[0] < nq <= cols[0]:  # a query x gallery tile
-            out[rows[0] : rows[1], cols[0] - nq : cols[1] - nq] = _sq32(_knn._np(t))
+            x, dst = _knn._np(t), out[rows[0] : rows[1], cols[0] - nq : cols[1] - nq]
+            if x.dtype == np.float32:
+                np.square(x, out=dst)
+            else:
+                dst[...] = _sq32(x)
 
     k = max(k1 + 1, k2)
     val, idx, row_max = _knn.search(prov, min(n, 2 * k), on_tile=None if qg_squared else store)
@@ -111,18 +114,16 @@ def _rerank(
     out /= max_sq[:nq, None]  # M on query x gallery
     # (1 - lam) d_J + lam M, in float32 as torchreid: d_J = 1 except on overlapping pairs
     lam, keep = np.float32(lambda_value), np.float32(1.0 - lambda_value)
-    out *= lam
     cols = v[nq:].T.tocsr()  # (N, G): the gallery items of each column
-    overlap = []
-    for a, b, rr, g, mins in sum_min_chunks(v[:nq], cols):
-        s = sp.coo_matrix((mins, (rr, g)), shape=(b - a, ng)).tocsr()
-        s.sum_duplicates()
-        r = np.repeat(np.arange(a, b), np.diff(s.indptr))
-        jac = (1.0 - s.data / (2.0 - s.data)).astype(np.float32)
-        overlap.append((r, s.indices, jac * keep + out[r, s.indices]))
-    out += keep
-    for r, g, val in overlap:
-        out[r, g] = val
+    for a, b, rr, g, mins in sum_min_chunks(v[:nq], cols, cells=1 << 22):
+        key = rr * ng + g  # duplicates: one per shared column; all get the pair's sum
+        s = np.bincount(key, weights=mins, minlength=(b - a) * ng)[key]
+        jac = (1.0 - s / (2.0 - s)).astype(np.float32)
+        block = out[a:b]
+        block *= lam
+        m_lam = block[rr, g]
+        block += keep
+        block[rr, g] = jac * keep + m_lam
     return out
 
 
