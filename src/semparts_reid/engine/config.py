@@ -143,9 +143,10 @@ class TrainConfig:
     )
 
     # target objective; exemplar memory (ECN)
-    target_objective: Literal["ecn"] = _f(
-        "ecn", "how the unlabeled target is learned: 'ecn' = exemplar memory (a user can "
-        "pass any objective object to DomainAdaptTrainer instead)"
+    target_objective: Literal["ecn", "cluster"] = _f(
+        "ecn", "how the unlabeled target is learned: 'ecn' = exemplar memory; 'cluster' = "
+        "DBSCAN pseudo-identities each epoch + cluster memory, with semantic-part label "
+        "refinement (a user can pass any objective object to DomainAdaptTrainer instead)"
     )
     memory_temperature: float = _f(0.05, "beta: temperature of the memory logits")
     memory_knn: int = _f(6, "k: neighbours for neighbourhood invariance")
@@ -156,6 +157,34 @@ class TrainConfig:
     neighbour_start_epoch: int = _f(
         5, "first (0-based) adaptation epoch with neighbourhood invariance (ECN: 5)"
     )
+    # target objective 'cluster' (cluster-contrast's defaults; PPLR's for the refinement)
+    cluster_eps: float = _f(0.6, "DBSCAN radius on the k-reciprocal Jaccard distance, in (0, 1)")
+    cluster_min_samples: int = _f(
+        4, "DBSCAN: images within eps (itself included) that make an image a core point"
+    )
+    cluster_k1: int = _f(30, "k1 of the k-reciprocal encoding behind the Jaccard distance")
+    cluster_k2: int = _f(6, "k2 (query expansion) of the k-reciprocal encoding")
+    cluster_images_per_identity: float | None = _f(
+        None,
+        "expected target images per identity (e.g. the source's; never measured on the "
+        "evaluation identities): derive cluster eps / min_samples / k1 / k2 from it instead "
+        "of the four settings above (none: use them)",
+    )
+    cluster_temperature: float = _f(0.05, "tau: temperature of the cluster-memory logits")
+    cluster_momentum: float = _f(0.1, "weight of the old centroid in a cluster-memory update")
+    cluster_hard_update: bool = _f(
+        False, "update a cluster with its least similar batch member, not the batch mean"
+    )
+    cluster_refine_global: bool = _f(
+        True, "refine the global target with the part predictions, weighted by each visible "
+        "part's k-NN agreement with the global feature (with use_parts)",
+    )
+    cluster_part_smoothing: bool = _f(
+        True, "agreement-aware label smoothing of the part targets (weight 1 - agreement)"
+    )
+    cluster_beta: float = _f(0.5, "weight of the cluster label in the refined global target")
+    cluster_agreement_k: int = _f(20, "neighbours of the part / global k-NN agreement score")
+
 
     # evaluation
     eval_every: int = _f(
@@ -283,13 +312,41 @@ class TrainConfig:
             "head_reduction": ("sum", "mean"),
             "part_labels": ("auto", "gt", "pseudo", "band", "none"),
             "memory_dtype": ("float32", "bfloat16"),
-            "target_objective": ("ecn",),
+            "target_objective": ("ecn", "cluster"),
             "eval_mode": ("global", "concat", "parts"),
             "precision": ("auto", "fp32", "bf16", "fp16"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+        self._validate_cluster()
+
+    def _validate_cluster(self) -> None:
+        """The ``cluster_*`` settings (checked whatever the objective, so a config that
+        switches to ``"cluster"`` later is already valid)."""
+        for name in ("cluster_min_samples", "cluster_k1", "cluster_k2", "cluster_agreement_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name}={value!r}: expected an int >= 1")
+        if not (isinstance(self.cluster_eps, (int, float)) and 0.0 < self.cluster_eps < 1.0):
+            raise InputError(
+                f"cluster_eps={self.cluster_eps!r}: expected 0 < eps < 1 (pairs without "
+                "overlapping k-reciprocal encodings are at Jaccard distance 1)"
+            )
+        t = self.cluster_temperature
+        if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+            raise InputError(f"cluster_temperature={t!r}: expected a finite value > 0")
+        for name in ("cluster_momentum", "cluster_beta"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
+        m = self.cluster_images_per_identity
+        if m is not None and not (
+            isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m)
+            and m >= 1
+        ):
+            raise InputError(f"cluster_images_per_identity={m!r}: expected None or >= 1")
+
 
     # ------------------------------------------------------------------ helpers
     def loss_weights(self) -> tuple[float, float]:
