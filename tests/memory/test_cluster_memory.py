@@ -59,6 +59,16 @@ def test_reset_is_the_normalised_mean_of_visible_members() -> None:
     assert mem.num_clusters == 0
 
 
+def test_reset_in_row_chunks_gives_the_same_bank(monkeypatch: pytest.MonkeyPatch) -> None:
+    feats, labels, vis = _data(n=30)
+    whole = ClusterMemory(D, num_heads=H)
+    whole.reset(feats, labels, visibility=vis)
+    monkeypatch.setattr(cluster_module, "_RESET_CHUNK", 7)
+    chunked = ClusterMemory(D, num_heads=H)
+    chunked.reset(feats, labels, visibility=vis)
+    torch.testing.assert_close(chunked.centroids, whole.centroids)
+
+
 def test_loss_matches_reference_and_ignores_outliers_and_invisible_parts() -> None:
     feats, labels, vis = _data()
     mem = ClusterMemory(D, num_heads=H, temperature=0.05)

@@ -58,6 +58,7 @@ from .gather import all_gather_rows
 __all__ = ["ClusterMemory"]
 
 _EPS = 1e-12
+_RESET_CHUNK = 8192  # rows normalised at a time in reset()
 
 
 class ClusterMemory:
@@ -200,8 +201,11 @@ class ClusterMemory:
             raise ValueError(
                 f"labels in [{int(lab.min())}, {top - 1}]: expected values in [-1, {c - 1}]"
             )
-        f = F.normalize(feats.float(), dim=-1) * w[..., None]  # (N, H, D), 0 where unused
-        sums = f.new_zeros(c, self.num_heads, self.feat_dim).index_add_(0, lab.clamp_min(0), f)
+        sums = torch.zeros(c, self.num_heads, self.feat_dim, device=feats.device)
+        for start in range(0, lab.numel(), _RESET_CHUNK):  # bounded copies of (N, H, D)
+            sl = slice(start, start + _RESET_CHUNK)
+            f = F.normalize(feats[sl].float(), dim=-1) * w[sl, :, None]  # 0 where unused
+            sums.index_add_(0, lab[sl].clamp_min(0), f)
         bank = F.normalize(sums, dim=-1, eps=_EPS).transpose(0, 1)  # (H, C, D); 0 if empty
         self.centroids = bank.to(device=self.device, dtype=self.dtype).contiguous()
 
