@@ -1,19 +1,9 @@
 """Exact k-nearest neighbours among ``N`` items, tile by tile, in ``O(N k)`` memory.
 
-The ``(N, N)`` distance matrix is never held. It is produced in ``(b, b)`` tiles by a
-*provider*:
-
-* :class:`FeatureTiles`: from ``(N, D)`` features (given as parts, e.g. query then
-  gallery, never concatenated), one ``addmm`` per tile on the CPU or a GPU, with the
-  formulas of :func:`~semparts_reid.metrics.distance.compute_distance`. The matrix is
-  symmetric *by construction*: only the tiles ``(A, B)`` with ``A <= B`` are computed,
-  tile ``(B, A)`` is the transpose and a diagonal tile is mirrored from its upper
-  triangle, so the search costs half the matmul and :func:`dense_matrix` rebuilds the
-  very matrix it searched (for references and tests).
-* :class:`MatrixTiles`: from the query-gallery, query-query and gallery-gallery matrices
-  of :func:`~semparts_reid.metrics.rerank.re_ranking`, read in place. Item ``i`` sees the
-  *column* ``i`` of the block matrix ``D = [[qq, qg], [qg^T, gg]]`` (torchreid's
-  convention; the same as its row when ``D`` is symmetric).
+The ``(N, N)`` distance matrix is never held: a provider of :mod:`._tiles` hands it out
+in ``(b, b)`` tiles (from features: only the upper triangle, so the search costs half
+the matmul and :func:`dense_matrix` rebuilds the very matrix it searched, for
+references and tests).
 
 The search keeps ``kc >= k`` running candidates per row. A tile first seen by a row goes
 through ``topk``; afterwards only the entries below the row's current ``kc``-th value
@@ -24,218 +14,20 @@ value equals its ``kc``-th (a run of ties across the margin) is recomputed in fu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .distance import _EPS, METRICS, _block, _to_tensor
+from ._tiles import FeatureTiles, MatrixTiles, Provider
+from ._tiles import np_of as _np
 
-__all__ = ["FeatureTiles", "MatrixTiles", "dense_matrix", "nearest", "search"]
+__all__ = ["FeatureTiles", "MatrixTiles", "Provider", "dense_matrix", "nearest", "order",
+           "search"]
 
 Transform = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``transform(raw (r, m), rows (r,))``: the value neighbours are ranked by (monotone)."""
-
-
-def _partition(sizes: Sequence[int], block: int) -> list[tuple[int, int]]:
-    """Blocks of at most ``block`` items that never straddle two parts."""
-    out, start = [], 0
-    for size in sizes:
-        out += [(start + a, start + min(a + block, size)) for a in range(0, size, block)]
-        start += size
-    return out
-
-
-class FeatureTiles:
-    """Distance tiles among the rows of ``parts`` (e.g. ``[query, gallery]``), stacked.
-
-    Args:
-        parts: ``(N_i, D)`` numpy arrays or tensors (float64 kept, else float32).
-        metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
-        block: tile side ``b``; memory is ``O(b^2)`` per tile.
-        device: where tiles are computed (default: the first tensor's device, else CPU).
-        normalize: L2-normalise the features first (``"cosine"`` always does).
-    """
-
-    symmetric = True
-
-    def __init__(
-        self,
-        parts: Sequence[np.ndarray | torch.Tensor],
-        metric: str,
-        *,
-        block: int = 2048,
-        device: str | torch.device | None = None,
-        normalize: bool = False,
-        names: Sequence[str] | None = None,
-    ) -> None:
-        if metric not in METRICS:
-            raise InputError(f"metric must be one of {METRICS}, got {metric!r}")
-        names = list(names or [f"features[{i}]" for i in range(len(parts))])
-        if device is None:
-            device = next((p.device for p in parts if isinstance(p, torch.Tensor)), "cpu")
-        dev = torch.device(device)
-        ts = [_to_tensor(n, p, dev) for n, p in zip(names, parts)]
-        if any(t.dtype == torch.float64 for t in ts):
-            ts = [t.to(torch.float64) for t in ts]
-        dims = {int(t.shape[1]) for t in ts}
-        if len(dims) != 1 or 0 in dims:
-            shapes = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(names, ts))
-            raise InputError(f"features must share one dimension D >= 1, got {shapes}")
-        for n, t in zip(names, ts):  # a cheap sum first: exact test only if it is not finite
-            if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
-                raise InputError(f"{n} of shape {tuple(t.shape)} holds NaN/inf; expected "
-                                 "finite features")
-        if normalize or metric == "cosine":
-            ts = [t / t.norm(dim=1, keepdim=True).clamp_min(_EPS) for t in ts]
-        self.metric, self.device, self.dtype = metric, dev, ts[0].dtype
-        self.sizes = [int(t.shape[0]) for t in ts]
-        self.n = sum(self.sizes)
-        self.blocks = _partition(self.sizes, block)
-        self._parts = ts
-        self._starts = np.cumsum([0, *self.sizes])
-        self._sq = [None if metric == "cosine" else (t * t).sum(dim=1) for t in ts]
-
-    def _slice(self, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        i = int(np.searchsorted(self._starts, a, side="right") - 1)
-        s = int(self._starts[i])
-        sq = self._sq[i]
-        return self._parts[i][a - s : b - s], None if sq is None else sq[a - s : b - s]
-
-    def tile(self, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
-        """``(b_r, b_c)`` distances, for ``rows <= cols`` (diagonal tiles symmetrised)."""
-        x, x_sq = self._slice(*rows)
-        y, y_sq = self._slice(*cols)
-        if self.device.type != "cpu":
-            t = _block(x, y, y_sq, self.metric)
-            if rows == cols:
-                t = t.triu()
-                t += t.triu(1).T
-            return t
-        # the formula of distance._block; its element-wise steps in numpy (exact IEEE
-        # operations, so the same values, and cheaper than torch's on a busy CPU)
-        if self.metric == "cosine":
-            t = torch.addmm(torch.ones((), dtype=x.dtype), x, y.T, alpha=-1.0)
-            a = t.numpy()
-            np.clip(a, 0.0, 2.0, out=a)
-        else:
-            assert x_sq is not None and y_sq is not None
-            t = torch.addmm(y_sq.unsqueeze(0), x, y.T, alpha=-2.0)
-            a = t.numpy()
-            np.add(a, x_sq.numpy()[:, None], out=a)
-            np.maximum(a, 0.0, out=a)
-            if self.metric == "euclidean":
-                np.sqrt(a, out=a)
-        if rows == cols:
-            _mirror_upper(a)
-        return t
-
-    def pairs(self, p: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """``(m,)`` distances of the pairs ``(p[i], j[i])``: the tile formula, per pair."""
-        out = np.empty(len(p), dtype=_np(torch.empty(0, dtype=self.dtype)).dtype)
-        step = max(1, 2**22 // int(self._parts[0].shape[1]))  # bounded gathers
-        for a in range(0, len(p), step):
-            fp, fj = self._gather(p[a : a + step]), self._gather(j[a : a + step])
-            dot = (fp * fj).sum(dim=1)
-            if self.metric == "cosine":
-                d = (1.0 - dot).clamp_(0.0, 2.0)
-            else:
-                sq_p, sq_j = self._gather(p[a : a + step], sq=True), self._gather(
-                    j[a : a + step], sq=True)
-                d = (sq_j - 2.0 * dot + sq_p).clamp_min_(0.0)
-                d = d.sqrt_() if self.metric == "euclidean" else d
-            out[a : a + step] = _np(d)
-        return out
-
-    def _gather(self, idx: np.ndarray, sq: bool = False) -> torch.Tensor:
-        """Rows ``idx`` of the stacked parts ``(m, D)`` (``sq``: their squared norms)."""
-        src = self._sq if sq else self._parts
-        if self.device.type == "cpu":  # numpy's take: cheaper than torch indexing
-            whole = [s.numpy() for s in src]  # type: ignore[union-attr]
-            part = np.searchsorted(self._starts, idx, side="right") - 1
-            if len(whole) == 1:
-                return torch.from_numpy(whole[0][idx])
-            out_np = np.empty((len(idx), *whole[0].shape[1:]), dtype=whole[0].dtype)
-            for i, w in enumerate(whole):
-                m = np.flatnonzero(part == i)
-                out_np[m] = w[idx[m] - self._starts[i]]
-            return torch.from_numpy(out_np)
-        part_t = torch.from_numpy(np.searchsorted(self._starts, idx, side="right") - 1)
-        idx_t = torch.from_numpy(idx - self._starts[part_t.numpy()])
-        out = torch.empty((len(idx), *src[0].shape[1:]), dtype=self.dtype,  # type: ignore[union-attr]
-                          device=self.device)
-        for i, t in enumerate(src):
-            m = (part_t == i).nonzero().squeeze(1)
-            if len(m):
-                out[m.to(self.device)] = t.index_select(0, idx_t[m].to(self.device))  # type: ignore[union-attr]
-        return out
-
-    def features(self) -> torch.Tensor:
-        """The ``(N, D)`` stacked (normalised) features -- a copy, for faiss."""
-        return torch.cat(self._parts)
-
-
-def _mirror_upper(a: np.ndarray, step: int = 256) -> None:
-    """Copy the upper triangle of the square ``a`` onto its lower one, in place."""
-    for i in range(0, len(a), step):
-        for j in range(0, i, step):
-            a[i : i + step, j : j + step] = a[j : j + step, i : i + step].T
-        d = a[i : i + step, i : i + step]
-        low = np.tril_indices(len(d), -1)
-        d[low] = d.T[low]
-
-
-class MatrixTiles:
-    """Tiles of ``D^T`` for ``D = [[qq, qg], [qg^T, gg]]``, read from the three matrices.
-
-    Row ``i`` of the provided matrix is column ``i`` of ``D`` (torchreid's orientation).
-    The matrices are used in place (numpy views), never concatenated.
-    """
-
-    symmetric = False
-
-    def __init__(self, qg: np.ndarray, qq: np.ndarray, gg: np.ndarray, *, block: int = 1024):
-        self.qg, self.qq, self.gg = qg, qq, gg
-        self.nq, self.ng = qg.shape
-        self.n = self.nq + self.ng
-        self.sizes = [self.nq, self.ng]
-        self.blocks = _partition(self.sizes, block)
-        self.col_blocks = _partition(self.sizes, max(self.sizes))  # whole parts
-        self.device = torch.device("cpu")
-        self.dtype = torch.from_numpy(np.empty(0, np.result_type(qg, qq, gg))).dtype
-
-    def _d(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        """``D[rows, cols]`` as a (strided) numpy view; rows/cols within one part."""
-        (a, b), (c, d), q = rows, cols, self.nq
-        if a < q:
-            return self.qq[a:b, c:d] if c < q else self.qg[a:b, c - q : d - q]
-        return self.qg[c:d, a - q : b - q].T if c < q else self.gg[a - q : b - q, c - q : d - q]
-
-    def tile(self, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
-        """``(b_r, b_c)`` tile: ``D[cols, rows]^T``."""
-        return torch.from_numpy(np.ascontiguousarray(self._d(cols, rows).T))
-
-    def pairs(self, p: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """``D[j, p]`` for each pair."""
-        pn, jn, q = p, j, self.nq
-        out = np.empty(len(pn), dtype=np.result_type(self.qg, self.qq, self.gg))
-        for pq in (True, False):
-            for jq in (True, False):
-                m = ((pn < q) == pq) & ((jn < q) == jq)
-                pp, jj = pn[m] - (0 if pq else q), jn[m] - (0 if jq else q)
-                if jq and pq:
-                    out[m] = self.qq[jj, pp]
-                elif jq:
-                    out[m] = self.qg[jj, pp]
-                elif pq:
-                    out[m] = self.qg[pp, jj]
-                else:
-                    out[m] = self.gg[jj, pp]
-        return out
-
-
-Provider = FeatureTiles | MatrixTiles
 
 
 def _col_blocks(prov: Provider) -> list[tuple[int, int]]:
@@ -252,10 +44,6 @@ def _tiles(prov: Provider):  # noqa: ANN202 - a generator of (rows, cols, tile)
         pairs = [(a, b) for a in prov.blocks for b in _col_blocks(prov)]
     for rows, cols in pairs:
         yield rows, cols, prov.tile(rows, cols)
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
 
 
 def _amax(t: torch.Tensor, axis: int) -> np.ndarray:

@@ -78,12 +78,20 @@ def _csr(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], shape: tuple[i
     counts = np.concatenate([c for c, _, _ in pieces]) if pieces else np.zeros(0, np.int64)
     indptr = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    indices = np.concatenate([i for _, i, _ in pieces]) if pieces else np.zeros(0, np.int64)
-    data = np.concatenate([d for _, _, d in pieces]).astype(dtype, copy=False) if pieces \
+    small = shape[1] < 2**31 and indptr[-1] < 2**31
+    indices = np.concatenate([i.astype(np.int32 if small else np.int64, copy=False)
+                              for _, i, _ in pieces]) if pieces else np.zeros(0, np.int64)
+    data = np.concatenate([d.astype(dtype, copy=False) for _, _, d in pieces]) if pieces \
         else np.zeros(0, dtype)
-    if shape[1] < 2**31 and len(indices) < 2**31:
-        indptr, indices = indptr.astype(np.int32), indices.astype(np.int32)
+    if small:
+        indptr = indptr.astype(np.int32)
     return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def _unique_sorted(key: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 keys (sorted), without its extra outputs."""
+    key = np.sort(key)
+    return key[np.r_[True, key[1:] != key[:-1]]] if len(key) else key
 
 
 def encode(nn: np.ndarray, k1: int, k2: int, lookup: Lookup, *, chunk: int = 1024
@@ -113,12 +121,11 @@ def encode(nn: np.ndarray, k1: int, k2: int, lookup: Lookup, *, chunk: int = 102
         take = (r & (n_in > 2.0 / 3 * n_half))[..., None] & hr
         rows = np.concatenate([np.nonzero(r)[0], np.nonzero(take)[0]])
         cols = np.concatenate([f[r], hs[take]])
-        m = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(c, n)).tocsr()
-        m.sum_duplicates()  # R*(p) as a set, one row per item
-        p = np.repeat(np.arange(a, a + c), np.diff(m.indptr))
-        w = np.exp(-lookup(p, m.indices).astype(np.float64))
-        w /= np.bincount(p - a, weights=w, minlength=c)[p - a]
-        pieces.append((np.diff(m.indptr), m.indices.astype(np.int64), w))
+        key = _unique_sorted(rows.astype(np.int64) * n + cols)  # R*(p) as a set
+        p, j = np.divmod(key, n)
+        w = np.exp(-lookup(p + a, j).astype(np.float64))
+        w /= np.bincount(p, weights=w, minlength=c)[p]
+        pieces.append((np.bincount(p, minlength=c), j, w))
     v = _csr(pieces, (n, n))
     if k2 > 1:
         qe = sp.csr_matrix(
@@ -351,20 +358,25 @@ def jaccard_distance(
     n = v.shape[0]
     cols = v.T.tocsr()
     pieces = []
+    idx_t = np.int32 if n < 2**31 else np.int64
     for a, b, rr, g, mins in sum_min_chunks(v, cols):
         c = b - a
-        rr = np.concatenate([rr, np.arange(c)])  # the diagonal, always stored
-        g = np.concatenate([g, np.arange(a, b)])
-        s = sp.coo_matrix((np.concatenate([mins, np.zeros(c)]), (rr, g)), shape=(c, n)).tocsr()
-        s.sum_duplicates()
-        rows = np.repeat(np.arange(c), np.diff(s.indptr))
-        d = np.clip(1.0 - s.data / (2.0 - s.data), 0.0, 1.0)
-        d[s.indices == rows + a] = 0.0
-        keep = np.ones(len(d), bool) if max_distance is None else (
-            (d <= max_distance) | (s.indices == rows + a))
-        rows, cols_k, d = rows[keep], s.indices[keep], d[keep]
-        if sort_rows:
-            o = np.lexsort((cols_k, d, rows))
+        diag = np.arange(c)
+        key = np.concatenate([rr * n + g, diag * n + a + diag])  # the diagonal, always
+        o = np.argsort(key)
+        key, w = key[o], np.concatenate([mins, np.zeros(c)])[o]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        s = np.add.reduceat(w, first)  # sum_j min, one per pair
+        rows, cols_k = np.divmod(key[first], n)
+        d = np.clip(1.0 - s / (2.0 - s), 0.0, 1.0).astype(np.float32)
+        on_diag = cols_k == rows + a
+        d[on_diag] = 0.0
+        if max_distance is not None:
+            keep = (d <= max_distance) | on_diag
+            rows, cols_k, d = rows[keep], cols_k[keep], d[keep]
+        if sort_rows:  # by distance within each row, ties by column (a stable sort on
+            # the row and the bits of the float32 distance, monotone for d >= 0)
+            o = np.argsort(rows << 32 | d.view(np.int32).astype(np.int64), kind="stable")
             rows, cols_k, d = rows[o], cols_k[o], d[o]
-        pieces.append((np.bincount(rows, minlength=c), cols_k.astype(np.int64), d))
+        pieces.append((np.bincount(rows, minlength=c), cols_k.astype(idx_t), d))
     return _csr(pieces, (n, n), np.float32)

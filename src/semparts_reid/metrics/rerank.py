@@ -33,6 +33,7 @@ import torch
 
 from ..errors import InputError
 from . import _knn
+from ._tiles import np_of
 from .kreciprocal import candidate_lookup, check_k, encode, sum_min_chunks
 
 __all__ = ["re_ranking", "re_ranking_from_features"]
@@ -91,7 +92,7 @@ def _rerank(
 
     def store(rows: tuple[int, int], cols: tuple[int, int], t: torch.Tensor) -> None:
         if rows[0] < nq <= cols[0]:  # a query x gallery tile
-            x, dst = _knn._np(t), out[rows[0] : rows[1], cols[0] - nq : cols[1] - nq]
+            x, dst = np_of(t), out[rows[0] : rows[1], cols[0] - nq : cols[1] - nq]
             if x.dtype == np.float32:
                 np.square(x, out=dst)
             else:
