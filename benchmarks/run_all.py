@@ -49,6 +49,9 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "gap": ("synthetic_gap.py", [], ["--quick"]),
     # no target: part-map quality on the target domain (semantic-parts issue)
     "part_maps": ("bench_part_maps.py", ["--json", "benchmarks/part_maps.json"], ["--quick"]),
+    # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
+    "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
+                    ["--quick"]),
 }
 
 # lines worth lifting into the summary
