@@ -44,3 +44,40 @@ def test_a_folder_tree_without_cameras(tmp_path: Path, capsys: pytest.CaptureFix
     assert "(2 images without a camera id: camid -1)" in out
     assert main(["datasets", f"folder:{tmp_path / 'nope'}"]) == 2
     assert f"folder dataset root {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+
+
+def test_write_a_synthetic_domain_as_market_without_part_maps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "synthetic-c"
+    assert main(["datasets", "--write", TINY.format("c"), str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {TINY.format('c')} to {out_dir}" in out and "without part maps" in out
+    assert f"market1501:{out_dir}" in out and "gallery" in out
+    assert (out_dir / "query").is_dir() and list(out_dir.rglob("*.jpg"))
+    assert not list(out_dir.rglob("*.parts.png"))
+    # a non-empty folder is refused, naming it
+    assert main(["datasets", "--write", TINY.format("c"), str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"output folder {out_dir} is not empty" in err and "Traceback" not in err
+
+
+def test_write_with_part_maps_and_the_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = "synthetic:a?size=tiny&train_ids=3&test_ids=2"
+    assert main(["datasets", "--write", spec, str(tmp_path / "a"), "--part-maps"]) == 0
+    assert "with part maps" in capsys.readouterr().out
+    assert len(list((tmp_path / "a").rglob("*.parts.png"))) == len(
+        list((tmp_path / "a").rglob("*.jpg"))
+    )
+    for argv, expected in (
+        (["--write", "market1501:/data/Market", str(tmp_path / "m")], "only synthetic domains"),
+        (["--write", "synthetic:z", str(tmp_path / "z")], "domain='z'"),
+        (["--write", "synthetic:c?hue=1", str(tmp_path / "z")], "unknown option(s) ['hue']"),
+        (["--no-part-maps"], "only apply with --write"),
+    ):
+        assert main(["datasets", *argv]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and err.startswith("semparts-reid datasets: error:"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
