@@ -4,6 +4,7 @@ to a dense loop-and-set reference, exact tiled neighbours, bounded memory, clear
 from __future__ import annotations
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -244,10 +245,30 @@ def test_dbscan_accepts_the_sparse_matrix() -> None:
     sklearn_cluster = pytest.importorskip("sklearn.cluster")
     f, pids = _clustered(13, 150, 16, 6, noise=0.3)
     d = jaccard_distance(f, k1=10, k2=4)
-    labels = sklearn_cluster.DBSCAN(eps=0.6, min_samples=4, metric="precomputed").fit_predict(d)
+    from sklearn.exceptions import EfficiencyWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EfficiencyWarning)  # rows sorted: no copy, no warning
+        labels = sklearn_cluster.DBSCAN(eps=0.6, min_samples=4,
+                                        metric="precomputed").fit_predict(d)
     assert labels.max() >= 1  # several clusters found on well separated identities
     same = labels[:, None] == labels[None]
     assert (same == (pids[:, None] == pids[None]))[labels >= 0][:, labels >= 0].mean() > 0.9
+
+
+def test_the_torch_code_path_of_a_gpu_gives_the_same_result(monkeypatch) -> None:
+    # the GPU path (torch tiles, top-k, hit extraction, gathers) run on the CPU
+    from semparts_reid.metrics import _tiles
+
+    q, g, _, _ = _split(15, 25, 140, dim=16)
+    f = np.concatenate([q, g])
+    want = (re_ranking_from_features(q, g, k1=9, k2=4, block=32),
+            _dense(jaccard_distance(f, k1=8, k2=3, block=32)))
+    monkeypatch.setattr(_tiles, "numpy_path", lambda device: False)
+    got = (re_ranking_from_features(q, g, k1=9, k2=4, block=32),
+           _dense(jaccard_distance(f, k1=8, k2=3, block=32)))
+    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-6)
 
 
 @CUDA

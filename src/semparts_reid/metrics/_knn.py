@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from . import _tiles as _tiles_mod
 from ._tiles import FeatureTiles, MatrixTiles, Provider
 from ._tiles import np_of as _np
 
@@ -47,13 +48,13 @@ def _tiles(prov: Provider):  # noqa: ANN202 - a generator of (rows, cols, tile)
 
 
 def _amax(t: torch.Tensor, axis: int) -> np.ndarray:
-    return t.numpy().max(axis=axis) if t.device.type == "cpu" else _np(t.amax(dim=axis))
+    return t.numpy().max(axis=axis) if _tiles_mod.numpy_path(t.device) else _np(t.amax(dim=axis))
 
 
 def _hits(t: torch.Tensor, thr: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
     """Entries of ``t`` below the threshold of their row (``axis=1``) or column
     (``axis=0``): ``(owner, other, value)`` with owner the row (resp. column) index."""
-    if t.device.type == "cpu":  # numpy: far cheaper than torch for these passes
+    if _tiles_mod.numpy_path(t.device):  # numpy: far cheaper than torch for these passes
         x = t.numpy()
         flat = np.flatnonzero(x < (thr[:, None] if axis == 1 else thr[None, :]))
         i, j = np.divmod(flat, x.shape[1])

@@ -24,12 +24,18 @@ import torch
 from ..errors import InputError
 from .distance import _EPS, METRICS, _block, _to_tensor
 
-__all__ = ["FeatureTiles", "MatrixTiles", "Provider", "np_of"]
+__all__ = ["FeatureTiles", "MatrixTiles", "Provider", "np_of", "numpy_path"]
 
 
 def np_of(t: torch.Tensor) -> np.ndarray:
     """A tensor as a numpy array (on the CPU)."""
     return t.detach().cpu().numpy()
+
+
+def numpy_path(device: torch.device) -> bool:
+    """Whether tiles on ``device`` take the numpy code path (CPU) rather than torch's
+    (a GPU). One switch, so tests can run the torch path on a CPU."""
+    return device.type == "cpu"
 
 
 def _partition(sizes: Sequence[int], block: int) -> list[tuple[int, int]]:
@@ -101,7 +107,7 @@ class FeatureTiles:
         """``(b_r, b_c)`` distances, for ``rows <= cols`` (diagonal tiles symmetrised)."""
         x, x_sq = self._slice(*rows)
         y, y_sq = self._slice(*cols)
-        if self.device.type != "cpu":
+        if not numpy_path(self.device):
             t = _block(x, y, y_sq, self.metric)
             if rows == cols:
                 t = t.triu()
@@ -145,7 +151,7 @@ class FeatureTiles:
     def _gather(self, idx: np.ndarray, sq: bool = False) -> torch.Tensor:
         """Rows ``idx`` of the stacked parts ``(m, D)`` (``sq``: their squared norms)."""
         src = self._sq if sq else self._parts
-        if self.device.type == "cpu":  # numpy's take: cheaper than torch indexing
+        if numpy_path(self.device):  # numpy's take: cheaper than torch indexing
             whole = [s.numpy() for s in src]  # type: ignore[union-attr]
             part = np.searchsorted(self._starts, idx, side="right") - 1
             if len(whole) == 1:
