@@ -61,9 +61,8 @@ def _hits(t: torch.Tensor, thr: np.ndarray, axis: int) -> tuple[np.ndarray, ...]
         v = x.ravel()[flat]
     else:
         th = torch.from_numpy(thr).to(t.device)
-        i, j = (t < (th[:, None] if axis == 1 else th[None, :])).nonzero().unbind(1)
-        v = _np(t[i, j])
-        i, j = _np(i), _np(j)
+        it, jt = (t < (th[:, None] if axis == 1 else th[None, :])).nonzero().unbind(1)
+        i, j, v = _np(it), _np(jt), _np(t[it, jt])
     return (i, j, v) if axis == 1 else (j, i, v)
 
 
@@ -85,10 +84,10 @@ class _Running:
         if len(fresh):  # rows not yet holding kc candidates: plain top-k
             x = t if axis == 1 else t.T
             sel = torch.from_numpy(fresh).to(x.device)
-            v, i = torch.topk(x[sel], min(self.kc, x.shape[1]), dim=1, largest=False,
-                              sorted=False)
-            self._merge(np.repeat(fresh + own[0], v.shape[1]), _np(i).ravel() + other[0],
-                        _np(v).ravel())
+            tv, ti = torch.topk(x[sel], min(self.kc, x.shape[1]), dim=1, largest=False,
+                                sorted=False)
+            self._merge(np.repeat(fresh + own[0], tv.shape[1]), _np(ti).ravel() + other[0],
+                        _np(tv).ravel())
             if len(fresh) == len(thr):
                 return
             thr[fresh] = -np.inf  # done above

@@ -161,14 +161,14 @@ class FeatureTiles:
                 m = np.flatnonzero(part == i)
                 out_np[m] = w[idx[m] - self._starts[i]]
             return torch.from_numpy(out_np)
-        part_t = torch.from_numpy(np.searchsorted(self._starts, idx, side="right") - 1)
-        idx_t = torch.from_numpy(idx - self._starts[part_t.numpy()])
-        out = torch.empty((len(idx), *src[0].shape[1:]), dtype=self.dtype,  # type: ignore[union-attr]
-                          device=self.device)
+        part = np.searchsorted(self._starts, idx, side="right") - 1
+        local = torch.from_numpy(idx - self._starts[part]).to(self.device)
+        shape = (len(idx), *src[0].shape[1:])  # type: ignore[union-attr]
+        out = torch.empty(shape, dtype=self.dtype, device=self.device)
         for i, t in enumerate(src):
-            m = (part_t == i).nonzero().squeeze(1)
-            if len(m):
-                out[m.to(self.device)] = t.index_select(0, idx_t[m].to(self.device))  # type: ignore[union-attr]
+            sel = torch.from_numpy(np.flatnonzero(part == i)).to(self.device)
+            if len(sel):
+                out[sel] = t.index_select(0, local[sel])  # type: ignore[union-attr]
         return out
 
     def features(self) -> torch.Tensor:
@@ -233,9 +233,6 @@ class MatrixTiles:
                 else:
                     out[m] = self.gg[jj, pp]
         return out
-
-
-Provider = FeatureTiles | MatrixTiles
 
 
 Provider = FeatureTiles | MatrixTiles
