@@ -15,6 +15,7 @@ value equals its ``kc``-th (a run of ties across the margin) is recomputed in fu
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -26,6 +27,8 @@ from ._tiles import np_of as _np
 
 __all__ = ["FeatureTiles", "MatrixTiles", "Provider", "dense_matrix", "nearest", "order",
            "search"]
+
+PREFETCH = True  # compute the next tile in a background thread (CPU)
 
 Transform = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``transform(raw (r, m), rows (r,))``: the value neighbours are ranked by (monotone)."""
@@ -43,8 +46,19 @@ def _tiles(prov: Provider):  # noqa: ANN202 - a generator of (rows, cols, tile)
         pairs += [(a, b) for i, a in enumerate(prov.blocks) for b in prov.blocks[i + 1 :]]
     else:
         pairs = [(a, b) for a in prov.blocks for b in _col_blocks(prov)]
-    for rows, cols in pairs:
-        yield rows, cols, prov.tile(rows, cols)
+    if not PREFETCH or len(pairs) < 2 or not _tiles_mod.numpy_path(prov.device):
+        for rows, cols in pairs:
+            yield rows, cols, prov.tile(rows, cols)
+        return
+    # CPU: the next tile's matmul runs while this one is scanned (single-threaded numpy
+    # would leave a core idle); two tiles live at a time
+    with ThreadPoolExecutor(1) as pool:
+        nxt = pool.submit(prov.tile, *pairs[0])
+        for i, (rows, cols) in enumerate(pairs):
+            t = nxt.result()
+            if i + 1 < len(pairs):
+                nxt = pool.submit(prov.tile, *pairs[i + 1])
+            yield rows, cols, t
 
 
 def _amax(t: torch.Tensor, axis: int) -> np.ndarray:

@@ -237,10 +237,11 @@ def k_reciprocal_encoding(
         k1: size of the k-reciprocal neighbourhoods, ``1 <= k1 < N``.
         k2: query-expansion size, ``1 <= k2 <= k1 + 1`` (1: none).
         neighbours: ``(N, K)`` precomputed neighbour indices (``K >= max(k1 + 1, k2)``,
-            each row holding the item itself), with ``distances (N, K)``. Rows are
-            re-ordered by ``(distance, index)``. A pair ``(p, j)`` of ``R*(p)`` absent
-            from row ``p`` takes its distance from row ``j``, else from ``features``;
-            lists of ~``2 (k1 + 1)`` rarely miss any.
+            each row holding the item itself), with ``distances (N, K)``: the ``d`` of
+            the weights (e.g. ``2 - 2 cos``). Rows are re-ordered by ``(distance,
+            index)``. A pair ``(p, j)`` of ``R*(p)`` absent from row ``p`` takes its
+            distance from ``features`` when given, else from row ``j``; lists of
+            ~``2 (k1 + 1)`` rarely miss any.
         metric: ``"sqeuclidean"`` (``2 - 2 cos`` on normalised features), ``"cosine"``
             or ``"euclidean"``; ``d`` in the weights.
         normalize: L2-normalise the features first.
