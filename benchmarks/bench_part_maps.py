@@ -76,6 +76,19 @@ def mode_map(labels: torch.Tensor, num: int = 4, ignore: int = 255) -> torch.Ten
     return counts.argmax(0)
 
 
+def predict_logits(model: Any, x: torch.Tensor, pseudo_size: tuple[int, int] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Part logits of ``x`` (and the pseudo labels of its feature maps at ``pseudo_size``)."""
+    logits, pseudo = [], []
+    with torch.inference_mode():
+        for i in range(0, len(x), 64):
+            fmap, skips = model.forward_stages(x[i:i + 64].float())
+            logits.append(model.forward_head(fmap, skips=skips).part_logits.float())
+            if pseudo_size is not None:
+                pseudo.append(pseudo_part_labels(fmap.float(), output_size=pseudo_size))
+    return torch.cat(logits), (torch.cat(pseudo) if pseudo else None)
+
+
 def row(name: str, r: PartIoU, extra: str = "") -> dict[str, Any]:
     vals = r.as_dict(NAMES)
     print(f"  {name:<22} mIoU {vals['mIoU']:.3f}  " + "  ".join(
@@ -88,26 +101,24 @@ def run_direction(src: str, tgt: str, args: argparse.Namespace, out: Path) -> di
     size = tuple(args.input_size)
     torch.manual_seed(args.seed)
     model = build_model("semparts_resnet18", num_classes=source.num_train_pids,
-                        input_size=size)
+                        input_size=size, part_head=args.part_head,
+                        detach_masks=args.detach_masks)
     cfg = TrainConfig(arch="semparts_resnet18", pretrained=None, input_size=size,
                       source_epochs=args.epochs, epochs=0, batch_size=32, num_instances=4,
                       num_workers=0, lr=3.5e-4, lr_step=0, eval_every=0, checkpoint_every=0,
                       output_dir=str(out / f"{src}_{tgt}".replace(":", "")), seed=args.seed,
-                      progress=False, part_labels="gt", device="cpu")
+                      progress=False, part_labels="gt", device="cpu",
+                      part_loss_weight=args.part_loss_weight, color_jitter=args.color_jitter)
     t0 = time.time()
     trainer = DomainAdaptTrainer(model, source, None, cfg)
     trainer.fit()
     model = trainer.model.eval()
-    records = list(target.query)[: args.max_images]
     dc = model.data_config
+    src_x, src_gt = load_target(list(source.query)[: args.max_images], size, dc["mean"], dc["std"])
+    src_logits = predict_logits(model, src_x)[0]
+    records = list(target.query)[: args.max_images]
     x, gt = load_target(records, size, dc["mean"], dc["std"])
-    logits, pseudo = [], []
-    with torch.inference_mode():
-        for i in range(0, len(x), 64):
-            fmap = model.forward_features(x[i:i + 64].float())
-            logits.append(model.forward_head(fmap).part_logits.float())
-            pseudo.append(pseudo_part_labels(fmap.float(), output_size=size))
-    lg = torch.cat(logits)
+    lg, pseudo = predict_logits(model, x, pseudo_size=size)
     pred = torch.nn.functional.interpolate(lg, size=size, mode="bilinear",
                                            align_corners=False).argmax(1)
     prior = mode_map(gt).expand_as(gt)
@@ -115,10 +126,11 @@ def run_direction(src: str, tgt: str, args: argparse.Namespace, out: Path) -> di
     print(f"{src} -> {tgt}: {len(records)} target query images at {size[0]}x{size[1]}, "
           f"feature map {lg.shape[-2]}x{lg.shape[-1]}, trained in {time.time() - t0:.0f} s")
     res = {
+        "source (diagnostic)": row("source (diagnostic)", part_map_iou(src_logits, src_gt)),
         "predicted": row("predicted", part_map_iou(lg, gt),
                          f"  image-specific {100 * specific:.1f}% of pixels"),
         "positional prior": row("positional prior", part_map_iou(prior.contiguous(), gt)),
-        "pseudo labels": row("pseudo labels", part_map_iou(torch.cat(pseudo), gt)),
+        "pseudo labels": row("pseudo labels", part_map_iou(pseudo, gt)),
         "band prior": row("band prior", part_map_iou(
             band_labels(*size).expand_as(gt).contiguous(), gt)),
         "image_specific_fraction": round(specific, 4),
@@ -133,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, nargs=2, default=(80, 40))
     p.add_argument("--max-images", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--part-loss-weight", type=float, default=1.0)
+    p.add_argument("--detach-masks", action="store_true")
+    p.add_argument("--color-jitter", type=float, default=0.0)
+    p.add_argument("--part-head", choices=("decoder", "linear"), default="decoder")
+    p.add_argument("--directions", nargs="+", choices=("a2b", "b2a"), default=("a2b", "b2a"))
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--work-dir", default="/tmp/bench_part_maps")
     args = p.parse_args(argv)
@@ -143,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.work_dir)
     results = {}
     for src, tgt in (("a", "b"), ("b", "a")):
+        if f"{src}2{tgt}" not in args.directions:
+            continue
         results[f"{src} -> {tgt}"] = run_direction(
             f"synthetic:{src}{size_opt}", f"synthetic:{tgt}{size_opt}", args, out)
     if args.json:

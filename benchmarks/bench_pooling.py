@@ -190,8 +190,8 @@ def time_model_steps(
         opt = optims[key]
         source = STEP_VARIANTS[key][1]
         opt.zero_grad(set_to_none=True)
-        fmap = model.forward_features(images)
-        out = model.forward_head(fmap)
+        fmap, skips = model.forward_stages(images)
+        out = model.forward_head(fmap, skips=skips)
         assert out.id_logits is not None
         heads = out.id_logits.shape[1]
         loss = F.cross_entropy(out.id_logits.flatten(0, 1), pids.repeat_interleave(heads))

@@ -107,7 +107,7 @@ def test_persistent_workers_replay_any_epoch_exactly(tiny_pair, tmp_path) -> Non
     one_worker = EpochBatches(a, b, tiny_config(str(tmp_path), num_workers=1, camstyle=True),
                               _data_cfg())
     assert _same(_epoch(one_worker, "target", 1), second)
-    assert second[0]["parts"].dtype == torch.uint8 and "image_cam" in second[0]
+    assert "parts" not in second[0] and "image_cam" in second[0]  # target maps withheld
     run.close()
     assert run._loaders == {}
 
@@ -158,7 +158,9 @@ def test_which_domains_ship_part_maps(tmp_path) -> None:  # type: ignore[no-unty
                            part_model=part_model)
         return run.ships_parts("source"), run.ships_parts("target")
 
-    assert ships() == (True, True)  # "auto" reads maps where they exist
+    assert ships() == (True, False)  # the target's maps are withheld by default
+    assert ships(target_part_maps=True) == (True, True)  # "auto" reads maps where they exist
+    assert ships(target_part_maps=True, target_part_loss=False) == (True, False)
     assert ships(part_labels="gt", target_part_loss=False) == (True, False)
     for source in ("pseudo", "band", "none"):  # no map is read for these
         assert ships(part_labels=source) == (False, False)

@@ -245,12 +245,19 @@ def test_cuda_step_does_not_synchronise(tiny_pair: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("known", [(True, True), (True, False), (False, False)])
-@pytest.mark.parametrize("source", ["auto", "gt", "pseudo", "band"])
+@pytest.mark.parametrize(
+    "source", ["auto", "auto/pseudo", "auto/none", "gt", "pseudo", "self", "band"]
+)
 def test_part_term_from_the_host_summary_equals_the_device_path(
     known: tuple[bool, bool], source: str
 ) -> None:
+    from semparts_reid.engine.config import TrainConfig
     from semparts_reid.engine.loaders import collate_batch
     from semparts_reid.engine.step import part_map_term
+
+    labels, _, unlabeled = source.partition("/")
+    cfg = TrainConfig(part_labels=labels, unlabeled_part_labels=unlabeled or "self",
+                      self_label_threshold=0.3)
 
     g = torch.Generator().manual_seed(0)
     items = []
@@ -261,10 +268,10 @@ def test_part_term_from_the_host_summary_equals_the_device_path(
     batch = collate_batch(items)
     out = {"part_logits": torch.randn(2, 4, 8, 4, generator=g),
            "feature_map": torch.randn(2, 16, 8, 4, generator=g).abs()}
-    fast = part_map_term(out, batch, source, check_labels=False)
+    fast = part_map_term(out, batch, cfg, check_labels=False)
     plain = {k: v for k, v in batch.items() if k not in ("parts_known", "has_parts")}
-    slow = part_map_term(out, plain, source)
+    slow = part_map_term(out, plain, cfg)
     if slow is None:
-        assert fast is None and source == "gt" and not any(known)
+        assert fast is None and source in ("gt", "auto/none") and not any(known)
     else:
         assert fast is not None and torch.equal(fast, slow)

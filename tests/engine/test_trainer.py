@@ -142,9 +142,11 @@ def test_cuda_mixed_precision_step(tiny_pair, tmp_path) -> None:
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in trainer.history)
 
 
-@pytest.mark.parametrize("source", ["auto", "pseudo", "band"])
+@pytest.mark.parametrize("source", ["auto", "auto/pseudo", "self", "pseudo", "band"])
 def test_part_loss_without_label_maps(tiny_pair, tmp_path, source) -> None:  # type: ignore[no-untyped-def]
-    """Real data without a parser: images carry no maps, the part classifier still trains."""
+    """Real data without a parser: images carry no maps, the part classifier still trains
+    (self-training from its confident pixels: threshold 0 here, so an untrained
+    classifier has some)."""
     from semparts_reid.data.datasets import ReIDDataset
 
     a, b = tiny_pair
@@ -159,7 +161,9 @@ def test_part_loss_without_label_maps(tiny_pair, tmp_path, source) -> None:  # t
     pids = sorted({r.pid for r in records})
     records = [type(r)(r.path, pids.index(r.pid), r.camid) for r in records]
     src = ReIDDataset("bare", bare, records, a.query, a.gallery)
-    cfg = tiny_config(str(tmp_path / "run"), part_labels=source, camstyle=False, epochs=1)
+    labels, _, unlabeled = source.partition("/")
+    cfg = tiny_config(str(tmp_path / "run"), part_labels=labels, camstyle=False, epochs=1,
+                      unlabeled_part_labels=unlabeled or "self", self_label_threshold=0.0)
     trainer = DomainAdaptTrainer(tiny_model(len(pids)), src, b, cfg)
     trainer.train_source(1)
     record = trainer.history[-1]

@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "semparts_reid.layers.part_pooling",
     "semparts_reid.layers.part_classifier",
+    "semparts_reid.layers.part_decoder",
     "semparts_reid.layers.part_clustering",
     "semparts_reid.layers.heads",
     "semparts_reid.metrics.part_distance",

@@ -44,7 +44,8 @@ def test_every_model_forward_backward(name: str) -> None:
     assert out.id_logits is not None and out.id_logits.shape == (2, 1 + k, 5)
     assert out.num_parts == k
     if parts:
-        assert out.part_logits is not None and out.part_logits.shape == (2, 4, 4, 2)
+        # the decoder part head predicts at stride 4 (16x8 for a 64x32 input)
+        assert out.part_logits is not None and out.part_logits.shape == (2, 4, 16, 8)
         assert out.background_feat is not None and out.background_feat.shape == (2, dim)
     else:
         assert out.part_logits is None and out.background_feat is None
@@ -59,7 +60,8 @@ def test_eval_vs_train(net18: SemPartsNet) -> None:
     net18.eval()
     with torch.no_grad():
         a = net18(x)
-        b = net18.forward_head(net18.forward_features(x))
+        fmap, skips = net18.forward_stages(x)
+        b = net18.forward_head(fmap, skips=skips)
     assert a.id_logits is None
     torch.testing.assert_close(a.global_feat, b.global_feat)
     torch.testing.assert_close(a.part_feats, b.part_feats)
@@ -96,10 +98,12 @@ def test_predicted_masks_pool_the_feature_map(net18: SemPartsNet) -> None:
     net18.eval()
     x = torch.randn(2, 3, H, W)
     with torch.no_grad():
-        fmap = net18.forward_features(x)
-        out = net18.forward_head(fmap)
+        fmap, skips = net18.forward_stages(x)
+        out = net18.forward_head(fmap, skips=skips)
         assert out.part_logits is not None
-        ref, vis = part_mask_pool(fmap, out.part_logits.softmax(1))
+        # stride-4 maps are area-pooled to the feature map's grid before pooling
+        maps = torch.nn.functional.adaptive_avg_pool2d(out.part_logits.softmax(1), fmap.shape[-2:])
+        ref, vis = part_mask_pool(fmap, maps)
     torch.testing.assert_close(out.part_raw, ref[:, 1:])
     torch.testing.assert_close(out.background_feat, ref[:, 0])
     torch.testing.assert_close(out.visibility, vis[:, 1:])
@@ -113,8 +117,8 @@ def test_given_label_map_pooling(net18: SemPartsNet) -> None:
     labels[:, 16:48] = 2  # upper: rows 1-2
     labels[0, 48:] = 3  # lower only in image 0; image 1 leaves it unknown
     with torch.no_grad():
-        fmap = net18.forward_features(x)
-        out = net18.forward_head(fmap, part_labels=labels)
+        fmap, skips = net18.forward_stages(x)
+        out = net18.forward_head(fmap, part_labels=labels, skips=skips)
     torch.testing.assert_close(out.part_raw[:, 0], fmap[:, :, 0].mean(-1))
     torch.testing.assert_close(out.part_raw[:, 1], fmap[:, :, 1:3].mean((-2, -1)))
     torch.testing.assert_close(out.part_raw[0, 2], fmap[0, :, 3].mean(-1))
@@ -124,8 +128,8 @@ def test_given_label_map_pooling(net18: SemPartsNet) -> None:
     # soft maps given as (B, K+1, H, W), and (B, 1, H, W) label maps
     soft = torch.rand(2, 4, H, W)
     with torch.no_grad():
-        out_soft = net18.forward_head(fmap, part_labels=soft)
-        out_1ch = net18.forward_head(fmap, part_labels=labels[:, None])
+        out_soft = net18.forward_head(fmap, part_labels=soft, skips=skips)
+        out_1ch = net18.forward_head(fmap, part_labels=labels[:, None], skips=skips)
     torch.testing.assert_close(out_soft.part_raw, part_mask_pool(fmap, soft)[0][:, 1:])
     torch.testing.assert_close(out_1ch.part_raw, out.part_raw)
     with pytest.raises(ValueError, match="part_labels must be"):
@@ -155,10 +159,44 @@ def test_part_loss_and_detach_masks() -> None:
         out = model(x)
         assert out.id_logits is not None
         out.id_logits.square().sum().backward()
-        grad = model.part_classifier.conv.weight.grad  # type: ignore[union-attr]
+        grad = model.part_classifier.classifier.weight.grad  # type: ignore[union-attr]
         assert (grad is None or grad.abs().sum() == 0) == detach
         part = SemPartsNet.part_loss(model(x), labels, class_balance=True)
         assert part.ndim == 0 and torch.isfinite(part)
+
+
+def test_linear_part_head_is_the_paper_classifier_on_the_feature_map() -> None:
+    from semparts_reid.layers.part_classifier import SemanticPartClassifier
+
+    torch.manual_seed(0)
+    model = build_model("semparts_resnet18", part_head="linear").eval()
+    assert isinstance(model.part_classifier, SemanticPartClassifier)
+    assert model.build_kwargs["part_head"] == "linear" and not model.needs_skips
+    x = torch.randn(2, 3, H, W)
+    with torch.no_grad():
+        out = model(x)
+        fmap = model.forward_features(x)
+        ref, _ = part_mask_pool(fmap, model.part_classifier(fmap).softmax(1))
+    assert out.part_logits is not None and out.part_logits.shape == (2, 4, 4, 2)
+    torch.testing.assert_close(out.part_raw, ref[:, 1:])
+    with pytest.raises(ValueError, match="part_head must be"):
+        build_model("semparts_resnet18", part_head="fpn")
+
+
+def test_decoder_head_needs_the_skips(net18: SemPartsNet) -> None:
+    assert net18.needs_skips
+    fmap = net18.forward_features(torch.randn(1, 3, H, W))
+    with pytest.raises(ValueError, match="needs the backbone's layer1/layer2"):
+        net18.forward_head(fmap)
+
+
+def test_backbone_stages() -> None:
+    bb = ResNetBackbone("resnet18")
+    stages = bb.forward_stages(torch.randn(1, 3, H, W))
+    assert [tuple(s.shape[1:]) for s in stages] == [
+        (64, 16, 8), (128, 8, 4), (256, 4, 2), (512, 4, 2)]
+    assert bb.stage_channels == (64, 128, 256, 512)
+    assert ResNetBackbone("resnet50").stage_channels[0] == 256
 
 
 def test_backbone_options_and_torchvision_keys() -> None:

@@ -84,6 +84,7 @@ def run(
         num_classes=source.num_train_pids,
         pretrained=pretrained,
         input_size=tuple(config.input_size),
+        part_head=config.part_head,
     )
     trainer = DomainAdaptTrainer(model, source, target, config)
     if resume:

@@ -82,7 +82,8 @@ class EpochBatches:
         cfg = self.config
         if not self.part_model or cfg.part_labels not in ("auto", "gt"):
             return False
-        return which == "source" or cfg.target_part_loss
+        # the target's maps are evidence real data lacks: read only when asked for
+        return which == "source" or (cfg.target_part_loss and cfg.target_part_maps)
 
     def dataset(self, which: str) -> Any:
         """The torch dataset of ``which`` (built on first use)."""

@@ -37,7 +37,7 @@ def _f(default: Any, help: str) -> Any:  # noqa: A002 - 'help' reads best here
     return field(default=default, metadata={"help": help})
 
 
-PartLabelSource = Literal["auto", "gt", "pseudo", "band", "none"]
+PartLabelSource = Literal["auto", "gt", "pseudo", "self", "band", "none"]
 
 
 @dataclass
@@ -56,6 +56,11 @@ class TrainConfig:
         "imagenet", "initial weights: 'imagenet', a registry name, a path, a URL, or none"
     )
     input_size: tuple[int, int] = _f((256, 128), "input height and width in pixels")
+    part_head: Literal["decoder", "linear"] = _f(
+        "decoder",
+        "part classifier of a semparts_* model: 'decoder' (layer1 + layer2 + last map, "
+        "stride-4 part maps) or 'linear' (the paper's 1x1 conv on the last map)",
+    )
 
     # schedule
     source_epochs: int = _f(
@@ -86,6 +91,11 @@ class TrainConfig:
     # augmentation
     random_crop: bool = _f(True, "random crop after padding")
     flip_prob: float = _f(0.5, "horizontal flip probability")
+    color_jitter: float = _f(
+        0.0,
+        "strength s of the training colour jitter (brightness, contrast and saturation "
+        "factors in [1-s, 1+s]); 0: off",
+    )
     random_erasing: float = _f(0.5, "random erasing probability")
     camstyle: bool = _f(
         True, "camera invariance: add the loss on camera-style target images (where available)"
@@ -127,10 +137,36 @@ class TrainConfig:
     part_labels: PartLabelSource = _f(
         "auto",
         "part labels for the part-map loss: 'auto' (label maps where an image has them, "
-        "self-supervised pseudo labels for the others), 'gt' (label maps on disk only: "
+        "the unlabeled_part_labels source for the others), 'gt' (label maps on disk only: "
         "ground truth or a parser's), 'pseudo' (self-supervised clustering of the current "
-        "feature maps, at every step), 'band' (fixed horizontal bands), 'none' (no part-map "
-        "loss)",
+        "feature maps, at every step), 'self' (the part classifier's own confident "
+        "predictions), 'band' (fixed horizontal bands), 'none' (no part-map loss)",
+    )
+    unlabeled_part_labels: Literal["self", "pseudo", "none"] = _f(
+        "self",
+        "with part_labels='auto', the labels of images that have no part map (the target "
+        "domain by default): 'self' (the classifier's own predictions where its confidence "
+        ">= self_label_threshold), 'pseudo' (self-supervised clustering of the feature maps) "
+        "or 'none' (no part loss on them); see docs/semantic_parts.md for the measurements",
+    )
+    self_label_threshold: float = _f(
+        0.9, "confidence a pixel needs to keep its self-training part label (else ignored)"
+    )
+    target_part_maps: bool = _f(
+        False,
+        "read the target domain's part maps from disk (a human parser's output, or the "
+        "synthetic ground truth); off by default: real target data has none",
+    )
+    part_head_lr_mult: float = _f(
+        10.0,
+        "learning-rate multiplier of the part classifier (a freshly initialised head: at "
+        "the base rate the decoder needs many epochs to find the head, a small part)",
+    )
+    part_dice_weight: float = _f(
+        1.0, "weight of the dice term added to the part-map cross-entropy (0: off)"
+    )
+    part_class_balance: bool = _f(
+        False, "weight the part-map cross-entropy by inverse class frequency in the batch"
     )
     part_table: str = _f(
         "parts4",
@@ -157,6 +193,7 @@ class TrainConfig:
     neighbour_start_epoch: int = _f(
         5, "first (0-based) adaptation epoch with neighbourhood invariance (ECN: 5)"
     )
+
     # target objective 'cluster' (cluster-contrast's defaults; PPLR's for the refinement)
     cluster_eps: float = _f(0.6, "DBSCAN radius on the k-reciprocal Jaccard distance, in (0, 1)")
     cluster_min_samples: int = _f(
@@ -184,7 +221,6 @@ class TrainConfig:
     )
     cluster_beta: float = _f(0.5, "weight of the cluster label in the refined global target")
     cluster_agreement_k: int = _f(20, "neighbours of the part / global k-NN agreement score")
-
 
     # evaluation
     eval_every: int = _f(
@@ -266,11 +302,12 @@ class TrainConfig:
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise InputError(f"{name}={value!r}: expected a finite value > 0")
         for name in ("weight_decay", "backbone_lr_mult", "part_loss_weight", "target_weight",
-                     "memory_momentum", "triplet_weight"):
+                     "memory_momentum", "triplet_weight", "part_dice_weight",
+                     "part_head_lr_mult"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}={value!r}: expected a finite value >= 0")
-        for name in ("flip_prob", "random_erasing", "lr_gamma"):
+        for name in ("flip_prob", "random_erasing", "lr_gamma", "self_label_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
@@ -289,6 +326,8 @@ class TrainConfig:
                 f"triplet_margin={self.triplet_margin!r}: expected a value > 0, or None "
                 "('soft' on the command line) for the soft margin"
             )
+        if not 0.0 <= self.color_jitter < 1.0:
+            raise InputError(f"color_jitter={self.color_jitter!r}: expected [0, 1)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise InputError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1)")
         if self.loss_mix == "convex" and self.target_weight > 1:
@@ -310,7 +349,9 @@ class TrainConfig:
             "optimizer": ("adam", "sgd"),
             "loss_mix": ("convex", "sum"),
             "head_reduction": ("sum", "mean"),
-            "part_labels": ("auto", "gt", "pseudo", "band", "none"),
+            "part_labels": ("auto", "gt", "pseudo", "self", "band", "none"),
+            "unlabeled_part_labels": ("self", "pseudo", "none"),
+            "part_head": ("decoder", "linear"),
             "memory_dtype": ("float32", "bfloat16"),
             "target_objective": ("ecn", "cluster"),
             "eval_mode": ("global", "concat", "parts"),
@@ -346,7 +387,6 @@ class TrainConfig:
             and m >= 1
         ):
             raise InputError(f"cluster_images_per_identity={m!r}: expected None or >= 1")
-
 
     # ------------------------------------------------------------------ helpers
     def loss_weights(self) -> tuple[float, float]:

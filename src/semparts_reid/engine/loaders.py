@@ -179,7 +179,9 @@ def build_train_dataset(
     # 10 px of padding at 256 px height (the usual re-ID setting), scaled with height
     pad = max(1, round(10 * h / 256)) if cfg.random_crop else 0
     transform = build_transforms(data_config, train=True, label_dtype=torch.uint8, pad=pad,
-                                 flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing)
+                                 flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing,
+                                 color_jitter=getattr(cfg, "color_jitter", 0.0))
+    staged = staged and not getattr(cfg, "color_jitter", 0.0)  # jitter needs PIL images
     style = CameraStyleAugmenter(records) if camstyle else None
     return ReIDImageDataset(records, transform, camstyle=style,
                             part_table=getattr(cfg, "part_table", "parts4"),

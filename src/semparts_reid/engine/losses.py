@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..layers.part_classifier import confident_part_labels
 from ..layers.part_clustering import band_labels, pseudo_part_labels
 from ..layers.parts import IGNORE_INDEX
 
@@ -167,21 +168,30 @@ def part_targets(
     parts: Tensor | None,
     feature_map: Tensor | None,
     image_size: tuple[int, int],
+    part_logits: Tensor | None = None,
+    unlabeled: str = "pseudo",
+    threshold: float = 0.9,
 ) -> Tensor | None:
     """Label maps (B, H, W) int64 for the part-map loss, or None when there is none.
 
     Args:
         source: ``"auto"`` (``parts`` for the images that have any labelled pixel,
-            pseudo labels of ``feature_map`` for the others: real data without a
-            parser gets the self-supervised labels with no setting),
+            the ``unlabeled`` labels for the others: real data without a parser gets
+            them with no setting),
             ``"gt"`` (``parts`` from the batch; all-255 maps simply give no loss),
             ``"pseudo"`` (ISP-style clustering of ``feature_map``, re-estimated at every
             step from the current network, so it follows the features as they train),
+            ``"self"`` (the part classifier's own confident predictions, see
+            :func:`~semparts_reid.layers.part_classifier.confident_part_labels`),
             ``"band"`` (horizontal head / upper / lower bands, no background) or
             ``"none"``.
         parts: (B, H, W) int64 labels from the data (255 = unknown), for ``"gt"``.
         feature_map: (B, C, h, w) backbone features, for ``"pseudo"``.
         image_size: (H, W) of the input images.
+        part_logits: (B, K+1, h', w') part logits, for ``"self"``.
+        unlabeled: what ``"auto"`` uses for images without maps: ``"self"``,
+            ``"pseudo"`` or ``"none"`` (no labels: all ``IGNORE_INDEX``).
+        threshold: confidence threshold of ``"self"``.
     """
     if source == "none":
         return None
@@ -189,12 +199,14 @@ def part_targets(
         known = None if parts is None else (parts != IGNORE_INDEX).flatten(1).any(1)
         if known is not None and bool(known.all()):
             return parts.long()  # type: ignore[union-attr]
-        if feature_map is None:
+        fallback = part_targets(unlabeled, parts=parts, feature_map=feature_map,
+                                image_size=image_size, part_logits=part_logits,
+                                threshold=threshold) if unlabeled != "none" else None
+        if fallback is None:
             return None if parts is None else parts.long()
-        pseudo = pseudo_part_labels(feature_map.detach(), output_size=image_size)
         if known is None or parts is None:
-            return pseudo
-        return torch.where(known[:, None, None], parts.long(), pseudo)
+            return fallback
+        return torch.where(known[:, None, None], parts.long(), fallback)
     if source == "gt":
         if parts is None:
             return None
@@ -210,8 +222,13 @@ def part_targets(
         if feature_map is None:
             raise ValueError("part_labels='pseudo' needs the feature map of the batch")
         return pseudo_part_labels(feature_map.detach(), output_size=image_size)
+    if source == "self":
+        if part_logits is None:
+            raise ValueError("part labels 'self' need the part logits of the batch")
+        return confident_part_labels(part_logits, threshold=threshold, size=image_size)
     raise ValueError(
-        f"part label source {source!r}: expected 'auto', 'gt', 'pseudo', 'band' or 'none'"
+        f"part label source {source!r}: expected 'auto', 'gt', 'pseudo', 'self', 'band' "
+        "or 'none'"
     )
 
 

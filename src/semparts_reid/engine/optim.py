@@ -25,14 +25,18 @@ def build_optimizer(
     model: nn.Module, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Adam (or SGD with Nesterov momentum) over the trainable parameters, the backbone
-    at ``backbone_lr_mult`` times the learning rate, and a per-epoch ``LambdaLR``."""
+    at ``backbone_lr_mult`` and the part classifier at ``part_head_lr_mult`` times the
+    learning rate, and a per-epoch ``LambdaLR``."""
     backbone = getattr(model, "backbone", None)
     bb_ids = {id(p) for p in backbone.parameters()} if isinstance(backbone, nn.Module) else set()
+    head = getattr(model, "part_classifier", None)
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
     params = [p for p in model.parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = []
     for mult, ps in (
         (config.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
-        (1.0, [p for p in params if id(p) not in bb_ids]),
+        (config.part_head_lr_mult, [p for p in params if id(p) in head_ids]),
+        (1.0, [p for p in params if id(p) not in bb_ids and id(p) not in head_ids]),
     ):
         if ps:
             groups.append({"params": ps, "lr_mult": mult, "lr": config.lr * mult})

@@ -56,8 +56,12 @@ class StepNet(nn.Module):
         outs = []
         model: Any = self.model
         for x in images:
-            fmap = model.forward_features(x)
-            out = model.forward_head(fmap)
+            if hasattr(model, "forward_stages"):  # SemPartsNet: the decoder's skips too
+                fmap, skips = model.forward_stages(x)
+                out = model.forward_head(fmap, skips=skips)
+            else:
+                fmap = model.forward_features(x)
+                out = model.forward_head(fmap)
             d = {f.name: getattr(out, f.name) for f in fields(out)}
             d["feature_map"] = fmap
             outs.append(d)
@@ -166,25 +170,35 @@ def camstyle_swap(batch_t: dict[str, Any], num_cams: int, enabled: bool = True) 
     return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
 
 
-def _pseudo_labels(feature_map: Tensor, size: tuple[int, ...]) -> Tensor:
-    labels = part_targets("pseudo", parts=None, feature_map=feature_map,
-                          image_size=(int(size[0]), int(size[1])))
-    assert labels is not None  # "pseudo" always labels every pixel
-    return labels
+def _unlabeled_labels(out: dict[str, Any], size: tuple[int, ...], config: Any) -> Tensor | None:
+    """Labels of images without part maps under ``part_labels="auto"`` (None: no loss)."""
+    if config.unlabeled_part_labels == "none":
+        return None
+    return part_targets(config.unlabeled_part_labels, parts=None,
+                        feature_map=out["feature_map"],
+                        image_size=(int(size[0]), int(size[1])),
+                        part_logits=out.get("part_logits"),
+                        threshold=config.self_label_threshold)
 
 
 def part_map_term(
-    out: dict[str, Any], batch: dict[str, Any], source: str, *, check_labels: bool = True
+    out: dict[str, Any], batch: dict[str, Any], config: Any, *, check_labels: bool = True
 ) -> Tensor | None:
     """Pixel-wise part loss of one batch (None without part logits or labels).
+
+    ``config`` (a :class:`~.config.TrainConfig`) gives the label source
+    (``part_labels``), what ``"auto"`` uses for images without maps
+    (``unlabeled_part_labels``, ``self_label_threshold``) and the loss
+    (``part_dice_weight``, ``part_class_balance``).
 
     A batch of the trainer's loader carries ``parts_known`` (``"all"``, ``"some"`` or
     ``"none"``: which images have a labelled pixel, summarised on the host when the
     batch was collated) and ``has_parts`` (B,) bool: with them the choice between label
-    maps and pseudo labels needs no GPU synchronisation. Other batches (no
+    maps and the fallback labels needs no GPU synchronisation. Other batches (no
     ``parts_known``) are inspected on the device, as :func:`~.losses.part_targets` does.
     The loss is the same either way.
     """
+    source = config.part_labels
     if source == "none" or out.get("part_logits") is None:
         return None
     size = tuple(batch["image"].shape[-2:])
@@ -195,19 +209,29 @@ def part_map_term(
         if known == "none":
             if source == "gt":
                 return None
-            labels = _pseudo_labels(fmap, size)
+            labels = _unlabeled_labels(out, size, config)
+            if labels is None:
+                return None
         elif known == "all" or source == "gt":
             labels = parts.long()
         else:  # "auto" over a batch with and without maps: maps where known
-            labels = torch.where(batch["has_parts"][:, None, None], parts.long(),
-                                 _pseudo_labels(fmap, size))
+            fallback = _unlabeled_labels(out, size, config)
+            labels = parts.long() if fallback is None else torch.where(
+                batch["has_parts"][:, None, None], parts.long(), fallback)
     else:
-        labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size)
-        # pseudo and band labels cover every pixel ("auto" fills unknown images with
-        # pseudo labels): only maps alone ("gt") can leave every pixel unknown
-        if labels is None or ((source == "gt" or fmap is None) and not has_labels(labels)):
+        labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
+                              part_logits=out.get("part_logits"),
+                              unlabeled=config.unlabeled_part_labels,
+                              threshold=config.self_label_threshold)
+        # only maps alone ("gt") can leave a whole batch unknown often enough to matter
+        # (checked on the host); confident self labels rarely do, and an all-ignored
+        # batch gives an exact zero loss without a GPU synchronisation
+        maps_only = source == "gt" or (source == "auto" and config.unlabeled_part_labels == "none")
+        if labels is None or ((maps_only or fmap is None) and not has_labels(labels)):
             return None
-    return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels)
+    return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels,
+                         dice_weight=config.part_dice_weight,
+                         class_balance=config.part_class_balance)
 
 
 def source_triplet_term(
@@ -265,14 +289,14 @@ def step_losses(
     terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
     if config.triplet_weight > 0:
         terms["triplet"] = source_triplet_term(out_s, batch_s, config, use_parts)
-    part_terms = [part_map_term(out_s, batch_s, config.part_labels, check_labels=check_labels)]
+    part_terms = [part_map_term(out_s, batch_s, config, check_labels=check_labels)]
     if out_t is not None and batch_t is not None:
         if objective is None:
             raise ValueError("a target batch needs a target objective")
         terms["target_memory"] = objective.loss(out_t, batch_t)
         if config.target_part_loss:
             part_terms.append(
-                part_map_term(out_t, batch_t, config.part_labels, check_labels=check_labels)
+                part_map_term(out_t, batch_t, config, check_labels=check_labels)
             )
     valid = [p for p in part_terms if p is not None]
     if valid:

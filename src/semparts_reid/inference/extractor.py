@@ -93,7 +93,10 @@ def load_model_from_checkpoint(
             f"{label} is a bare state dict without 'arch'; build the model yourself and pass "
             "it to FeatureExtractor, or save a checkpoint with arch/model_kwargs/data_config"
         )
-    model = build_model(str(ckpt["arch"]), **dict(ckpt.get("model_kwargs") or {}))
+    kwargs = dict(ckpt.get("model_kwargs") or {})
+    if kwargs and "part_head" not in kwargs:  # saved before the decoder head existed: the 1x1 head
+        kwargs["part_head"] = "linear"
+    model = build_model(str(ckpt["arch"]), **kwargs)
     load_pretrained(model, ckpt, strict=True)
     if ckpt.get("data_config"):
         model.data_config = dict(ckpt["data_config"])

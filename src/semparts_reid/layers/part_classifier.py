@@ -12,7 +12,12 @@ from torch import Tensor, nn
 
 from .parts import IGNORE_INDEX, NUM_PART_CLASSES
 
-__all__ = ["SemanticPartClassifier", "part_map_loss", "resize_labels"]
+__all__ = [
+    "SemanticPartClassifier",
+    "confident_part_labels",
+    "part_dice_loss", "part_map_loss",
+    "resize_labels",
+]
 
 
 class SemanticPartClassifier(nn.Module):
@@ -95,8 +100,9 @@ def part_map_loss(
     label_smoothing: float = 0.0,
     resize: str = "logits",
     check_labels: bool = True,
+    dice_weight: float = 0.0,
 ) -> Tensor:
-    """Pixel-wise cross-entropy between part logits and a part label map.
+    """Pixel-wise cross-entropy between part logits and a part label map (+ a dice term).
 
     Args:
         logits: ``(B, K+1, h, w)`` part-classifier logits (``ReIDOutput.part_logits``).
@@ -112,6 +118,9 @@ def part_map_loss(
             batch (``w_c = N / (n_classes_present * N_c)``; absent classes get weight 0),
             so small parts such as the head are not swamped by background.
         label_smoothing: as in :func:`torch.nn.functional.cross_entropy`, in ``[0, 1)``.
+        dice_weight: weight of :func:`part_dice_loss` added to the cross-entropy (0: off).
+            Dice scores each class by its overlap, whatever its size, so the head (a
+            few percent of the pixels) counts as much as the background.
         check_labels: raise ``ValueError`` for labels outside ``[0, K]`` (other than
             ``ignore_index``). The check reads a flag back to the host (a GPU
             synchronisation); a training loop whose labels come from a grouping table
@@ -146,6 +155,8 @@ def part_map_loss(
         )
     if not 0.0 <= label_smoothing < 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if dice_weight < 0:
+        raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
     if resize not in ("logits", "labels"):
         raise ValueError(f"resize must be 'logits' or 'labels', got {resize!r}")
     num_classes = logits.shape[1]
@@ -181,4 +192,90 @@ def part_map_loss(
         denom = valid.sum().to(torch.float32)
     else:
         denom = weight[target.masked_fill(~valid, 0)].masked_fill(~valid, 0.0).sum()
-    return total / denom.clamp_min(1e-12)
+    loss = total / denom.clamp_min(1e-12)
+    if dice_weight > 0:
+        loss = loss + dice_weight * _dice(logits32, target, valid)
+    return loss
+
+
+def _dice(logits32: Tensor, target: Tensor, valid: Tensor, eps: float = 1.0) -> Tensor:
+    """Soft dice loss over the batch, mean over the classes present in ``target``."""
+    num_classes = logits32.shape[1]
+    prob = torch.softmax(logits32, dim=1) * valid.unsqueeze(1)
+    onehot = F.one_hot(target.masked_fill(~valid, 0), num_classes).permute(0, 3, 1, 2)
+    onehot = onehot.to(prob.dtype) * valid.unsqueeze(1)
+    inter = (prob * onehot).sum((0, 2, 3))
+    card = prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    present = onehot.sum((0, 2, 3)) > 0
+    dice = 1.0 - (2.0 * inter + eps) / (card + eps)
+    # classes absent from the batch: no term (their predicted mass is pushed down by CE)
+    return (dice * present).sum() / present.sum().clamp_min(1)
+
+
+def part_dice_loss(
+    logits: Tensor, labels: Tensor, *, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
+    """Soft dice loss ``1 - (2 sum p y + 1) / (sum p + sum y + 1)`` per class over the batch,
+    averaged over the classes present in ``labels``; ignored pixels count for nothing.
+
+    Args:
+        logits: ``(B, K+1, h, w)`` part logits (up-sampled to the labels' size).
+        labels: ``(B, H, W)`` integer labels in ``[0, K]`` or ``ignore_index``.
+
+    Returns:
+        Scalar float32 loss in ``[0, 1]``.
+
+    Example:
+        >>> perfect = torch.tensor([[[[9.0, -9.0]], [[-9.0, 9.0]]]])  # (1, 2, 1, 2)
+        >>> round(part_dice_loss(perfect, torch.tensor([[[0, 1]]])).item(), 3)
+        0.0
+    """
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
+    if labels.ndim == 4 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 3 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels must have shape (B, H, W) with B={logits.shape[0]}, got {tuple(labels.shape)}"
+        )
+    logits32 = logits.float()
+    if logits32.shape[-2:] != labels.shape[-2:]:
+        logits32 = F.interpolate(
+            logits32, size=labels.shape[-2:], mode="bilinear", align_corners=False
+        )
+    target = labels.long()
+    return _dice(logits32, target, target != ignore_index)
+
+
+def confident_part_labels(
+    logits: Tensor,
+    *,
+    threshold: float = 0.9,
+    size: tuple[int, int] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> Tensor:
+    """Self-training labels: the classifier's own argmax where it is confident.
+
+    Args:
+        logits: ``(B, K+1, h, w)`` part logits (detached here).
+        threshold: a pixel keeps its argmax label when its softmax confidence is at
+            least this, else it is ``ignore_index``.
+        size: ``(H, W)`` to up-sample the logits to first (bilinear), or None.
+
+    Returns:
+        ``(B, H, W)`` int64 labels.
+
+    Example:
+        >>> logits = torch.tensor([[[[4.0, 0.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)
+        >>> confident_part_labels(logits, threshold=0.9)
+        tensor([[[  0, 255]]])
+    """
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    x = logits.detach().float()
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    conf, labels = torch.softmax(x, dim=1).max(dim=1)
+    return labels.masked_fill(conf < threshold, ignore_index)

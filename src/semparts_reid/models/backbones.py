@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-__all__ = ["RESNET_CHANNELS", "ResNetBackbone", "list_backbones"]
+__all__ = ["RESNET_CHANNELS", "STAGE_CHANNELS", "ResNetBackbone", "list_backbones"]
 
 _BUILDERS: dict[str, Callable[..., torchvision.models.ResNet]] = {
     "resnet18": torchvision.models.resnet18,
@@ -23,6 +23,12 @@ _BUILDERS: dict[str, Callable[..., torchvision.models.ResNet]] = {
 
 #: channels of the last stage's feature map
 RESNET_CHANNELS: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
+#: channels of ``layer1`` ... ``layer4``
+STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
+    "resnet18": (64, 128, 256, 512),
+    "resnet34": (64, 128, 256, 512),
+    "resnet50": (256, 512, 1024, 2048),
+}
 
 
 def list_backbones() -> list[str]:
@@ -44,6 +50,7 @@ class ResNetBackbone(nn.Module):
 
     Attributes:
         out_channels: channels ``C`` of the output feature map.
+        stage_channels: channels of ``layer1`` ... ``layer4`` (:meth:`forward_stages`).
         output_stride: input size / feature map size (16 with last stride 1, else 32).
 
     Shape:
@@ -68,6 +75,7 @@ class ResNetBackbone(nn.Module):
         self.last_stride = last_stride
         self.frozen_stages = frozen_stages
         self.out_channels = RESNET_CHANNELS[name]
+        self.stage_channels = STAGE_CHANNELS[name]
         self.output_stride = 16 if last_stride == 1 else 32
         self.conv1 = net.conv1
         self.bn1 = net.bn1
@@ -107,14 +115,19 @@ class ResNetBackbone(nn.Module):
                 mod.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The outputs of ``layer1`` ... ``layer4``: strides 4, 8, 16 and
+        ``output_stride``, channels :attr:`stage_channels`."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(x.shape)}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        return self.layer4(x)
+        c1 = self.layer1(x)
+        c2 = self.layer2(c1)
+        c3 = self.layer3(c2)
+        return c1, c2, c3, self.layer4(c3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[-1]
 
     def extra_repr(self) -> str:
         return (

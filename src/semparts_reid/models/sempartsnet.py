@@ -3,7 +3,11 @@
 Data flow for a batch of images ``(B, 3, H, W)``::
 
     backbone                 -> M      (B, C, h, w)          forward_features
-    SemanticPartClassifier   -> logits (B, K+1, h, w)  -> softmax P (bg, head, upper, lower)
+                                (+ layer1, layer2 maps     forward_stages)
+    part head                -> logits (B, K+1, h', w') -> softmax P (bg, head, upper, lower)
+       "decoder" (default):  PartDecoder on layer1 + layer2 + M, h' x w' = H/4 x W/4;
+                             P is area-pooled to h x w for the pooling below
+       "linear" (paper):     SemanticPartClassifier (BN + 1x1 conv) on M, h' x w' = h x w
     GAP / GeM of M           -> global_raw (B, C)      -> BNNeck -> global_feat
     PartMaskPooling(M, P)    -> (B, K+1, C): background_feat | part_raw (B, K, C)
     part_raw                 -> one BNNeck per part    -> part_feats (B, K, C)
@@ -20,12 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..hub.constants import IMAGENET_MEAN, IMAGENET_STD  # re-exported: the one definition
 from ..layers.heads import BNNeck, GeM, MultiBNNeck, MultiLinear, global_avg_pool
 from ..layers.part_classifier import SemanticPartClassifier, part_map_loss
 from ..layers.part_clustering import pseudo_part_labels
+from ..layers.part_decoder import PartDecoder
 from ..layers.part_pooling import PartMaskPooling, labels_to_masks
 from ..layers.parts import IGNORE_INDEX, NUM_BODY_PARTS, NUM_PART_CLASSES
 from .backbones import ResNetBackbone
@@ -33,6 +39,9 @@ from .backbones import ResNetBackbone
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ReIDOutput", "SemPartsNet", "default_data_config"]
 
 _POOLINGS = ("avg", "gem")
+_PART_HEADS = ("decoder", "linear")
+#: backbone stages (0-based: layer1, layer2) the decoder reads besides the last map
+_DECODER_SKIPS = (0, 1)
 
 
 def default_data_config(
@@ -63,8 +72,9 @@ class ReIDOutput:
         part_feats: ``(B, K, D)`` head/upper/lower features after their BNNecks
             (``K = 0`` for ``parts=False``); exactly zero where a part is invisible.
         visibility: ``(B, K)`` float32, 1.0 where the part is visible.
-        part_logits: ``(B, K+1, h, w)`` part-classifier logits (channel 0 background), or
-            None for ``parts=False``.
+        part_logits: ``(B, K+1, h', w')`` part-classifier logits (channel 0 background),
+            at stride 4 for the ``"decoder"`` part head and on the feature map's grid
+            for ``"linear"``; None for ``parts=False``.
         id_logits: ``(B, 1+K, num_classes)`` identity logits of global, head, upper, lower
             (training mode with ``num_classes > 0``), else None.
         global_raw: ``(B, D)`` global feature before the BNNeck.
@@ -105,6 +115,11 @@ class SemPartsNet(nn.Module):
             (``"area"`` or ``"nearest"``).
         detach_masks: stop the identity losses' gradient from reaching the part
             classifier through the masks (it then learns from the part loss only).
+        part_head: ``"decoder"`` (default): a light :class:`PartDecoder` on ``layer1``,
+            ``layer2`` and ``M`` predicts the part maps at stride 4, so they can follow
+            each body even when ``M`` is a few cells wide; ``"linear"``: the paper's
+            ``1x1`` classifier on ``M`` (:class:`SemanticPartClassifier`).
+        decoder_width: channels of the decoder's fused map.
         input_size, mean, std: the preprocessing recorded in :attr:`data_config`.
 
     Attributes:
@@ -118,7 +133,7 @@ class SemPartsNet(nn.Module):
         >>> net = SemPartsNet("resnet18", num_classes=5).eval()
         >>> out = net(torch.randn(2, 3, 64, 32))
         >>> out.global_feat.shape, out.part_feats.shape, out.part_logits.shape
-        (torch.Size([2, 512]), torch.Size([2, 3, 512]), torch.Size([2, 4, 4, 2]))
+        (torch.Size([2, 512]), torch.Size([2, 3, 512]), torch.Size([2, 4, 16, 8]))
     """
 
     def __init__(
@@ -134,6 +149,8 @@ class SemPartsNet(nn.Module):
         visibility_threshold: float | None = 0.05,
         hard_resize: str = "area",
         detach_masks: bool = False,
+        part_head: str = "decoder",
+        decoder_width: int = 64,
         input_size: tuple[int, int] = (256, 128),
         mean: tuple[float, ...] = IMAGENET_MEAN,
         std: tuple[float, ...] = IMAGENET_STD,
@@ -145,6 +162,8 @@ class SemPartsNet(nn.Module):
             raise ValueError(f"input_size must be (H, W), got {input_size}")
         if pooling not in _POOLINGS:
             raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+        if part_head not in _PART_HEADS:
+            raise ValueError(f"part_head must be one of {_PART_HEADS}, got {part_head!r}")
         self.data_config = default_data_config(
             (int(input_size[0]), int(input_size[1])), tuple(mean), tuple(std)
         )
@@ -161,6 +180,8 @@ class SemPartsNet(nn.Module):
             "visibility_threshold": visibility_threshold,
             "hard_resize": hard_resize,
             "detach_masks": bool(detach_masks),
+            "part_head": part_head,
+            "decoder_width": int(decoder_width),
             "input_size": self.data_config["input_size"],
             "mean": self.data_config["mean"],
             "std": self.data_config["std"],
@@ -174,11 +195,16 @@ class SemPartsNet(nn.Module):
 
         self.global_pool: nn.Module | None = GeM(gem_p) if pooling == "gem" else None
         self.global_neck = BNNeck(dim)
-        self.part_classifier: SemanticPartClassifier | None = None
+        self.part_head = part_head
+        self.part_classifier: SemanticPartClassifier | PartDecoder | None = None
         self.part_pool: PartMaskPooling | None = None
         self.part_necks: MultiBNNeck | None = None
         if parts:
-            self.part_classifier = SemanticPartClassifier(dim, NUM_PART_CLASSES)
+            if part_head == "decoder":
+                chans = [self.backbone.stage_channels[i] for i in _DECODER_SKIPS] + [dim]
+                self.part_classifier = PartDecoder(chans, NUM_PART_CLASSES, decoder_width)
+            else:
+                self.part_classifier = SemanticPartClassifier(dim, NUM_PART_CLASSES)
             self.part_pool = PartMaskPooling(
                 hard_resize=hard_resize, visibility_threshold=visibility_threshold
             )
@@ -192,8 +218,43 @@ class SemPartsNet(nn.Module):
         """``(B, 3, H, W)`` images -> ``(B, C, h, w)`` feature map ``M``."""
         return self.backbone(images)
 
-    def forward_head(self, feature_map: Tensor, part_labels: Tensor | None = None) -> ReIDOutput:
-        """Pool, neck and classify a ``(B, C, h, w)`` feature map (see :meth:`forward`)."""
+    @property
+    def needs_skips(self) -> bool:
+        """Whether :meth:`forward_head` needs the early stages (the decoder part head)."""
+        return self.part_classifier is not None and self.part_head == "decoder"
+
+    def forward_stages(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``(M, skips)``: the feature map and the early-stage maps :meth:`forward_head`
+        needs (``layer1`` and ``layer2`` for the decoder part head, else none)."""
+        if not self.needs_skips:
+            return self.backbone(images), []
+        stages = self.backbone.forward_stages(images)
+        return stages[-1], [stages[i] for i in _DECODER_SKIPS]
+
+    def _part_logits(self, feature_map: Tensor, skips: list[Tensor] | None) -> Tensor:
+        assert self.part_classifier is not None
+        if isinstance(self.part_classifier, SemanticPartClassifier):
+            return self.part_classifier(feature_map)
+        if not skips:
+            raise ValueError(
+                "the 'decoder' part head needs the backbone's layer1/layer2 maps: call "
+                "forward(images), or forward_head(M, skips=...) with the skips of "
+                "forward_stages(images)"
+            )
+        return self.part_classifier([*skips, feature_map])
+
+    def forward_head(
+        self,
+        feature_map: Tensor,
+        part_labels: Tensor | None = None,
+        *,
+        skips: list[Tensor] | None = None,
+    ) -> ReIDOutput:
+        """Pool, neck and classify a ``(B, C, h, w)`` feature map (see :meth:`forward`).
+
+        ``skips``: the early-stage maps of :meth:`forward_stages` (needed by the
+        ``"decoder"`` part head).
+        """
         if feature_map.ndim != 4 or feature_map.shape[1] != self.feat_dim:
             raise ValueError(
                 f"feature_map must have shape (B, {self.feat_dim}, h, w), "
@@ -219,9 +280,12 @@ class SemPartsNet(nn.Module):
             visibility = feature_map.new_zeros(batch, 0, dtype=torch.float32)
         else:
             assert self.part_pool is not None and self.part_necks is not None
-            part_logits = self.part_classifier(feature_map)
+            part_logits = self._part_logits(feature_map, skips)
             if part_labels is None:
                 masks = SemanticPartClassifier.to_maps(part_logits)
+                if masks.shape[-2:] != feature_map.shape[-2:]:
+                    # area pooling keeps the maps' mass (bilinear would sample points)
+                    masks = F.adaptive_avg_pool2d(masks, feature_map.shape[-2:])
                 hard = False
                 if self.detach_masks:
                     masks = masks.detach()
@@ -267,7 +331,8 @@ class SemPartsNet(nn.Module):
         if not isinstance(images, Tensor) or images.ndim != 4:
             shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
-        return self.forward_head(self.forward_features(images), part_labels)
+        feature_map, skips = self.forward_stages(images)
+        return self.forward_head(feature_map, part_labels, skips=skips)
 
     # ----------------------------------------------------------------- helpers
     def _given_masks(self, part_labels: Tensor, batch: int) -> tuple[Tensor, bool]:
