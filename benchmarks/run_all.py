@@ -14,7 +14,12 @@ Usage::
 
     python benchmarks/run_all.py            # full sizes (RESULTS.md lists each wall time)
     python benchmarks/run_all.py --quick    # smoke run of every script
-    python benchmarks/run_all.py --only eval pooling
+    python benchmarks/run_all.py --only eval pooling   # re-run two; keep the others' results
+
+With ``--only``, the sections and summary rows of the benchmarks not re-run are kept
+from the existing report (each section names the date of its own run), so one
+benchmark can be refreshed without re-running all of them; ``--replace`` writes only
+the benchmarks of this run.
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
+    # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long
+    "semantic_parts": ("bench_semantic_parts.py",
+                       ["--seeds", "0", "1", "2", "--json", "benchmarks/semantic_parts.json"],
+                       ["--quick"]),
 }
 
 # lines worth lifting into the summary
@@ -110,6 +119,25 @@ def machine_description() -> str:
     return ", ".join(parts)
 
 
+def previous_results(report: str, skip: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Summary rows and sections of an existing report, by benchmark, except ``skip``."""
+    rows: dict[str, str] = {}
+    for line in report.splitlines():
+        m = re.match(r"^\| (\w+) \| ", line)
+        if m and m.group(1) in BENCHMARKS and m.group(1) not in skip:
+            rows[m.group(1)] = line
+    date = re.search(r"(?m)^- date: (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", report)
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"(?m)^(?=## )", report):
+        m = re.match(r"^## (\w+)\n", chunk)
+        if m and m.group(1) in BENCHMARKS and m.group(1) not in skip:
+            if date and ", run " not in chunk.split("\n", 3)[2]:  # from a full run
+                chunk = re.sub(r"(?m)^(`[^`]+` \([^)]*)\)$", rf"\1, run {date.group(1)})",
+                               chunk, count=1)
+            sections[m.group(1)] = chunk.rstrip("\n") + "\n"
+    return {n: r for n, r in rows.items() if n in sections}, sections
+
+
 def run_one(name: str, quick: bool) -> tuple[int, float, str]:
     """Run benchmark ``name`` in a fresh interpreter: ``(exit status, seconds, output)``."""
     script, full, smoke = BENCHMARKS[name]
@@ -125,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run of every benchmark")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="a subset")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"), help="report file")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --only: drop the other benchmarks' results from the report")
     args = parser.parse_args(argv)
 
     names = args.only or list(BENCHMARKS)
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sections: list[str] = []
     summary: list[str] = []
     not_ok: dict[str, str] = {}
@@ -144,15 +175,24 @@ def main(argv: list[str] | None = None) -> int:
             + " |"
         )
         sections.append(
-            f"## {name}\n\n`{BENCHMARKS[name][0]}` ({seconds:.0f} s, {status})\n\n"
+            f"## {name}\n\n`{BENCHMARKS[name][0]}` ({seconds:.0f} s, {status}, run "
+            f"{started})\n\n"
             f"```\n{output}\n```\n"
         )
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.only and not args.replace and Path(args.output).exists():
+        kept_rows, kept_sections = previous_results(Path(args.output).read_text(), names)
+        order = [n for n in BENCHMARKS if n in names or n in kept_rows]
+        new_rows = dict(zip(names, summary))
+        new_sections = dict(zip(names, sections))
+        summary = [new_rows.get(n) or kept_rows[n] for n in order]
+        sections = [new_sections.get(n) or kept_sections[n] for n in order]
     report = "\n".join(
         [
             "# Benchmark results",
             "",
-            f"- date: {now}",
+            f"- date: {now}" + (" (this run's benchmarks; the others keep their own date)"
+                                if args.only and not args.replace else ""),
             f"- machine: {machine_description()}",
             f"- mode: {'quick (smoke sizes)' if args.quick else 'full sizes'}",
             "",

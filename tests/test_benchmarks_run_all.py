@@ -124,6 +124,23 @@ def test_the_missed_line_reaches_the_summary_table(run_all: ModuleType, fakes: P
     assert "[ok] speed-up" in row
 
 
+def test_only_refreshes_its_benchmarks_and_keeps_the_others(
+    run_all: ModuleType, fakes: Path
+) -> None:
+    out = fakes / "RESULTS.md"
+    run_all.main(["--only", "meets", "misses", "--output", str(out)])
+    first = out.read_text()
+    run_all.main(["--only", "crashes", "--output", str(out)])
+    text = out.read_text()
+    assert _status_cells(text) == {"meets": "ok", "misses": "MISSED", "crashes": "FAILED (exit 1)"}
+    kept = first[first.index("## meets"):first.index("## misses")]
+    assert kept in text  # the earlier section, with its own run date
+    assert re.search(r"meets\.py` \(\d+ s, ok, run \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", text)
+    assert "the others keep their own date" in text
+    run_all.main(["--only", "meets", "--replace", "--output", str(out)])
+    assert _status_cells(out.read_text()) == {"meets": "ok"}
+
+
 def test_status_of(run_all: ModuleType, targets: ModuleType) -> None:
     assert run_all.status_of(0, "[ok] a: 1 (target >= 1)") == "ok"
     assert run_all.status_of(targets.MISSED_EXIT, "[MISSED] a: 0 (target >= 1)") == "MISSED"

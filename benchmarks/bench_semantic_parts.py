@@ -1,0 +1,213 @@
+"""What semantic parts and the adaptation objectives bring, median of several seeds.
+
+Runs the demo's pipeline (``semparts_reid.cli.demo``: one source model per direction,
+then ECN, ECN + semantic parts, clustering and clustering + semantic parts from that
+same checkpoint, every method scored with the global and the global + parts feature)
+for each seed on
+
+* the synthetic pair, ``a -> b`` and ``b -> a``;
+* the third domain ``c`` (other body proportions, poses, clothing, backgrounds),
+  written in the Market-1501 layout **without part maps** and read through
+  ``market1501:``, adapted from ``a`` (``a -> c``).
+
+The target's part maps are withheld everywhere (the demo's default). For the synthetic
+pair, the part maps of the source model and of the ECN + parts model are also scored
+on the target's query images against the withheld ground truth
+(:func:`~semparts_reid.metrics.part_iou.part_map_iou`): mIoU, head IoU, the positional
+prior, and the fraction of image-specific pixels (see ``bench_part_maps.py``).
+
+Targets (issues 12 and 13), on the median over the seeds, each retrieval feature:
+
+* ECN + semantic parts >= ECN + 2 mAP on a -> b and b -> a; >= ECN on a -> c;
+* ECN + semantic parts >= direct transfer + 10 mAP on a -> b and b -> a;
+* clustering + semantic parts >= ECN + semantic parts + 10 mAP, and >= clustering + 2
+  mAP, on every direction;
+* part maps of the ECN + parts model: mIoU >= 0.70 and >= positional prior + 0.10, head
+  IoU >= 0.50, >= 10 % image-specific pixels.
+
+Misses print ``[MISSED]`` and exit 3. Run::
+
+    python benchmarks/bench_semantic_parts.py --seeds 0 1 2 --json benchmarks/semantic_parts.json
+    python benchmarks/bench_semantic_parts.py --quick      # tiny data, one seed (smoke)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _targets import Target, report  # noqa: E402
+from bench_part_maps import load_target, mode_map, predict_logits  # noqa: E402
+
+from semparts_reid.cli import demo  # noqa: E402
+from semparts_reid.data.datasets import build_dataset  # noqa: E402
+from semparts_reid.data.synthetic import write_synthetic_market  # noqa: E402
+from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
+from semparts_reid.metrics.part_iou import part_map_iou  # noqa: E402
+
+DIRECTIONS = (("a", "b"), ("b", "a"), ("a", "c"))
+
+
+def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) -> dict[str, float]:
+    """mIoU, head IoU, positional prior and image-specific fraction on ``target.query``."""
+    model = model.eval().float()
+    dc = model.data_config
+    x, gt = load_target(list(target.query)[:limit], size, dc["mean"], dc["std"])
+    logits = predict_logits(model, x)[0]
+    pred = torch.nn.functional.interpolate(logits, size=size, mode="bilinear",
+                                           align_corners=False).argmax(1)
+    ours = part_map_iou(logits, gt).as_dict(("background", "head", "upper", "lower"))
+    prior = part_map_iou(mode_map(gt).expand_as(gt).contiguous(), gt).miou
+    return {"mIoU": ours["mIoU"], "head": ours["head"], "prior_mIoU": prior,
+            "image_specific": float((pred != mode_map(pred)).float().mean())}
+
+
+def run_seed(seed: int, settings: Any, work: Path, c_root: Path) -> dict[str, Any]:
+    """One seed: every direction's rows (and part-map scores for the synthetic pair)."""
+    size_opt = f"?size={settings.dataset_size}&seed={seed}"
+    out: dict[str, Any] = {}
+    for s, t in DIRECTIONS:
+        source = build_dataset(f"synthetic:{s}{size_opt}")
+        target = build_dataset(f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}")
+        folder = work / f"seed{seed}" / f"{s}2{t}"
+        t0 = time.perf_counter()
+        rows, part_model = demo._run_direction(settings, source, target, folder, seed, "cpu")
+        entry: dict[str, Any] = {"rows": {k: {m: v[m] for m in ("R1", "mAP")}
+                                          for k, v in rows.items()},
+                                 "seconds": time.perf_counter() - t0}
+        if t != "c":  # the synthetic targets keep their ground truth for scoring only
+            src_model = load_model_from_checkpoint(folder / "source" / "source_final.pt")
+            size = tuple(settings.input_size)
+            entry["part_maps_source_model"] = score_part_maps(src_model, target, size, 1000)
+            entry["part_maps_adapted"] = score_part_maps(part_model, target, size, 1000)
+        out[f"{s} -> {t}"] = entry
+        print(f"seed {seed} {s} -> {t}: {entry['seconds']:.0f} s", flush=True)
+        print(demo.format_table({f"{s} -> {t}": rows}), flush=True)
+    return out
+
+
+def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max over the seeds of every figure."""
+    summary: dict[str, Any] = {}
+    for direction in per_seed[0]:
+        entry: dict[str, Any] = {"rows": {}}
+        for row in per_seed[0][direction]["rows"]:
+            entry["rows"][row] = {}
+            for m in ("R1", "mAP"):
+                vals = [100 * s[direction]["rows"][row][m] for s in per_seed]
+                entry["rows"][row][m] = {"median": statistics.median(vals),
+                                         "min": min(vals), "max": max(vals)}
+        for key in ("part_maps_source_model", "part_maps_adapted"):
+            if key in per_seed[0][direction]:
+                entry[key] = {
+                    m: {"median": statistics.median(s[direction][key][m] for s in per_seed),
+                        "min": min(s[direction][key][m] for s in per_seed),
+                        "max": max(s[direction][key][m] for s in per_seed)}
+                    for m in per_seed[0][direction][key]
+                }
+        summary[direction] = entry
+    return summary
+
+
+def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
+    print(f"\nmedian over seeds {seeds} (min .. max); target part maps withheld")
+    for direction, entry in summary.items():
+        print(f"\n{direction}")
+        for row, vals in entry["rows"].items():
+            print(f"  {row:<46} R1 {vals['R1']['median']:5.1f} ({vals['R1']['min']:5.1f} .. "
+                  f"{vals['R1']['max']:5.1f})  mAP {vals['mAP']['median']:5.1f} "
+                  f"({vals['mAP']['min']:5.1f} .. {vals['mAP']['max']:5.1f})")
+        for key in ("part_maps_source_model", "part_maps_adapted"):
+            if key in entry:
+                print(f"  {key}: " + "  ".join(
+                    f"{m} {v['median']:.3f}" for m, v in entry[key].items()))
+
+
+def targets(summary: dict[str, Any]) -> list[Target]:
+    """The issues' targets on the medians."""
+    out: list[Target] = []
+
+    def gap(direction: str, a: str, b: str, feat: str) -> float:
+        rows = summary[direction]["rows"]
+        return rows[f"{a} ({feat})"]["mAP"]["median"] - rows[f"{b} ({feat})"]["mAP"]["median"]
+
+    for direction in summary:
+        pair = not direction.endswith("c")
+        for feat in ("global", "global + parts"):
+            out.append(Target(f"{direction}, {feat}: ECN + parts - ECN (mAP)",
+                              gap(direction, "ECN + semantic parts", "ECN", feat), ">=",
+                              2.0 if pair else 0.0, fmt="+.1f"))
+            if pair:
+                out.append(Target(f"{direction}, {feat}: ECN + parts - direct transfer (mAP)",
+                                  gap(direction, "ECN + semantic parts", "Direct transfer",
+                                      feat), ">=", 10.0, fmt="+.1f"))
+            if f"Clustering + semantic parts ({feat})" in summary[direction]["rows"]:
+                out.append(Target(
+                    f"{direction}, {feat}: clustering + parts - ECN + parts (mAP)",
+                    gap(direction, "Clustering + semantic parts", "ECN + semantic parts",
+                        feat), ">=", 10.0, fmt="+.1f"))
+                out.append(Target(
+                    f"{direction}, {feat}: clustering + parts - clustering (mAP)",
+                    gap(direction, "Clustering + semantic parts", "Clustering", feat),
+                    ">=", 2.0, fmt="+.1f"))
+        maps = summary[direction].get("part_maps_adapted")
+        if maps:
+            med = {k: v["median"] for k, v in maps.items()}
+            out += [
+                Target(f"{direction}: part-map mIoU (ECN + parts model)", med["mIoU"], ">=",
+                       0.70, fmt=".3f"),
+                Target(f"{direction}: part-map mIoU above the positional prior",
+                       med["mIoU"] - med["prior_mIoU"], ">=", 0.10, fmt="+.3f"),
+                Target(f"{direction}: head IoU", med["head"], ">=", 0.50, fmt=".3f"),
+                Target(f"{direction}: image-specific pixels", 100 * med["image_specific"],
+                       ">=", 10.0, unit="%", fmt=".1f"),
+            ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--quick", action="store_true", help="tiny data, one seed (smoke run)")
+    p.add_argument("--no-cluster", action="store_true", help="ECN rows only")
+    p.add_argument("--json", default=None, help="write per-seed results and the summary here")
+    p.add_argument("--work-dir", default=None)
+    args = p.parse_args(argv)
+    settings = demo.DemoSettings.quick() if args.quick else demo.DemoSettings()
+    if args.no_cluster:
+        settings = dataclasses.replace(settings, objectives=("ecn",))
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_semantic_parts_"))
+    per_seed = []
+    for seed in seeds:
+        c_root = work / f"synthetic_c_market_seed{seed}"
+        if not c_root.exists():
+            write_synthetic_market("c", c_root, size=settings.dataset_size, seed=seed,
+                                   part_maps=False, progress=False)
+        per_seed.append(run_seed(seed, settings, work, c_root))
+    summary = summarise(per_seed)
+    print_summary(summary, seeds)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"seeds": seeds, "settings": dataclasses.asdict(settings),
+             "target_part_labels": demo.label_source(settings),
+             "per_seed": per_seed, "summary": summary}, indent=2))
+    return report(targets(summary), checked=not args.quick and len(seeds) >= 3,
+                  why_unchecked="fewer than 3 seeds or a quick run")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
