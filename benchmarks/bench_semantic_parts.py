@@ -51,7 +51,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _targets import Target, report  # noqa: E402
 from bench_part_maps import load_target, mode_map, predict_logits  # noqa: E402
-
 from semparts_reid.cli import demo  # noqa: E402
 from semparts_reid.data.datasets import build_dataset  # noqa: E402
 from semparts_reid.data.synthetic import write_synthetic_market  # noqa: E402

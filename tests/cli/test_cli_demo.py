@@ -1,9 +1,10 @@
 """``semparts-reid demo`` (``cli/demo.py``).
 
 What docs/cli.md says the demo does: per direction one source model (a part model),
-direct transfer with global and global + part features, then ECN and ECN + parts both
-adapted from that same source checkpoint (checked on a recording stand-in trainer);
-its seeding, table, figures, and a quick run end to end.
+direct transfer, then ECN, ECN + parts, clustering and clustering + parts, all adapted
+from that same source checkpoint, every method scored with the global and the
+global + part features (checked on a recording stand-in trainer); the target's part
+maps withheld unless asked for; its seeding, table, figures, and a quick run end to end.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class _Recorder:
     def __init__(self, model: Any, source: Any, target: Any, config: Any) -> None:
         self.model, self.config = model, config
         self.log.append(("init", (model.arch, config.use_parts, config.part_labels)))
+        self.log.append(("objective", (config.target_objective, config.target_part_maps,
+                                       config.cluster_images_per_identity)))
 
     def train_source(self, epochs: int) -> None:
         self.log.append(("train_source", (self.config.output_dir, epochs)))
@@ -58,6 +61,7 @@ def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
 
     class _Data:
         num_train_pids = 4
+        train = list(range(30))  # 7.5 images per identity
 
     settings = demo.DemoSettings.quick()
     rows, _ = demo._run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
@@ -65,15 +69,39 @@ def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
     assert [k for k, _ in log].count("train_source") == 1
     inits = [v for k, v in log if k == "init"]
     assert inits[0] == ("semparts_resnet18", True, "auto")  # the source model has parts
-    assert ("semparts_resnet18", False, "none") in inits[1:]  # ECN: global only
-    assert ("semparts_resnet18", True, "auto") in inits[1:]  # ECN + parts
-    assert [v for k, v in log if k == "adapt"] == [(False, "none"), (True, "auto")]
+    # baselines: global only; parts methods: part loss with the "auto" labels
+    assert [v for k, v in log if k == "adapt"] == [
+        (False, "none"), (True, "auto"), (False, "none"), (True, "auto")]
+    objectives = [v for k, v in log if k == "objective"][1:]
+    assert [o[0] for o in objectives] == ["ecn", "ecn", "cluster", "cluster"]
+    assert not any(o[1] for o in objectives)  # the target's maps are withheld
+    # clustering settings come from the source's images per identity
+    assert [o[2] for o in objectives] == [None, None, 7.5, 7.5]
     loads = [v for k, v in log if k == "load_weights"]
-    assert loads == [tmp_path / "source" / "source_final.pt"] * 2
+    assert loads == [tmp_path / "source" / "source_final.pt"] * 4
     evals = [v for k, v in log if k == "evaluate"]
-    assert evals == ["global", settings.parts_eval_mode, "global", settings.parts_eval_mode]
-    assert list(rows) == ["Direct transfer (global)", "Direct transfer (global + parts)",
-                          "ECN (global)", "ECN + semantic parts"]  # fmt: skip
+    assert evals == ["global", "concat"] * 5  # every method with the same two features
+    assert list(rows) == [f"{m} ({f})" for m in (
+        "Direct transfer", "ECN", "ECN + semantic parts", "Clustering",
+        "Clustering + semantic parts") for f in ("global", "global + parts")]
+
+
+def test_target_part_maps_only_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import semparts_reid.engine.trainer as trainer_mod
+
+    class _Data:
+        num_train_pids = 4
+        train = list(range(8))
+
+    _Recorder.log = []
+    monkeypatch.setattr(trainer_mod, "DomainAdaptTrainer", _Recorder)
+    settings = demo.DemoSettings.quick()
+    settings = demo.dataclasses.replace(settings, target_part_maps=True, objectives=("ecn",))
+    demo._run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
+    objectives = [v for k, v in _Recorder.log if k == "objective"]
+    assert len(objectives) == 3 and all(o[1] for o in objectives)
+    assert "ground truth" in demo.label_source(settings)
+    assert "withheld" in demo.label_source(demo.DemoSettings())
 
 
 class _Captured(Exception):
@@ -139,12 +167,10 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "ECN + semantic parts" in text
     payload = json.loads((out / "results.json").read_text())
     rows = payload["results"]["a -> b"]
-    assert list(rows) == [
-        "Direct transfer (global)",
-        "Direct transfer (global + parts)",
-        "ECN (global)",
-        "ECN + semantic parts",
-    ]
+    assert list(rows) == [f"{m} ({f})" for m in (
+        "Direct transfer", "ECN", "ECN + semantic parts", "Clustering",
+        "Clustering + semantic parts") for f in ("global", "global + parts")]
+    assert "withheld" in payload["target_part_labels"] and "withheld" in text
     for row in rows.values():
         assert 0.0 <= row["mAP"] <= 1.0 and 0.0 <= row["R1"] <= row["R5"] <= row["R10"] <= 1.0
     assert demo.format_table(payload["results"]) in text

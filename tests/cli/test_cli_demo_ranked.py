@@ -68,7 +68,7 @@ def test_write_figures_draws_ranked_png(
     assert ranks.shape == matches.shape == (8, 8) and args[5] == 8
     assert len(args[0]) == 8 and len(args[1]) == len(target.gallery)
     assert kwargs["junk"].shape == (8, 8)
-    assert "ranked.png (a -> b, ECN + semantic parts)" in capsys.readouterr().out
+    assert "ranked.png (a -> b, ECN + semantic parts, concat feature)" in capsys.readouterr().out
 
 
 def test_part_map_examples_come_from_predict_part_maps(tiny_pair: Any) -> None:
