@@ -85,6 +85,7 @@ class PartDecoder(nn.Module):
         self.fuse = _conv_bn_relu(width + 2, width, 3)
         self.classifier = nn.Conv2d(width, num_classes, kernel_size=1, bias=True)
         nn.init.normal_(self.classifier.weight, std=0.01)
+        assert self.classifier.bias is not None
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, maps: Sequence[Tensor]) -> Tensor:

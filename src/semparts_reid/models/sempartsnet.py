@@ -285,7 +285,8 @@ class SemPartsNet(nn.Module):
                 masks = SemanticPartClassifier.to_maps(part_logits)
                 if masks.shape[-2:] != feature_map.shape[-2:]:
                     # area pooling keeps the maps' mass (bilinear would sample points)
-                    masks = F.adaptive_avg_pool2d(masks, feature_map.shape[-2:])
+                    fh, fw = feature_map.shape[-2:]
+                    masks = F.adaptive_avg_pool2d(masks, (int(fh), int(fw)))
                 hard = False
                 if self.detach_masks:
                     masks = masks.detach()

@@ -111,7 +111,8 @@ def sample_body(
     }
 
 
-def _get(src: dict[str, np.ndarray], key: str, default: float, n: int) -> np.ndarray:
+def _get(src: dict[str, np.ndarray], key: str, default: float | np.floating, n: int
+         ) -> np.ndarray:
     """``src[key]``, or ``default`` for every image where the key is absent."""
     return src[key] if key in src else np.full(n, default, np.float32)
 
