@@ -72,6 +72,7 @@ class DemoSettings:
     lr: float = 3.5e-4
     parts_eval_mode: str = "concat"
     target_part_maps: bool = False
+    unlabeled_part_labels: str = "self"
     objectives: tuple[str, ...] = ("ecn", "cluster")
 
     @classmethod
@@ -138,6 +139,7 @@ def _config(settings: DemoSettings, arch: str, out: Path, seed: int, device: str
         progress=False,
         eval_batch_size=128,
         target_part_maps=settings.target_part_maps,
+        unlabeled_part_labels=settings.unlabeled_part_labels,
     )
 
 

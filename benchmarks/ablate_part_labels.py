@@ -1,0 +1,107 @@
+"""Which part labels should a target without part maps get? (issue 12, item 3)
+
+ECN + semantic parts is adapted from the source checkpoints that
+``bench_semantic_parts.py`` left in its work folder (same seeds, same schedule as the
+demo), once per label source for the target images (``unlabeled_part_labels``):
+
+* ``self``: the part classifier's own predictions where its confidence >= 0.9;
+* ``pseudo``: self-supervised k-means of the feature maps;
+* ``none``: no part loss on the target.
+
+For each: target mAP with the global and the global + parts feature, and the part-map
+quality of the adapted model on the target query images against the withheld ground
+truth (used for scoring only). The quality of the labels themselves (their mIoU and the
+share of pixels they label) is measured on the source model's predictions of the target
+query images. No target: it informs the default. Run::
+
+    python benchmarks/ablate_part_labels.py WORK_DIR --seeds 0 1 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_part_maps import load_target, predict_logits  # noqa: E402
+from bench_semantic_parts import score_part_maps  # noqa: E402
+from semparts_reid.cli import demo  # noqa: E402
+from semparts_reid.data.datasets import build_dataset  # noqa: E402
+from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
+from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
+from semparts_reid.metrics.part_iou import part_map_iou  # noqa: E402
+
+SOURCES = ("self", "pseudo", "none")
+
+
+def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, Any]:
+    """mIoU and coverage of the self and pseudo labels of the source model on the target."""
+    model = model.eval().float()
+    dc = model.data_config
+    x, gt = load_target(list(target.query), size, dc["mean"], dc["std"])
+    logits, pseudo = predict_logits(model, x, pseudo_size=size)
+    assert pseudo is not None
+    self_labels = confident_part_labels(logits, threshold=0.9, size=size)
+    out = {}
+    for name, lab in (("self", self_labels), ("pseudo", pseudo)):
+        known = lab != 255
+        scored = torch.where(known, gt, torch.full_like(gt, 255))
+        out[name] = {"mIoU_on_labelled": part_map_iou(lab, scored).miou,
+                     "labelled_fraction": float(known.float().mean())}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("work_dir", help="the --work-dir of bench_semantic_parts.py")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--directions", nargs="+", default=["a2b", "b2a"])
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    settings = demo.DemoSettings()
+    method = demo.Adaptation("ECN + semantic parts", "ecn", True)
+    size = tuple(settings.input_size)
+    per: dict[str, dict[str, list[dict[str, float]]]] = {}
+    quality: dict[str, list[dict[str, Any]]] = {}
+    for seed in args.seeds:
+        for key in args.directions:
+            s, t = key[0], key[-1]
+            folder = Path(args.work_dir) / f"seed{seed}" / key
+            ckpt = folder / "source" / "source_final.pt"
+            opt = f"?size={settings.dataset_size}&seed={seed}"
+            source = build_dataset(f"synthetic:{s}{opt}")
+            target = build_dataset(f"synthetic:{t}{opt}")
+            quality.setdefault(key, []).append(
+                label_quality(load_model_from_checkpoint(ckpt), target, size))
+            for src in SOURCES:
+                run = dataclasses.replace(settings, objectives=("ecn",),
+                                          unlabeled_part_labels=src)
+                scores, model = demo._adapt_from(run, method, ckpt, source, target,
+                                                 folder / f"labels_{src}", seed, "cpu")
+                row = {"mAP_global": 100 * scores["global"]["mAP"],
+                       "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
+                       **score_part_maps(model, target, size, 1000)}
+                per.setdefault(key, {}).setdefault(src, []).append(row)
+                print(f"seed {seed} {key} {src}: {json.dumps(row)}", flush=True)
+    summary = {key: {src: {m: statistics.median(r[m] for r in rows) for m in rows[0]}
+                     for src, rows in by_src.items()} for key, by_src in per.items()}
+    print(json.dumps({"median": summary, "label_quality": quality}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"seeds": args.seeds, "per_seed": per, "median": summary,
+             "label_quality": quality}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

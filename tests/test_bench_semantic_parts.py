@@ -1,0 +1,60 @@
+"""The accuracy benchmark's summary and targets, and the cluster diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench_loading import load_benchmark
+
+
+def _rows(ecn: float, parts: float, dt: float, cl: float, clp: float) -> dict[str, dict]:
+    rows = {}
+    for name, m in (("Direct transfer", dt), ("ECN", ecn), ("ECN + semantic parts", parts),
+                    ("Clustering", cl), ("Clustering + semantic parts", clp)):
+        for feat in ("global", "global + parts"):
+            rows[f"{name} ({feat})"] = {"R1": m, "mAP": m}
+    return rows
+
+
+def test_median_over_seeds_and_targets_per_feature() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    maps = {"mIoU": 0.75, "head": 0.6, "prior_mIoU": 0.6, "image_specific": 0.2}
+    per_seed = [
+        {"a -> b": {"rows": _rows(0.30, 0.33, 0.20, 0.45, 0.48), "part_maps_adapted": maps},
+         "a -> c": {"rows": _rows(0.30, 0.29, 0.20, 0.30, 0.30)}},
+        {"a -> b": {"rows": _rows(0.30, 0.31, 0.20, 0.45, 0.47), "part_maps_adapted": maps},
+         "a -> c": {"rows": _rows(0.30, 0.31, 0.20, 0.30, 0.30)}},
+        {"a -> b": {"rows": _rows(0.10, 0.50, 0.20, 0.45, 0.60), "part_maps_adapted": maps},
+         "a -> c": {"rows": _rows(0.30, 0.30, 0.20, 0.30, 0.30)}},
+    ]
+    summary = bench.summarise(per_seed)
+    mAP = summary["a -> b"]["rows"]["ECN + semantic parts (global)"]["mAP"]
+    assert mAP == {"median": pytest.approx(33.0), "min": pytest.approx(31.0),
+                   "max": pytest.approx(50.0)}
+    result = {t.name: t.met for t in bench.targets(summary)}
+    assert result["a -> b, global: ECN + parts - ECN (mAP)"]  # median +3 >= +2
+    assert result["a -> b, global: ECN + parts - direct transfer (mAP)"]  # +13 >= +10
+    assert not result["a -> c, global: clustering + parts - ECN + parts (mAP)"]  # 0 < +10
+    assert result["a -> c, global + parts: ECN + parts - ECN (mAP)"]  # 0 >= 0 on c
+    assert "a -> c: head IoU" not in result  # c has no maps to score
+    assert result["a -> b: head IoU"] and result["a -> b: part-map mIoU (ECN + parts model)"]
+
+
+def test_cluster_diagnostics_against_the_true_identities(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    diag = load_benchmark("cluster_diagnostics")
+    labels = torch.tensor([0, 0, 0, 1, 1, -1, -1, 2])
+    true = np.array([5, 5, 6, 7, 7, 7, 8, 9])
+    path = tmp_path / "adapt_final.pt"
+    torch.save({"objective": {"labels": labels, "agreement": torch.full((8, 3), 0.5)},
+                "config": {"cluster_min_samples": 2}}, path)
+    out = diag.diagnose(path, true)
+    assert out["clusters"] == 3 and out["outlier_fraction"] == pytest.approx(0.25)
+    assert out["mean_purity"] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert out["identities_split"] == 0  # 7 is in cluster 1 and an outlier: one cluster
+    assert out["identities_below_min_samples"] == 3  # 6, 8 and 9 have one image each
+    assert out["mean_agreement_head_upper_lower"] == [0.5, 0.5, 0.5]
