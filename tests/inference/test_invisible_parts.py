@@ -44,9 +44,11 @@ def _headless_labels(batch: int) -> torch.Tensor:
 def _never_predict_head(model: SemPartsNet) -> SemPartsNet:
     """Rig the part classifier so the head (class 1) gets no mass anywhere."""
     assert model.part_classifier is not None
+    last = getattr(model.part_classifier, "classifier", None)  # the decoder's 1x1 conv
+    conv = last if last is not None else model.part_classifier.conv
     with torch.no_grad():
-        model.part_classifier.conv.weight[1].zero_()
-        model.part_classifier.conv.bias[1] = -1e4
+        conv.weight[1].zero_()
+        conv.bias[1] = -1e4
     return model
 
 

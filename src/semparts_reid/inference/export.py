@@ -68,9 +68,10 @@ _KNOWN_EXPORT_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
      r"semparts_reid\.inference\.export"),
     (DeprecationWarning, r"The feature will be removed\. Please remove usage of this function",
      r"torch\.onnx\."),
-    # shape checks (``x.ndim != 4 or x.shape[1] != C``) and the ``float(h * w)`` of part
-    # pooling read static sizes: constant in the trace, which is what we want
-    (torch.jit.TracerWarning, r"Converting a tensor to a Python (boolean|float)",
+    # shape checks (``x.ndim != 4 or x.shape[1] != C``), the ``float(h * w)`` of part
+    # pooling and the decoder maps' pooling ratio read static sizes: constant in the
+    # trace (the export fixes the input size), which is what we want
+    (torch.jit.TracerWarning, r"Converting a tensor to a Python (boolean|float|integer)",
      r"semparts_reid\.(models|layers)\."),
 )
 

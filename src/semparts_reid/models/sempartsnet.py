@@ -63,6 +63,15 @@ def default_data_config(
     }
 
 
+def _area_pool(maps: Tensor, size: torch.Size) -> Tensor:
+    """Average ``maps`` down to ``size`` (area pooling keeps the maps' mass; bilinear
+    would sample points). An integer ratio uses ``avg_pool2d``, which ONNX exports."""
+    (h, w), (mh, mw) = (int(v) for v in size), (int(v) for v in maps.shape[-2:])
+    if mh % h == 0 and mw % w == 0:
+        return F.avg_pool2d(maps, (mh // h, mw // w))
+    return F.adaptive_avg_pool2d(maps, (h, w))
+
+
 @dataclass
 class ReIDOutput:
     """What :meth:`SemPartsNet.forward` returns (see ``docs/architecture.md``).
@@ -284,9 +293,7 @@ class SemPartsNet(nn.Module):
             if part_labels is None:
                 masks = SemanticPartClassifier.to_maps(part_logits)
                 if masks.shape[-2:] != feature_map.shape[-2:]:
-                    # area pooling keeps the maps' mass (bilinear would sample points)
-                    fh, fw = feature_map.shape[-2:]
-                    masks = F.adaptive_avg_pool2d(masks, (int(fh), int(fw)))
+                    masks = _area_pool(masks, feature_map.shape[-2:])
                 hard = False
                 if self.detach_masks:
                     masks = masks.detach()
