@@ -42,7 +42,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._io import atomic_write_text
 from ..errors import InputError
@@ -72,7 +72,7 @@ class DemoSettings:
     lr: float = 3.5e-4
     parts_eval_mode: str = "concat"
     target_part_maps: bool = False
-    unlabeled_part_labels: str = "self"
+    unlabeled_part_labels: Literal["self", "pseudo", "none"] = "self"
     objectives: tuple[str, ...] = ("ecn", "cluster")
 
     @classmethod
