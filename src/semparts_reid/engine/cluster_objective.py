@@ -49,7 +49,7 @@ from ..memory import (
 )
 from .clustering import ClusterSettings, cluster_counts, dbscan_labels
 from .distributed import broadcast_object, get_rank, is_distributed
-from .losses import stack_heads
+from .losses import memory_heads, stack_heads
 from .objectives import EpochState, FeatureProvider
 
 __all__ = ["ClusterObjective"]
@@ -215,15 +215,7 @@ class ClusterObjective:
 
     # ------------------------------------------------------------------ steps
     def _heads(self, outputs: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
-        feats = stack_heads(outputs["global_feat"], outputs.get("part_feats"), self.num_parts > 0)
-        if feats.shape[1] != self.memory.num_heads:
-            raise ValueError(
-                f"the model gives {feats.shape[1]} head(s) but the memory has "
-                f"{self.memory.num_heads}: build the objective with num_heads = 1 + K parts "
-                "(or 1 for the global feature only)"
-            )
-        vis = outputs["visibility"].float() if feats.shape[1] > 1 else None
-        return feats.float(), vis
+        return memory_heads(outputs, self.memory.num_heads, self.num_parts > 0)
 
     def _labels(self, batch: Mapping[str, Any]) -> Tensor:
         if self.labels.numel() == 0:

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -243,3 +245,23 @@ def stack_heads(global_feat: Tensor, part_feats: Tensor | None, use_parts: bool)
     if not use_parts or part_feats is None or part_feats.shape[1] == 0:
         return g
     return torch.cat([g, part_feats.to(g.dtype)], dim=1)
+
+
+def memory_heads(
+    outputs: Mapping[str, Any], num_heads: int, use_parts: bool
+) -> tuple[Tensor, Tensor | None]:
+    """``(features (B, H, D) float32, visibility (B, K) or None)`` for a memory of
+    ``num_heads`` heads (the global feature, then the K part features with ``use_parts``).
+
+    Raises:
+        ValueError: the model gives another number of heads than the memory holds.
+    """
+    feats = stack_heads(outputs["global_feat"], outputs.get("part_feats"), use_parts)
+    if feats.shape[1] != num_heads:
+        raise ValueError(
+            f"the model gives {feats.shape[1]} head(s) but the memory has {num_heads}: "
+            "build the objective with num_heads = 1 + K parts (or 1 for the global feature "
+            "only)"
+        )
+    vis = outputs["visibility"].float() if feats.shape[1] > 1 else None
+    return feats.float(), vis

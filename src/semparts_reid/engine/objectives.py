@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..memory import ExemplarMemory, LinearMomentum
-from .losses import stack_heads
+from .losses import memory_heads
 
 __all__ = [
     "OBJECTIVES",
@@ -168,15 +168,7 @@ class ExemplarObjective:
             self.memory.slots.zero_()
 
     def _heads(self, outputs: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:
-        feats = stack_heads(outputs["global_feat"], outputs.get("part_feats"), self.uses_parts)
-        if feats.shape[1] != self.memory.num_heads:
-            raise ValueError(
-                f"the model gives {feats.shape[1]} head(s) but the memory has "
-                f"{self.memory.num_heads}: build the objective with num_heads = 1 + K parts "
-                "(or 1 for the global feature only)"
-            )
-        vis = outputs["visibility"].float() if feats.shape[1] > 1 else None
-        return feats.float(), vis
+        return memory_heads(outputs, self.memory.num_heads, self.uses_parts)
 
     def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor:
         """Exemplar-memory loss of the target batch (before the memory update)."""
