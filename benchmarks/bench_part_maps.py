@@ -13,6 +13,9 @@ resolution, the logits up-sampled as the part loss does):
 * ``pseudo labels``: the self-supervised labels ``part_labels="pseudo"`` trains with
   (k-means on the network's own feature maps), scored against the ground truth;
 * ``band prior``: the horizontal bands ``part_labels="band"`` uses (no background);
+* ``self labels``: the self-training labels ``unlabeled_part_labels="self"`` gives the
+  target (the classifier's argmax where its confidence >= 0.9), scored on the pixels
+  they label, with the share of pixels they label;
 * ``image-specific``: the fraction of pixels whose predicted label differs from the
   per-pixel most common predicted label across the images (0 = one map for everyone).
 
@@ -44,6 +47,7 @@ from semparts_reid.data.datasets import build_dataset  # noqa: E402
 from semparts_reid.data.part_labels import part_map_path, read_part_map  # noqa: E402
 from semparts_reid.engine.config import TrainConfig  # noqa: E402
 from semparts_reid.engine.trainer import DomainAdaptTrainer  # noqa: E402
+from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
 from semparts_reid.layers.part_clustering import band_labels, pseudo_part_labels  # noqa: E402
 from semparts_reid.metrics.part_iou import PartIoU, part_map_iou  # noqa: E402
 from semparts_reid.models.factory import build_model  # noqa: E402
@@ -122,6 +126,8 @@ def run_direction(src: str, tgt: str, args: argparse.Namespace, out: Path) -> di
     pred = torch.nn.functional.interpolate(lg, size=size, mode="bilinear",
                                            align_corners=False).argmax(1)
     prior = mode_map(gt).expand_as(gt)
+    self_labels = confident_part_labels(lg, threshold=0.9, size=size)
+    coverage = float((self_labels != 255).float().mean())
     specific = float((pred != mode_map(pred)).float().mean())
     print(f"{src} -> {tgt}: {len(records)} target query images at {size[0]}x{size[1]}, "
           f"feature map {lg.shape[-2]}x{lg.shape[-1]}, trained in {time.time() - t0:.0f} s")
@@ -133,6 +139,10 @@ def run_direction(src: str, tgt: str, args: argparse.Namespace, out: Path) -> di
         "pseudo labels": row("pseudo labels", part_map_iou(pseudo, gt)),
         "band prior": row("band prior", part_map_iou(
             band_labels(*size).expand_as(gt).contiguous(), gt)),
+        "self labels": row("self labels", part_map_iou(
+            self_labels, torch.where(self_labels != 255, gt, torch.full_like(gt, 255))),
+            f"  on {100 * coverage:.1f}% of pixels"),
+        "self_label_coverage": round(coverage, 4),
         "image_specific_fraction": round(specific, 4),
     }
     return res
