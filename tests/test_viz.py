@@ -182,3 +182,15 @@ def test_ranked_results_bad_inputs_name_the_argument(
     with pytest.raises(ValueError, match=message):
         viz.plot_ranked_results(**case, out_path=tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_many_cmc_curves_get_a_legend_beside_the_axes(tmp_path: Path) -> None:
+    """Ten curves (the demo's rows): distinct colours, a wider figure, the legend outside."""
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    curves = {f"method {i}": [0.1 * (i % 5) + 0.05 * r for r in range(20)] for i in range(10)}
+    few = viz.plot_cmc_curves(dict(list(curves.items())[:3]), tmp_path / "few.png")
+    many = viz.plot_cmc_curves(curves, tmp_path / "many.png")
+    with Image.open(few) as a, Image.open(many) as b:
+        assert b.size[0] > 1.5 * a.size[0]  # room for the legend on the right

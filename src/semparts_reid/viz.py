@@ -52,15 +52,22 @@ def plot_cmc_curves(
     if not curves:
         raise ValueError("curves: expected at least one (label -> CMC array) entry")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, cmc in curves.items():
+    many = len(curves) > 6  # the legend goes beside the axes, where it hides no curve
+    fig, ax = plt.subplots(figsize=(10, 4.5) if many else (6, 4))
+    colours = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
+    for i, (label, cmc) in enumerate(curves.items()):
         arr = np.asarray(cmc, dtype=float)[:max_rank]
-        ax.plot(np.arange(1, len(arr) + 1), 100 * arr, marker=".", label=label)
+        ax.plot(np.arange(1, len(arr) + 1), 100 * arr, marker=".", label=label,
+                color=colours(i % colours.N))
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.tight_layout()
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     try:
         return _save(fig, path)
     finally:
