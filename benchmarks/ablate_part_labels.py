@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("work_dir", help="the --work-dir of bench_semantic_parts.py")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--directions", nargs="+", default=["a2b", "b2a"])
+    p.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES),
+                   help="label sources to adapt with (the accuracy benchmark's ECN + parts "
+                   "rows are 'self')")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     settings = demo.DemoSettings()
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             target = build_dataset(f"synthetic:{t}{opt}")
             quality.setdefault(key, []).append(
                 label_quality(load_model_from_checkpoint(ckpt), target, size))
-            for src in SOURCES:
+            for src in args.sources:
                 run = dataclasses.replace(settings, objectives=("ecn",),
                                           unlabeled_part_labels=src)
                 scores, model = demo._adapt_from(run, method, ckpt, source, target,
