@@ -25,7 +25,12 @@ Targets (issues 12 and 13), on the median over the seeds, each retrieval feature
 * part maps of the ECN + parts model: mIoU >= 0.70 and >= positional prior + 0.10, head
   IoU >= 0.50, >= 10 % image-specific pixels.
 
-Misses print ``[MISSED]`` and exit 3. Run::
+Misses print ``[MISSED]`` and exit 3. Each seed's results are written to
+``WORK/seed<N>.json`` as soon as it is done. ``--reuse`` scores the checkpoints a
+direction already holds in ``WORK`` (from an interrupted or a parallel run: one process
+per seed with ``--threads 1`` uses two cores better than one process) instead of
+training them again, and ``--seeds`` with ``--summarise-only`` merges finished seeds.
+Run::
 
     python benchmarks/bench_semantic_parts.py --seeds 0 1 2 --json benchmarks/semantic_parts.json
     python benchmarks/bench_semantic_parts.py --quick      # tiny data, one seed (smoke)
@@ -74,7 +79,38 @@ def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) 
             "image_specific": float((pred != mode_map(pred)).float().mean())}
 
 
-def run_seed(seed: int, settings: Any, work: Path, c_root: Path) -> dict[str, Any]:
+def method_folder(name: str) -> str:
+    """The folder ``demo._run_direction`` gives a method's run."""
+    return name.lower().replace(" + ", "_").replace(" ", "_")
+
+
+def scores_from_checkpoints(settings: Any, target: Any, folder: Path
+                            ) -> tuple[dict[str, Any], Any] | None:
+    """The demo's rows from the checkpoints of a finished direction (None if one is
+    missing): the source model for direct transfer, each method's ``adapt_final.pt``."""
+    from semparts_reid.inference.evaluation import evaluate_model
+
+    paths = {"Direct transfer": folder / "source" / "source_final.pt"}
+    for method in demo.ADAPTATIONS:
+        if method.objective in settings.objectives:
+            paths[method.name] = folder / method_folder(method.name) / "adapt_final.pt"
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    rows: dict[str, Any] = {}
+    part_model = None
+    for name, path in paths.items():
+        model = load_model_from_checkpoint(path).eval()
+        for suffix, mode in demo.FEATURES:
+            metrics = evaluate_model(model, target.query, target.gallery, mode=mode,
+                                     device="cpu", batch_size=128, progress=False)
+            rows[f"{name} ({suffix})"] = demo._row(metrics)
+        if name == "ECN + semantic parts":
+            part_model = model
+    return rows, part_model
+
+
+def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False
+             ) -> dict[str, Any]:
     """One seed: every direction's rows (and part-map scores for the synthetic pair)."""
     size_opt = f"?size={settings.dataset_size}&seed={seed}"
     out: dict[str, Any] = {}
@@ -83,7 +119,13 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path) -> dict[str, An
         target = build_dataset(f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}")
         folder = work / f"seed{seed}" / f"{s}2{t}"
         t0 = time.perf_counter()
-        rows, part_model = demo._run_direction(settings, source, target, folder, seed, "cpu")
+        done = scores_from_checkpoints(settings, target, folder) if reuse else None
+        if done is not None:
+            print(f"seed {seed} {s} -> {t}: scored the checkpoints in {folder}", flush=True)
+            rows, part_model = done
+        else:
+            rows, part_model = demo._run_direction(settings, source, target, folder, seed,
+                                                   "cpu")
         entry: dict[str, Any] = {"rows": {k: {m: v[m] for m in ("R1", "mAP")}
                                           for k, v in rows.items()},
                                  "seconds": time.perf_counter() - t0}
@@ -184,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cluster", action="store_true", help="ECN rows only")
     p.add_argument("--json", default=None, help="write per-seed results and the summary here")
     p.add_argument("--work-dir", default=None)
+    p.add_argument("--reuse", action="store_true",
+                   help="score the finished checkpoints in --work-dir instead of training")
+    p.add_argument("--summarise-only", action="store_true",
+                   help="merge WORK/seed<N>.json of --seeds without running anything")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = demo.DemoSettings.quick() if args.quick else demo.DemoSettings()
     if args.no_cluster:
         settings = dataclasses.replace(settings, objectives=("ecn",))
@@ -192,11 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_semantic_parts_"))
     per_seed = []
     for seed in seeds:
+        record = work / f"seed{seed}.json"
+        if args.summarise_only:
+            per_seed.append(json.loads(record.read_text()))
+            continue
         c_root = work / f"synthetic_c_market_seed{seed}"
         if not c_root.exists():
             write_synthetic_market("c", c_root, size=settings.dataset_size, seed=seed,
                                    part_maps=False, progress=False)
-        per_seed.append(run_seed(seed, settings, work, c_root))
+        per_seed.append(run_seed(seed, settings, work, c_root, reuse=args.reuse))
+        record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)
     if args.json:

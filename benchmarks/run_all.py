@@ -57,9 +57,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
-    # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long
+    # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long. The
+    # work folder keeps the checkpoints: a rerun scores the finished ones (--reuse)
     "semantic_parts": ("bench_semantic_parts.py",
-                       ["--seeds", "0", "1", "2", "--json", "benchmarks/semantic_parts.json"],
+                       ["--seeds", "0", "1", "2", "--reuse", "--work-dir",
+                        "benchmarks/_work/semantic_parts",
+                        "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),
 }
 
