@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES),
                    help="label sources to adapt with (the accuracy benchmark's ECN + parts "
                    "rows are 'self')")
+    p.add_argument("--quality-only", action="store_true",
+                   help="only the labels' quality on the source checkpoints (no adaptation)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     settings = demo.DemoSettings()
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             target = build_dataset(f"synthetic:{t}{opt}")
             quality.setdefault(key, []).append(
                 label_quality(load_model_from_checkpoint(ckpt), target, size))
-            for src in args.sources:
+            for src in [] if args.quality_only else args.sources:
                 run = dataclasses.replace(settings, objectives=("ecn",),
                                           unlabeled_part_labels=src)
                 scores, model = demo._adapt_from(run, method, ckpt, source, target,
@@ -98,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed} {key} {src}: {json.dumps(row)}", flush=True)
     summary = {key: {src: {m: statistics.median(r[m] for r in rows) for m in rows[0]}
                      for src, rows in by_src.items()} for key, by_src in per.items()}
+    for key, runs in quality.items():
+        for src in ("self", "pseudo"):
+            for m in ("mIoU_on_labelled", "labelled_fraction"):
+                vals = [q[src][m] for q in runs]
+                print(f"{key} {src} labels: {m} median {statistics.median(vals):.3f} "
+                      f"({min(vals):.3f} .. {max(vals):.3f})")
     print(json.dumps({"median": summary, "label_quality": quality}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(
