@@ -34,7 +34,7 @@ def test_median_over_seeds_and_targets_per_feature() -> None:
     summary = bench.summarise(per_seed)
     mAP = summary["a -> b"]["rows"]["ECN + semantic parts (global)"]["mAP"]
     assert mAP == {"median": pytest.approx(33.0), "min": pytest.approx(31.0),
-                   "max": pytest.approx(50.0)}
+                   "max": pytest.approx(50.0), "seeds": 3}
     result = {t.name: t.met for t in bench.targets(summary)}
     assert result["a -> b, global: ECN + parts - ECN (mAP)"]  # median +3 >= +2
     assert result["a -> b, global: ECN + parts - direct transfer (mAP)"]  # +13 >= +10
@@ -58,3 +58,17 @@ def test_cluster_diagnostics_against_the_true_identities(tmp_path: Path) -> None
     assert out["identities_split"] == 0  # 7 is in cluster 1 and an outlier: one cluster
     assert out["identities_below_min_samples"] == 3  # 6, 8 and 9 have one image each
     assert out["mean_agreement_head_upper_lower"] == [0.5, 0.5, 0.5]
+
+
+def test_rows_of_fewer_seeds_are_summarised_over_those_and_say_so() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    full = _rows(0.30, 0.33, 0.20, 0.45, 0.48)
+    ecn_only = {k: v for k, v in full.items() if not k.startswith("Clustering")}
+    per_seed = [{"a -> b": {"rows": full}}, {"a -> b": {"rows": ecn_only}},
+                {"a -> b": {"rows": ecn_only}}]
+    summary = bench.summarise(per_seed)
+    assert summary["a -> b"]["rows"]["Clustering (global)"]["mAP"]["seeds"] == 1
+    assert summary["a -> b"]["rows"]["ECN (global)"]["mAP"]["seeds"] == 3
+    names = [t.name for t in bench.targets(summary)]
+    assert "a -> b, global: clustering + parts - clustering (mAP) [1 seed]" in names
+    assert "a -> b, global: ECN + parts - ECN (mAP)" in names
