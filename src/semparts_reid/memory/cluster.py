@@ -52,16 +52,16 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ._bank import _EPS, HeadBank
 from ._unique import unique_padded
 from .gather import all_gather_rows
 
 __all__ = ["ClusterMemory"]
 
-_EPS = 1e-12
 _RESET_CHUNK = 8192  # rows normalised at a time in reset()
 
 
-class ClusterMemory:
+class ClusterMemory(HeadBank):
     """Per-head cluster centroids with a temperature-scaled softmax loss.
 
     Args:
@@ -78,6 +78,8 @@ class ClusterMemory:
         centroids: ``(H, C, D)`` tensor; rows are unit vectors (zero for a cluster with
             no visible member in that head). ``C = 0`` until :meth:`reset`.
     """
+
+    _bank_attr = "centroids"
 
     def __init__(
         self,
@@ -113,19 +115,6 @@ class ClusterMemory:
         """``C``, the number of clusters of the current bank."""
         return int(self.centroids.shape[1])
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.centroids.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.centroids.device
-
-    def to(self, device: torch.device | str) -> ClusterMemory:
-        """Move the centroids to ``device`` (in place) and return ``self``."""
-        self.centroids = self.centroids.to(device)
-        return self
-
     def __repr__(self) -> str:
         return (
             f"ClusterMemory(feat_dim={self.feat_dim}, num_heads={self.num_heads}, "
@@ -138,37 +127,12 @@ class ClusterMemory:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Validate; return features (B, H, D), labels (B,) long, weights (B, H) float
         (1 where the sample has a cluster and is visible in the head, else 0)."""
-        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
-            raise TypeError(f"features: expected a float tensor, got {type(features).__name__}")
-        if features.dim() == 2 and self.num_heads == 1:
-            features = features.unsqueeze(1)
-        if features.dim() != 3 or features.shape[1:] != (self.num_heads, self.feat_dim):
-            raise ValueError(
-                f"features of shape {tuple(features.shape)}: expected (B, {self.num_heads}, "
-                f"{self.feat_dim})" + (f" or (B, {self.feat_dim})" if self.num_heads == 1 else "")
-            )
+        features = self._heads(features)
         b = features.shape[0]
-        if not isinstance(labels, torch.Tensor):
-            raise TypeError(f"labels: expected a tensor, got {type(labels).__name__}")
-        if labels.shape != (b,) or labels.is_floating_point() or labels.dtype == torch.bool:
-            raise ValueError(
-                f"labels of shape {tuple(labels.shape)} dtype {labels.dtype}: expected an "
-                f"integer tensor of shape ({b},) (-1 for an outlier)"
-            )
-        labels = labels.to(device=features.device, dtype=torch.long)
+        labels = self._long_rows(labels, "labels", b, features.device, " (-1 for an outlier)")
         w = (labels >= 0).to(torch.float32)[:, None].expand(b, self.num_heads)
         if visibility is not None:
-            if not isinstance(visibility, torch.Tensor):
-                raise TypeError(f"visibility: expected a tensor, got {type(visibility).__name__}")
-            vis = visibility.to(device=features.device, dtype=torch.float32)
-            if vis.shape == (b, self.num_heads - 1) and self.num_heads > 1:
-                vis = torch.cat([vis.new_ones(b, 1), vis], dim=1)  # global always visible
-            if vis.shape != (b, self.num_heads):
-                raise ValueError(
-                    f"visibility of shape {tuple(visibility.shape)}: expected ({b}, "
-                    f"{self.num_heads}) or ({b}, {self.num_heads - 1}) (parts only)"
-                )
-            w = w * (vis > 0.5).to(torch.float32)
+            w = w * self._visible(visibility, b, features.device, "(parts only)")
         return features, labels, w
 
     # ------------------------------------------------------------------ reset
@@ -213,11 +177,7 @@ class ClusterMemory:
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """``z = normalize(f) · Cᵀ / τ``: ``(B, H, D)`` (or ``(B, D)``) -> ``(H, B, C)``
         float32, differentiable w.r.t. ``features``."""
-        if features.dim() == 2 and self.num_heads == 1:
-            features = features.unsqueeze(1)
-        f = F.normalize(features.float(), dim=-1).transpose(0, 1)  # (H, B, D)
-        z = torch.bmm(f.to(device=self.device, dtype=self.dtype), self.centroids.transpose(1, 2))
-        return z.float() / self.temperature
+        return self._logits(features)
 
     def loss(
         self,
@@ -244,8 +204,7 @@ class ClusterMemory:
         Returns:
             A scalar (or ``(H,)``) float32 loss.
         """
-        if reduction not in ("sum", "mean", "none"):
-            raise ValueError(f"reduction={reduction!r}: expected 'sum', 'mean' or 'none'")
+        self._check_reduction(reduction)
         feats, lab, w = self._check(features, labels, visibility)
         b, h, c = feats.shape[0], self.num_heads, self.num_clusters
         if c == 0:  # no cluster this epoch: nothing to learn, but keep the graph
@@ -261,11 +220,8 @@ class ClusterMemory:
                         f"targets of shape {tuple(targets.shape)}: expected ({h}, {b}, {c})"
                     )
                 per = -(targets.to(logp) * logp).sum(-1)
-            wt = w.t().to(per.device)  # (H, B)
-            per_head = (per * wt).sum(dim=1) / wt.sum(dim=1).clamp_min(1.0)
-        if reduction == "none":
-            return per_head
-        return per_head.sum() if reduction == "sum" else per_head.mean()
+            per_head = self._head_means(per, w)
+        return self._reduce_heads(per_head, reduction)
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()
@@ -299,15 +255,8 @@ class ClusterMemory:
         if self.hard:
             x, cnt = self._hardest(f, w, inv, old)
         else:
-            acc = f.new_zeros(b, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
-            cnt = w.new_zeros(b, self.num_heads).index_add_(0, inv, w)  # (B, H)
-            x = (acc / cnt.clamp_min(1.0)[..., None]).transpose(0, 1)  # (H, B, D)
-        new = F.normalize(self.momentum * old + (1.0 - self.momentum) * x, dim=-1, eps=_EPS)
-        new = torch.where((cnt.t() > 0)[..., None], new, old)
-        # padding rows repeat the last distinct label: give them that row's value, so every
-        # write to a repeated index carries the same value (a deterministic result)
-        src = torch.minimum(torch.arange(b, device=inv.device), count - 1)
-        self.centroids[:, uniq] = new[:, src].to(self.dtype)
+            x, cnt = self._group_means(f, w, inv)  # (H, B, D), (B, H)
+        self._momentum_write(uniq, count, old, x, cnt, self.momentum)
 
     def _hardest(
         self, f: torch.Tensor, w: torch.Tensor, inv: torch.Tensor, old: torch.Tensor

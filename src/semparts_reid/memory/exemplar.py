@@ -57,14 +57,13 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from ._bank import HeadBank
 from ._unique import unique_padded
 from .gather import all_gather_rows
 
 __all__ = ["ExemplarMemory", "LinearMomentum", "MomentumSchedule"]
 
 MomentumSchedule = Callable[[int], float]
-
-_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ class LinearMomentum:
         return min(self.step * float(epoch), self.max_momentum)
 
 
-class ExemplarMemory:
+class ExemplarMemory(HeadBank):
     """A per-head exemplar memory with ECN's exemplar / camera / neighbourhood invariance.
 
     Args:
@@ -113,6 +112,8 @@ class ExemplarMemory:
     Attributes:
         slots: ``(heads, N, D)`` tensor; rows are unit vectors once written, else zero.
     """
+
+    _bank_attr = "slots"
 
     def __init__(
         self,
@@ -152,19 +153,6 @@ class ExemplarMemory:
         self.slots = torch.zeros(num_heads, num_samples, feat_dim, dtype=dtype, device=device)
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.slots.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.slots.device
-
-    def to(self, device: torch.device | str) -> ExemplarMemory:
-        """Move the slots to ``device`` (in place) and return ``self``."""
-        self.slots = self.slots.to(device)
-        return self
-
     def __repr__(self) -> str:
         return (
             f"ExemplarMemory(num_samples={self.num_samples}, feat_dim={self.feat_dim}, "
@@ -183,29 +171,9 @@ class ExemplarMemory:
 
         Shapes and dtypes are checked always; the range of ``indices`` only with
         ``check_indices`` (reading it back is a host synchronisation on a GPU)."""
-        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
-            raise TypeError(f"features: expected a float tensor, got {type(features).__name__}")
-        if features.dim() == 2:
-            if self.num_heads != 1:
-                raise ValueError(
-                    f"features of shape {tuple(features.shape)} are (B, D) but the memory has "
-                    f"num_heads={self.num_heads}; expected (B, {self.num_heads}, {self.feat_dim})"
-                )
-            features = features.unsqueeze(1)
-        if features.dim() != 3 or features.shape[1:] != (self.num_heads, self.feat_dim):
-            raise ValueError(
-                f"features of shape {tuple(features.shape)}: expected (B, {self.num_heads}, "
-                f"{self.feat_dim})" + (f" or (B, {self.feat_dim})" if self.num_heads == 1 else "")
-            )
+        features = self._heads(features, explain_2d=True)
         b = features.shape[0]
-        if not isinstance(indices, torch.Tensor):
-            raise TypeError(f"indices: expected a tensor, got {type(indices).__name__}")
-        if indices.shape != (b,) or indices.is_floating_point() or indices.dtype == torch.bool:
-            raise ValueError(
-                f"indices of shape {tuple(indices.shape)} dtype {indices.dtype}: expected an "
-                f"integer tensor of shape ({b},)"
-            )
-        indices = indices.to(device=self.device, dtype=torch.long)
+        indices = self._long_rows(indices, "indices", b, self.device)
         if check_indices and b and (
             int(indices.min()) < 0 or int(indices.max()) >= self.num_samples
         ):
@@ -215,19 +183,10 @@ class ExemplarMemory:
             )
         weights = None
         if visibility is not None:
-            if not isinstance(visibility, torch.Tensor):
-                raise TypeError(f"visibility: expected a tensor, got {type(visibility).__name__}")
-            vis = visibility.to(device=features.device, dtype=torch.float32)
-            if vis.shape == (b, self.num_heads - 1) and self.num_heads > 1:
-                # parts only: the global head (index 0) is always visible
-                vis = torch.cat([vis.new_ones(b, 1), vis], dim=1)
-            if vis.shape != (b, self.num_heads):
-                raise ValueError(
-                    f"visibility of shape {tuple(visibility.shape)}: expected ({b}, "
-                    f"{self.num_heads}) or ({b}, {self.num_heads - 1}) (parts only, the "
-                    f"global head is then always visible)"
-                )
-            weights = (vis > 0.5).to(torch.float32)
+            weights = self._visible(
+                visibility, b, features.device,
+                "(parts only, the global head is then always visible)",
+            )
         return features, indices, weights
 
     # ------------------------------------------------------------------ loss
@@ -240,12 +199,7 @@ class ExemplarMemory:
         Returns:
             (H, B, N) float32 logits (differentiable w.r.t. ``features``).
         """
-        if features.dim() == 2 and self.num_heads == 1:
-            features = features.unsqueeze(1)
-        f = F.normalize(features.float(), dim=-1).transpose(0, 1)  # (H, B, D)
-        f = f.to(device=self.device, dtype=self.dtype)
-        z = torch.bmm(f, self.slots.transpose(1, 2))  # (H, B, N)
-        return z.float() / self.temperature
+        return self._logits(features)
 
     def loss(
         self,
@@ -283,8 +237,7 @@ class ExemplarMemory:
         Returns:
             A scalar (or (H,)) float32 loss tensor.
         """
-        if reduction not in ("sum", "mean", "none"):
-            raise ValueError(f"reduction={reduction!r}: expected 'sum', 'mean' or 'none'")
+        self._check_reduction(reduction)
         feats, idx, weights = self._check(features, indices, visibility, check_indices)
         z = self.logits(feats)  # (H, B, N)
         logp = torch.log_softmax(z, dim=-1)
@@ -300,11 +253,8 @@ class ExemplarMemory:
         if weights is None:
             per_head = per.mean(dim=1) if b else per.sum(dim=1)
         else:
-            w = weights.to(per.device).t()  # (H, B)
-            per_head = (per * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
-        if reduction == "none":
-            return per_head
-        return per_head.sum() if reduction == "sum" else per_head.mean()
+            per_head = self._head_means(per, weights)
+        return self._reduce_heads(per_head, reduction)
 
     # ------------------------------------------------------------------ update
     @torch.no_grad()
@@ -353,18 +303,9 @@ class ExemplarMemory:
         if idx.numel() == 0:
             return
         uniq, inv, count = unique_padded(idx)  # (B,) sorted distinct, padded; (B,); ()
-        b = idx.numel()
-        acc = f.new_zeros(b, self.num_heads, self.feat_dim).index_add_(0, inv, f * w[..., None])
-        cnt = w.new_zeros(b, self.num_heads).index_add_(0, inv, w)  # (B, H); 0 on padding
-        mean = (acc / cnt.clamp_min(1.0)[..., None]).transpose(0, 1)  # (H, B, D)
+        mean, cnt = self._group_means(f, w, inv)  # (H, B, D), (B, H); 0 on padding
         old = self.slots[:, uniq].float()  # (H, B, D)
-        new = F.normalize(alpha * old + (1.0 - alpha) * mean, dim=-1, eps=_EPS)
-        keep = (cnt.t() > 0)[..., None]  # (H, B, 1)
-        new = torch.where(keep, new, old)
-        # padding rows repeat the last distinct index: give them that row's value, so
-        # every write to a repeated index carries the same value (a deterministic result)
-        src = torch.minimum(torch.arange(b, device=inv.device), count - 1)
-        self.slots[:, uniq] = new[:, src].to(self.dtype)
+        self._momentum_write(uniq, count, old, mean, cnt, alpha)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
