@@ -201,14 +201,9 @@ def part_targets(
         known = None if parts is None else (parts != IGNORE_INDEX).flatten(1).any(1)
         if known is not None and bool(known.all()):
             return parts.long()  # type: ignore[union-attr]
-        fallback = part_targets(unlabeled, parts=parts, feature_map=feature_map,
-                                image_size=image_size, part_logits=part_logits,
-                                threshold=threshold) if unlabeled != "none" else None
-        if fallback is None:
-            return None if parts is None else parts.long()
-        if known is None or parts is None:
-            return fallback
-        return torch.where(known[:, None, None], parts.long(), fallback)
+        return _auto_part_targets(parts, known, unlabeled=unlabeled, feature_map=feature_map,
+                                  image_size=image_size, part_logits=part_logits,
+                                  threshold=threshold)
     if source == "gt":
         if parts is None:
             return None
@@ -232,6 +227,45 @@ def part_targets(
         f"part label source {source!r}: expected 'auto', 'gt', 'pseudo', 'self', 'band' "
         "or 'none'"
     )
+
+
+def _auto_part_targets(
+    parts: Tensor | None,
+    known: Tensor | None,
+    *,
+    unlabeled: str,
+    feature_map: Tensor | None,
+    image_size: tuple[int, int],
+    part_logits: Tensor | None,
+    threshold: float,
+) -> Tensor | None:
+    """``"auto"``'s labels once ``known`` is settled: ``parts`` for the images that have
+    maps, the ``unlabeled`` fallback labels (``"self"``, ``"pseudo"`` or ``"none"``) for
+    the others.
+
+    The one statement of that rule: :func:`part_targets` calls it with ``known`` computed
+    on the device, :func:`~.step.part_map_term` with the mask its loader summarised on
+    the host (no GPU synchronisation).
+
+    Args:
+        parts: (B, H, W) label maps of the batch, or None when no image has any.
+        known: (B,) bool, which images have maps (None: none, with ``parts`` None).
+        unlabeled, feature_map, image_size, part_logits, threshold: as in
+            :func:`part_targets`.
+
+    Returns:
+        ``torch.where(known, parts, fallback)``; ``parts`` (int64) alone without a
+        fallback (``"none"``), the fallback alone without ``parts`` or ``known``, None
+        when there is neither.
+    """
+    fallback = part_targets(unlabeled, parts=parts, feature_map=feature_map,
+                            image_size=image_size, part_logits=part_logits,
+                            threshold=threshold) if unlabeled != "none" else None
+    if fallback is None:
+        return None if parts is None else parts.long()
+    if known is None or parts is None:
+        return fallback
+    return torch.where(known[:, None, None], parts.long(), fallback)
 
 
 def has_labels(labels: Tensor | None) -> bool:

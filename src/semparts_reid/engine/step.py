@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..layers.part_classifier import part_map_loss
 from .config import TrainConfig
-from .losses import has_labels, identity_loss, part_targets, triplet_loss
+from .losses import _auto_part_targets, has_labels, identity_loss, part_targets, triplet_loss
 from .objectives import TargetObjective
 
 __all__ = [
@@ -170,17 +170,6 @@ def camstyle_swap(batch_t: dict[str, Any], num_cams: int, enabled: bool = True) 
     return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
 
 
-def _unlabeled_labels(out: dict[str, Any], size: tuple[int, ...], config: Any) -> Tensor | None:
-    """Labels of images without part maps under ``part_labels="auto"`` (None: no loss)."""
-    if config.unlabeled_part_labels == "none":
-        return None
-    return part_targets(config.unlabeled_part_labels, parts=None,
-                        feature_map=out["feature_map"],
-                        image_size=(int(size[0]), int(size[1])),
-                        part_logits=out.get("part_logits"),
-                        threshold=config.self_label_threshold)
-
-
 def part_map_term(
     out: dict[str, Any], batch: dict[str, Any], config: Any, *, check_labels: bool = True
 ) -> Tensor | None:
@@ -206,18 +195,19 @@ def part_map_term(
     known = batch.get("parts_known")
     labels: Tensor | None
     if isinstance(known, str) and parts is not None and source in ("auto", "gt"):
-        if known == "none":
-            if source == "gt":
-                return None
-            labels = _unlabeled_labels(out, size, config)
+        if source == "gt" and known == "none":
+            return None
+        if known == "all" or source == "gt":
+            labels = parts.long()
+        else:  # "auto" over a batch with images without maps: the fallback for those
+            some = known != "none"
+            labels = _auto_part_targets(
+                parts if some else None, batch["has_parts"] if some else None,
+                unlabeled=config.unlabeled_part_labels, feature_map=fmap,
+                image_size=(int(size[0]), int(size[1])), part_logits=out.get("part_logits"),
+                threshold=config.self_label_threshold)
             if labels is None:
                 return None
-        elif known == "all" or source == "gt":
-            labels = parts.long()
-        else:  # "auto" over a batch with and without maps: maps where known
-            fallback = _unlabeled_labels(out, size, config)
-            labels = parts.long() if fallback is None else torch.where(
-                batch["has_parts"][:, None, None], parts.long(), fallback)
     else:
         labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
                               part_logits=out.get("part_logits"),
