@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             for src in [] if args.quality_only else args.sources:
                 run = dataclasses.replace(settings, objectives=("ecn",),
                                           unlabeled_part_labels=src)
-                scores, model = demo._adapt_from(run, method, ckpt, source, target,
-                                                 folder / f"labels_{src}", seed, "cpu")
+                scores, model = demo.adapt_from(run, method, ckpt, source, target,
+                                                folder / f"labels_{src}", seed, "cpu")
                 row = {"mAP_global": 100 * scores["global"]["mAP"],
                        "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
                        **score_part_maps(model, target, size, 1000)}

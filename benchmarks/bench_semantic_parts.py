@@ -79,11 +79,6 @@ def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) 
             "image_specific": float((pred != mode_map(pred)).float().mean())}
 
 
-def method_folder(name: str) -> str:
-    """The folder ``demo._run_direction`` gives a method's run."""
-    return name.lower().replace(" + ", "_").replace(" ", "_")
-
-
 def scores_from_checkpoints(settings: Any, target: Any, folder: Path
                             ) -> tuple[dict[str, Any], Any] | None:
     """The demo's rows from the checkpoints of a finished direction (None if one is
@@ -93,7 +88,7 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path
     paths = {"Direct transfer": folder / "source" / "source_final.pt"}
     for method in demo.ADAPTATIONS:
         if method.objective in settings.objectives:
-            paths[method.name] = folder / method_folder(method.name) / "adapt_final.pt"
+            paths[method.name] = folder / demo.method_folder(method) / "adapt_final.pt"
     if not all(p.is_file() for p in paths.values()):
         return None
     rows: dict[str, Any] = {}

@@ -97,6 +97,13 @@ class Adaptation:
     parts: bool
 
 
+def method_folder(method: Adaptation) -> str:
+    """The name of the folder a method's adaptation run writes to under a direction's
+    output folder: its name in lower case, ``" + "`` and spaces replaced by ``_`` (e.g.
+    ``"ECN + semantic parts"`` -> ``"ecn_semantic_parts"``)."""
+    return method.name.lower().replace(" + ", "_").replace(" ", "_")
+
+
 ADAPTATIONS = (
     Adaptation("ECN", "ecn", False),
     Adaptation("ECN + semantic parts", "ecn", True),
@@ -158,7 +165,7 @@ def _scores(trainer: Any) -> dict[str, dict[str, Any]]:
     return {suffix: _row(trainer.evaluate(mode=mode)) for suffix, mode in FEATURES}
 
 
-def _adapt_from(
+def adapt_from(
     settings: DemoSettings,
     method: Adaptation,
     source_ckpt: Path,
@@ -215,8 +222,8 @@ def _run_direction(
         if method.objective not in settings.objectives:
             continue
         print(f"  adapting: {method.name} ...", flush=True)
-        folder = out / method.name.lower().replace(" + ", "_").replace(" ", "_")
-        scores, model = _adapt_from(
+        folder = out / method_folder(method)
+        scores, model = adapt_from(
             settings, method, source_ckpt, source, target, folder, seed, device
         )
         rows.update({f"{method.name} ({k})": v for k, v in scores.items()})
