@@ -21,6 +21,27 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
     return config.lr_gamma ** (epoch // config.lr_step) if config.lr_step else 1.0
 
 
+#: device types with fused Adam / SGD kernels in every torch this package supports (>= 2.5)
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _fused_kwargs(params: list[nn.Parameter]) -> dict[str, bool]:
+    """``{"fused": True}`` when every parameter can use the fused optimiser kernel.
+
+    The fused kernel updates all parameters in one call. On a 2-core CPU an Adam step
+    over a ResNet-18's parameters took 12 ms fused against 87 ms with torch's default
+    per-tensor loop (51 ms with ``foreach``), about 10 % of a demo training step. It
+    needs floating-point parameters on a CPU or CUDA device; anything else keeps
+    torch's default kernel. The two kernels order their float32 operations
+    differently: after 5 Adam steps the parameters agree to within 1 % of the learning
+    rate (``tests/engine/test_optim.py``).
+    """
+    ok = bool(params) and all(
+        p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
+    )
+    return {"fused": True} if ok else {}
+
+
 def build_optimizer(
     model: nn.Module, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -41,11 +62,15 @@ def build_optimizer(
         if ps:
             groups.append({"params": ps, "lr_mult": mult, "lr": config.lr * mult})
     optimizer: torch.optim.Optimizer
+    kernel = _fused_kwargs(params)
     if config.optimizer == "adam":
-        optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.Adam(
+            groups, lr=config.lr, weight_decay=config.weight_decay, **kernel
+        )
     else:
         optimizer = torch.optim.SGD(
-            groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+            groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True,
+            **kernel,
         )
 
     def schedule(epoch: int) -> float:  # a function, so LambdaLR's state stays tensor-free
