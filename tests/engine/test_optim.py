@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from semparts_reid.engine.config import TrainConfig
-from semparts_reid.engine.optim import _fused_kwargs, build_optimizer
+from semparts_reid.engine.optim import _fused_kernel, build_optimizer
 
 
 def _net() -> nn.Module:
@@ -54,9 +54,9 @@ def test_fused_updates_equal_the_default_kernel(name: str) -> None:
 
 
 def test_parameters_without_a_fused_kernel_keep_the_default() -> None:
-    assert _fused_kwargs([nn.Parameter(torch.zeros(2, device="meta"))]) == {}
-    assert _fused_kwargs([]) == {}
-    assert _fused_kwargs([nn.Parameter(torch.zeros(2))]) == {"fused": True}
+    assert _fused_kernel([nn.Parameter(torch.zeros(2, device="meta"))]) is None
+    assert _fused_kernel([]) is None
+    assert _fused_kernel([nn.Parameter(torch.zeros(2))]) is True
 
 
 def test_fused_state_round_trips_through_a_state_dict() -> None:

@@ -25,8 +25,9 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
 _FUSED_DEVICES = ("cpu", "cuda")
 
 
-def _fused_kwargs(params: list[nn.Parameter]) -> dict[str, bool]:
-    """``{"fused": True}`` when every parameter can use the fused optimiser kernel.
+def _fused_kernel(params: list[nn.Parameter]) -> bool | None:
+    """``True`` when every parameter can use the fused optimiser kernel, else ``None``
+    (torch's default choice).
 
     The fused kernel updates all parameters in one call. On a 2-core CPU an Adam step
     over a ResNet-18's parameters took 12 ms fused against 87 ms with torch's default
@@ -39,7 +40,7 @@ def _fused_kwargs(params: list[nn.Parameter]) -> dict[str, bool]:
     ok = bool(params) and all(
         p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params
     )
-    return {"fused": True} if ok else {}
+    return True if ok else None
 
 
 def build_optimizer(
@@ -62,15 +63,15 @@ def build_optimizer(
         if ps:
             groups.append({"params": ps, "lr_mult": mult, "lr": config.lr * mult})
     optimizer: torch.optim.Optimizer
-    kernel = _fused_kwargs(params)
+    fused = _fused_kernel(params)
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(
-            groups, lr=config.lr, weight_decay=config.weight_decay, **kernel
+            groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused
         )
     else:
         optimizer = torch.optim.SGD(
             groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True,
-            **kernel,
+            fused=fused,
         )
 
     def schedule(epoch: int) -> float:  # a function, so LambdaLR's state stays tensor-free
