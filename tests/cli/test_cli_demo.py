@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from semparts_reid import viz
-from semparts_reid.cli import demo, main
+from semparts_reid.cli import demo, demo_figures, main
 from semparts_reid.errors import InputError
 from semparts_reid.metrics.rank import evaluate_cmc_map
 
@@ -148,7 +148,7 @@ def test_demo_says_so_without_matplotlib(
 
     monkeypatch.setattr(viz, "_pyplot", missing)
     results = {"a -> b": {"ECN (global)": {"cmc": [0.5, 1.0]}}}
-    demo._write_figures(tmp_path, results, None)
+    demo_figures.write_figures(tmp_path, results, None)
     assert "figures skipped: plots need matplotlib" in capsys.readouterr().out
     assert not list(tmp_path.iterdir())
 

@@ -39,17 +39,14 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .._io import atomic_write_text
 from ..errors import InputError
-from .common import EXIT_OK, add_deprecated_alias, add_device_option
-
-if TYPE_CHECKING:
-    import numpy as np
+from . import demo_figures
+from .common import EXIT_OK, add_deprecated_alias, add_device_option, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +191,13 @@ def adapt_from(
     return _scores(trainer), trainer.model
 
 
-def _run_direction(
+def train_source_model(
     settings: DemoSettings, source: Any, target: Any, out: Path, seed: int, device: str
 ) -> tuple[dict[str, dict[str, Any]], Any]:
-    """Source training → direct transfer → every adaptation of one direction.
+    """Source training and direct transfer of one direction.
 
-    All adaptations start from the same source-trained network and run the same
-    schedule, so the comparison isolates what the objective and the semantic part
-    features add during adaptation. Returns the rows and the ECN + parts model.
+    Writes ``out / "source" / "source_final.pt"`` (every adaptation starts from it).
+    Returns the two ``Direct transfer (...)`` rows and the source model.
     """
     from ..engine.distributed import seed_everything
     from ..engine.trainer import DomainAdaptTrainer
@@ -215,60 +211,43 @@ def _run_direction(
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.train_source(cfg.source_epochs)
     rows = {f"Direct transfer ({k})": v for k, v in _scores(trainer).items()}
-    source_ckpt = out / "source" / "source_final.pt"
     log.info("source training: %.1f s", time.perf_counter() - t0)
-    part_model = trainer.model
-    for method in ADAPTATIONS:
-        if method.objective not in settings.objectives:
-            continue
+    return rows, trainer.model
+
+
+def chosen_adaptations(settings: DemoSettings) -> list[Adaptation]:
+    """The methods of :data:`ADAPTATIONS` whose objective ``settings.objectives`` names."""
+    return [m for m in ADAPTATIONS if m.objective in settings.objectives]
+
+
+def is_part_figure_method(method: Adaptation) -> bool:
+    """The method whose model draws ``part_maps.png`` and ``ranked.png``: ECN + parts."""
+    return method.objective == "ecn" and method.parts
+
+
+def _run_direction(
+    settings: DemoSettings, source: Any, target: Any, out: Path, seed: int, device: str
+) -> tuple[dict[str, dict[str, Any]], Any]:
+    """Source training → direct transfer → every adaptation of one direction, in this
+    process, one after another.
+
+    All adaptations start from the same source-trained network and run the same
+    schedule, so the comparison isolates what the objective and the semantic part
+    features add during adaptation. Returns the rows and the ECN + parts model (the
+    source model when ECN did not run).
+    """
+    rows, part_model = train_source_model(settings, source, target, out, seed, device)
+    source_ckpt = out / "source" / "source_final.pt"
+    for method in chosen_adaptations(settings):
         print(f"  adapting: {method.name} ...", flush=True)
         folder = out / method_folder(method)
         scores, model = adapt_from(
             settings, method, source_ckpt, source, target, folder, seed, device
         )
         rows.update({f"{method.name} ({k})": v for k, v in scores.items()})
-        if method.objective == "ecn" and method.parts:
+        if is_part_figure_method(method):
             part_model = model
     return rows, part_model
-
-
-def _part_map_examples(
-    model: Any, records: Sequence[Any], device: str, n: int = 6
-) -> tuple[np.ndarray, ...]:
-    """Images (N,H,W,3) in [0,1] and predicted part probabilities (N,4,H,W).
-
-    numpy and PIL are imported here, not at the top, so that building the command
-    line's parser (``semparts-reid --help``) does not load torch.
-    """
-    import numpy as np
-    from PIL import Image
-
-    from ..inference import predict_part_maps
-
-    picks = np.linspace(0, len(records) - 1, num=min(n, len(records))).astype(int)
-    paths = [str(records[i][0]) for i in picks]
-    images = []
-    for path in paths:
-        with Image.open(path) as img:
-            images.append(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
-    stack = np.stack(images)  # the synthetic domains render one image size
-    probs = predict_part_maps(model, paths, size=stack.shape[1:3], device=device)
-    return stack, np.asarray(probs)
-
-
-def _ranked_figure(model: Any, target: Any, path: Path, mode: str, device: str) -> None:
-    """``ranked.png``: 8 evenly spaced target queries and their top 8 gallery images."""
-    from ..inference import rank_gallery
-    from ..viz import plot_ranked_results
-
-    res = rank_gallery(model, target.query, target.gallery, num_queries=8, top_k=8,
-                       mode=mode, device=device)
-    query = [target.query[int(i)] for i in res.query_indices]
-    plot_ranked_results(
-        [str(r[0]) for r in query], [str(r[0]) for r in target.gallery], res.ranks,
-        res.matches, path, 8, junk=res.junk,
-        titles=[f"id {r[1]} · cam {r[2]}" for r in query],
-    )  # fmt: skip
 
 
 def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -301,23 +280,32 @@ def run_demo(
     device: str = "auto",
     settings: DemoSettings | None = None,
     target_part_maps: bool = False,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run the ablation and write ``results.json`` (+ figures) to ``out_dir``.
 
     ``target_part_maps``: train the parts methods with the target's ground-truth part
     maps (off: withheld, as on real data); overrides ``settings.target_part_maps``.
 
+    ``workers``: processes that run the source trainings and adaptations side by side
+    (:mod:`semparts_reid.cli.demo_jobs`); ``None``: one per CPU core (at most 8) on the
+    CPU, 1 on a GPU; ``1`` runs everything in this process, one job after another.
+
     Returns:
         ``{"results": {direction: {method (feature): {R1, R5, R10, mAP, cmc}}},
         "target_part_labels": ..., "settings": ..., "seed": ..., "seconds": ...}``.
 
     Raises:
-        InputError: ``directions`` is not ``"both"``, ``"a2b"`` or ``"b2a"``.
+        InputError: ``directions`` is not ``"both"``, ``"a2b"`` or ``"b2a"``;
+            ``workers < 1``.
     """
     from ..data.datasets import build_dataset
 
     if directions not in ("both", *DIRECTIONS):
         raise InputError(f"directions={directions!r}: expected 'both', 'a2b' or 'b2a'")
+    if workers is not None and (isinstance(workers, bool) or int(workers) != workers
+                                or workers < 1):
+        raise InputError(f"workers={workers!r}: expected a positive integer or None")
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
     if target_part_maps:
         settings = dataclasses.replace(settings, target_part_maps=True)
@@ -326,30 +314,46 @@ def run_demo(
     t_start = time.perf_counter()
     print(f"semparts-reid demo: synthetic a <-> b ({settings.dataset_size} size) -> {out}")
     print(label_source(settings))
-    domains = {
-        d: build_dataset(f"synthetic:{d}?size={settings.dataset_size}&seed={seed}")
-        for d in ("a", "b")
-    }
+    specs = {d: f"synthetic:{d}?size={settings.dataset_size}&seed={seed}" for d in ("a", "b")}
+    domains = {d: build_dataset(spec) for d, spec in specs.items()}
     for d, ds in domains.items():
         print(f"synthetic:{d}\n{ds.summary_table()}")
     todo = list(DIRECTIONS) if directions == "both" else [directions]
+    if workers is None:
+        from .demo_jobs import default_workers
+
+        workers = default_workers(device)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     part_model = None
     models: dict[str, Any] = {}
-    for key in todo:
-        s, t = DIRECTIONS[key]
-        label = f"{s} -> {t}"
-        print(f"[{label}] source training on synthetic:{s} ...", flush=True)
-        results[label], model = _run_direction(
-            settings, domains[s], domains[t], out / key, seed, device
-        )
-        part_model = models[key] = (model, domains[t])
+    if workers > 1:
+        from ..inference.extractor import load_model_from_checkpoint
+        from .demo_jobs import DirectionSpec, run_directions
+
+        runs = [DirectionSpec(f"{s} -> {t}", specs[s], specs[t], out / key)
+                for key, (s, t) in ((k, DIRECTIONS[k]) for k in todo)]
+        done = run_directions(runs, settings, seed=seed, device=device, workers=workers)
+        for key, run in zip(todo, runs, strict=True):
+            results[run.label] = done[run.label].rows
+            model = load_model_from_checkpoint(done[run.label].figure_checkpoint)
+            part_model = models[key] = (model, domains[DIRECTIONS[key][1]])
+            label = run.label
+    else:
+        for key in todo:
+            s, t = DIRECTIONS[key]
+            label = f"{s} -> {t}"
+            print(f"[{label}] source training on synthetic:{s} ...", flush=True)
+            results[label], model = _run_direction(
+                settings, domains[s], domains[t], out / key, seed, device
+            )
+            part_model = models[key] = (model, domains[t])
     seconds = time.perf_counter() - t_start
     payload = {
         "results": results,
         "target_part_labels": label_source(settings),
         "settings": dataclasses.asdict(settings),
         "seed": seed,
+        "workers": workers,
         "seconds": seconds,
     }
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
@@ -358,33 +362,9 @@ def run_demo(
     print(format_table(results))
     print(f"\n{seconds:.0f} s; results.json in {out}")
     ranked = ("a -> b", models["a2b"]) if "a2b" in models else (label, part_model)
-    _write_figures(out, results, part_model, ranked, settings.parts_eval_mode, device)
+    demo_figures.write_figures(out, results, part_model, ranked, settings.parts_eval_mode,
+                               device)
     return payload
-
-
-def _write_figures(
-    out: Path, results: dict[str, Any], part_model: Any, ranked: Any = None,
-    mode: str = "concat", device: str = "auto",
-) -> None:
-    """``cmc.png``, ``part_maps.png`` (``part_model``: ``(model, target)`` of the last
-    direction) and ``ranked.png`` (``ranked``: ``(label, (model, target))``, the a -> b
-    parts model when that direction ran; default ``part_model``)."""
-    from ..viz import PlotUnavailable, plot_cmc_curves, plot_part_maps
-
-    curves = {f"{d}: {m}": row["cmc"] for d, rows in results.items() for m, row in rows.items()}
-    try:
-        plot_cmc_curves(curves, out / "cmc.png", title="CMC on the target domain")
-        if part_model is not None:
-            model, target = part_model
-            images, probs = _part_map_examples(model, target.query, device)
-            plot_part_maps(images, probs, out / "part_maps.png")
-            label, (model, target) = ranked or ("", part_model)
-            _ranked_figure(model, target, out / "ranked.png", mode, device)
-            print(f"figures: {out / 'cmc.png'}, {out / 'part_maps.png'}, "
-                  f"{out / 'ranked.png'} ({label or 'last direction'}, ECN + semantic parts, "
-                  f"{mode} feature)")
-    except PlotUnavailable as exc:
-        print(f"figures skipped: {exc}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -396,6 +376,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         target_part_maps=args.target_part_maps,
+        workers=args.workers,
     )
     return EXIT_OK
 
@@ -422,6 +403,11 @@ def add_parser(sub: Any) -> None:
         "--target-part-maps", action="store_true",
         help="train the parts methods with the target's ground-truth part maps (what a "
         "human parser would bring; default: withheld, as on real data)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=None, metavar="N",
+        help="processes that train side by side (default: one per CPU core, at most 8; "
+        "1 on a GPU; 1 runs everything in this process)",
     )
     add_device_option(p)
     p.set_defaults(func=cmd_demo)

@@ -1,0 +1,104 @@
+"""The demo's jobs on worker processes (``cli/demo_jobs.py``): same rows as the
+in-process run, failures named, worker counts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from cli_helpers import TINY
+
+from semparts_reid.cli import demo, demo_jobs, main
+from semparts_reid.errors import InputError
+
+
+def _spec(tmp: Path, name: str = "a") -> demo_jobs.DirectionSpec:
+    other = "b" if name == "a" else "a"
+    return demo_jobs.DirectionSpec(f"{name} -> {other}", TINY.format(name),
+                                   TINY.format(other), tmp / f"{name}2{other}")
+
+
+@pytest.mark.slow
+def test_workers_give_the_rows_of_the_in_process_run(
+    tiny_pair: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two single-threaded workers reproduce a single-threaded in-process run exactly."""
+    settings = dataclasses.replace(demo.DemoSettings.quick(), objectives=("ecn",))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        source, target = tiny_pair
+        expected, _ = demo._run_direction(settings, source, target, tmp_path / "inproc", 0,
+                                          "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    monkeypatch.setattr(demo_jobs, "usable_cores", lambda: 2)  # one thread per worker
+    spec = _spec(tmp_path / "workers")
+    done = demo_jobs.run_directions([spec], settings, seed=0, device="cpu", workers=2)
+    got = done[spec.label]
+    assert list(got.rows) == list(expected)  # the table's order
+    for name, row in expected.items():
+        assert got.rows[name]["mAP"] == row["mAP"], name
+        assert got.rows[name]["cmc"] == row["cmc"], name
+    # the figures are drawn from the ECN + parts model's checkpoint
+    assert got.figure_checkpoint == spec.out / "ecn_semantic_parts" / "adapt_final.pt"
+    assert got.figure_checkpoint.is_file()
+    assert (spec.out / "source" / "source_final.pt").is_file()
+
+
+def test_a_failing_job_is_named(tmp_path: Path) -> None:
+    bad = demo_jobs.DirectionSpec("x -> y", "synthetic:nosuchdomain", TINY.format("b"),
+                                  tmp_path / "x2y")
+    with pytest.raises(RuntimeError, match=r"demo job \[x -> y\] source training failed"):
+        demo_jobs.run_directions([bad], demo.DemoSettings.quick(), seed=0, device="cpu",
+                                 workers=2)
+
+
+def test_run_directions_checks_its_arguments(tmp_path: Path) -> None:
+    settings = demo.DemoSettings.quick()
+    with pytest.raises(InputError, match="workers=1"):
+        demo_jobs.run_directions([_spec(tmp_path)], settings, seed=0, device="cpu", workers=1)
+    with pytest.raises(InputError, match="no directions"):
+        demo_jobs.run_directions([], settings, seed=0, device="cpu", workers=2)
+
+
+def test_default_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_jobs, "usable_cores", lambda: 2)
+    assert demo_jobs.default_workers("cpu") == 2
+    assert demo_jobs.default_workers("cuda") == 1
+    assert demo_jobs.default_workers("cuda:1") == 1
+    monkeypatch.setattr(demo_jobs, "usable_cores", lambda: 64)
+    assert demo_jobs.default_workers("cpu") == 8  # the most jobs one run has at once
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert demo_jobs.default_workers("auto") == 1
+
+
+def test_job_names_and_checkpoints(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    settings = demo.DemoSettings.quick()
+    source = demo_jobs.DemoJob(spec, None, settings, 0, "cpu", 1)
+    adapt = demo_jobs.DemoJob(spec, demo.ADAPTATIONS[3], settings, 0, "cpu", 1)
+    assert source.name == "[a -> b] source training"
+    assert adapt.name == "[a -> b] Clustering + semantic parts"
+    assert source.checkpoint == spec.out / "source" / "source_final.pt"
+    assert adapt.checkpoint == spec.out / "clustering_semantic_parts" / "adapt_final.pt"
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_run_demo_rejects_bad_worker_counts(tmp_path: Path, workers: Any) -> None:
+    with pytest.raises(InputError, match="workers="):
+        demo.run_demo(tmp_path, workers=workers)
+
+
+def test_cli_passes_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: seen.update(kw))
+    assert main(["demo", "--workers", "3"]) == 0
+    assert seen["workers"] == 3
+    assert main(["demo"]) == 0
+    assert seen["workers"] is None
+    with pytest.raises(SystemExit):
+        main(["demo", "--workers", "0"])
