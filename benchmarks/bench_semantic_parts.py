@@ -79,16 +79,24 @@ def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) 
             "image_specific": float((pred != mode_map(pred)).float().mean())}
 
 
-def scores_from_checkpoints(settings: Any, target: Any, folder: Path
+#: diagnostic rows (``--diagnostics``, synthetic pair only): which half of "+ semantic
+#: parts" moves the global feature, the part identity / memory losses or the part-map loss
+DIAGNOSTICS = (
+    demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True),
+    demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False),
+)
+
+
+def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
+                            methods: list[Any] | None = None,
                             ) -> tuple[dict[str, Any], Any] | None:
     """The demo's rows from the checkpoints of a finished direction (None if one is
     missing): the source model for direct transfer, each method's ``adapt_final.pt``."""
     from semparts_reid.inference.evaluation import evaluate_model
 
     paths = {"Direct transfer": folder / "source" / "source_final.pt"}
-    for method in demo.ADAPTATIONS:
-        if method.objective in settings.objectives:
-            paths[method.name] = folder / demo.method_folder(method) / "adapt_final.pt"
+    for method in demo.chosen_adaptations(settings) if methods is None else methods:
+        paths[method.name] = folder / demo.method_folder(method) / "adapt_final.pt"
     if not all(p.is_file() for p in paths.values()):
         return None
     rows: dict[str, Any] = {}
@@ -104,34 +112,77 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path
     return rows, part_model
 
 
-def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False
-             ) -> dict[str, Any]:
-    """One seed: every direction's rows (and part-map scores for the synthetic pair)."""
+def _methods(settings: Any, target: str, diagnostics: bool) -> list[Any]:
+    extra = list(DIAGNOSTICS) if diagnostics and target != "c" else []
+    return demo.chosen_adaptations(settings) + extra
+
+
+def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False,
+             workers: int = 1, diagnostics: bool = False) -> dict[str, Any]:
+    """One seed: every direction's rows (and part-map scores for the synthetic pair).
+
+    ``workers > 1`` runs the seed's source trainings and adaptations side by side on
+    worker processes (``semparts_reid.cli.demo_jobs``); each entry's ``seconds`` is then
+    the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
+    on the synthetic pair."""
+    from semparts_reid.cli import demo_jobs
+
     size_opt = f"?size={settings.dataset_size}&seed={seed}"
-    out: dict[str, Any] = {}
-    for s, t in DIRECTIONS:
-        source = build_dataset(f"synthetic:{s}{size_opt}")
-        target = build_dataset(f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}")
-        folder = work / f"seed{seed}" / f"{s}2{t}"
-        t0 = time.perf_counter()
-        done = scores_from_checkpoints(settings, target, folder) if reuse else None
+    specs = {(s, t): demo_jobs.DirectionSpec(
+        f"{s} -> {t}", f"synthetic:{s}{size_opt}",
+        f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
+        work / f"seed{seed}" / f"{s}2{t}", tuple(_methods(settings, t, diagnostics)))
+        for s, t in DIRECTIONS}  # fmt: skip
+    results: dict[tuple[str, str], tuple[dict[str, Any], Any, float]] = {}
+    todo = []
+    for key, spec in specs.items():
+        target = build_dataset(spec.target_spec)
+        done = (scores_from_checkpoints(settings, target, spec.out, list(spec.methods or ()))
+                if reuse else None)
         if done is not None:
-            print(f"seed {seed} {s} -> {t}: scored the checkpoints in {folder}", flush=True)
-            rows, part_model = done
+            print(f"seed {seed} {spec.label}: scored the checkpoints in {spec.out}", flush=True)
+            results[key] = (*done, 0.0)
         else:
-            rows, part_model = demo._run_direction(settings, source, target, folder, seed,
-                                                   "cpu")
+            todo.append(key)
+    if todo and workers > 1:
+        t0 = time.perf_counter()
+        ran = demo_jobs.run_directions([specs[k] for k in todo], settings, seed=seed,
+                                       device="cpu", workers=workers)
+        seconds = time.perf_counter() - t0
+        for key in todo:
+            out = ran[specs[key].label]
+            results[key] = (out.rows, load_model_from_checkpoint(out.figure_checkpoint),
+                            seconds)
+    else:
+        for key in todo:
+            spec, t0 = specs[key], time.perf_counter()
+            source, target = build_dataset(spec.source_spec), build_dataset(spec.target_spec)
+            rows, part_model = demo.train_source_model(settings, source, target, spec.out,
+                                                       seed, "cpu")
+            src = spec.out / "source" / "source_final.pt"
+            for method in spec.methods or ():
+                scores, model = demo.adapt_from(settings, method, src, source, target,
+                                                spec.out / demo.method_folder(method), seed,
+                                                "cpu")
+                rows.update({f"{method.name} ({k})": v for k, v in scores.items()})
+                if demo.is_part_figure_method(method):
+                    part_model = model
+            results[key] = (rows, part_model, time.perf_counter() - t0)
+    out: dict[str, Any] = {}
+    for (s, t), spec in specs.items():
+        rows, part_model, seconds = results[(s, t)]
         entry: dict[str, Any] = {"rows": {k: {m: v[m] for m in ("R1", "mAP")}
                                           for k, v in rows.items()},
-                                 "seconds": time.perf_counter() - t0}
+                                 "seconds": seconds}
         if t != "c":  # the synthetic targets keep their ground truth for scoring only
-            src_model = load_model_from_checkpoint(folder / "source" / "source_final.pt")
+            target = build_dataset(spec.target_spec)
+            src_model = load_model_from_checkpoint(spec.out / "source" / "source_final.pt")
             size = tuple(settings.input_size)
             entry["part_maps_source_model"] = score_part_maps(src_model, target, size, 1000)
             entry["part_maps_adapted"] = score_part_maps(part_model, target, size, 1000)
-        out[f"{s} -> {t}"] = entry
-        print(f"seed {seed} {s} -> {t}: {entry['seconds']:.0f} s", flush=True)
-        print(demo.format_table({f"{s} -> {t}": rows}), flush=True)
+        out[spec.label] = entry
+        print(f"seed {seed} {spec.label}: {entry['seconds']:.0f} s", flush=True)
+        print(demo.format_table({spec.label: rows}), flush=True)
     return out
 
 
@@ -233,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summarise-only", action="store_true",
                    help="merge WORK/seed<N>.json of --seeds without running anything")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that train side by side (default: the demo's: one per "
+                   "CPU core, at most 8; 1: one job after another in this process)")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="also ECN + part-map loss only and ECN + part features only, on "
+                   "the synthetic pair")
     p.add_argument("--cluster-seeds", type=int, nargs="*", default=None,
                    help="seeds that also run the clustering methods (default: every seed)")
     args = p.parse_args(argv)
@@ -242,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_cluster:
         settings = dataclasses.replace(settings, objectives=("ecn",))
     seeds = args.seeds[:1] if args.quick else args.seeds
+    from semparts_reid.cli.demo_jobs import default_workers
+
+    workers = default_workers("cpu") if args.workers is None else args.workers
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_semantic_parts_"))
     per_seed = []
     for seed in seeds:
@@ -256,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         run = settings
         if args.cluster_seeds is not None and seed not in args.cluster_seeds:
             run = dataclasses.replace(settings, objectives=("ecn",))
-        per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse))
+        per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse, workers=workers,
+                                 diagnostics=args.diagnostics))
         record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)

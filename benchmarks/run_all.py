@@ -57,11 +57,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
-    # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long. The
-    # work folder keeps the checkpoints: a rerun scores the finished ones (--reuse).
-    # The clustering methods ran on seed 0 only (CPU time; their targets say so)
+    # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long (~40 min
+    # on 2 cores with the demo's worker processes). The work folder keeps the checkpoints:
+    # a rerun scores the finished ones (--reuse). --diagnostics: the two rows that split
+    # "+ semantic parts" into its part-feature losses and its part-map loss
     "semantic_parts": ("bench_semantic_parts.py",
-                       ["--seeds", "0", "1", "2", "--cluster-seeds", "0", "--reuse", "--work-dir",
+                       ["--seeds", "0", "1", "2", "--diagnostics", "--reuse", "--work-dir",
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),

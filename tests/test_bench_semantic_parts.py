@@ -72,3 +72,18 @@ def test_rows_of_fewer_seeds_are_summarised_over_those_and_say_so() -> None:
     names = [t.name for t in bench.targets(summary)]
     assert "a -> b, global: clustering + parts - clustering (mAP) [1 seed]" in names
     assert "a -> b, global: ECN + parts - ECN (mAP)" in names
+
+
+def test_diagnostic_rows_run_on_the_synthetic_pair_only() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    names = [m.name for m in bench._methods(settings, "b", diagnostics=True)]
+    assert names[:4] == [m.name for m in demo.ADAPTATIONS]
+    assert names[4:] == ["ECN + part-map loss only", "ECN + part features only"]
+    assert [m.name for m in bench._methods(settings, "c", diagnostics=True)] == names[:4]
+    assert [m.name for m in bench._methods(settings, "b", diagnostics=False)] == names[:4]
+    maps_only, features_only = bench.DIAGNOSTICS
+    assert (maps_only.parts, maps_only.trains_part_maps) == (False, True)
+    assert (features_only.parts, features_only.trains_part_maps) == (True, False)

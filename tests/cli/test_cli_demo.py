@@ -178,3 +178,29 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (out / "cmc.png").stat().st_size > 1000
     assert (out / "part_maps.png").stat().st_size > 1000
     assert (out / "ranked.png").stat().st_size > 1000  # 8 queries of b, top 8, a -> b model
+
+
+def test_part_map_loss_can_be_set_apart_from_the_part_features(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benchmarks' diagnostic rows: part-map loss without part features, and back."""
+    import semparts_reid.engine.trainer as trainer_mod
+
+    class _Data:
+        num_train_pids = 4
+        train = list(range(8))
+
+    _Recorder.log = []
+    monkeypatch.setattr(trainer_mod, "DomainAdaptTrainer", _Recorder)
+    settings = demo.DemoSettings.quick()
+    for method in (demo.Adaptation("maps only", "ecn", parts=False, part_map_loss=True),
+                   demo.Adaptation("features only", "ecn", parts=True, part_map_loss=False)):
+        demo.adapt_from(settings, method, tmp_path / "s.pt", _Data(), _Data(), tmp_path, 0,
+                        "cpu")
+    assert [v for k, v in _Recorder.log if k == "adapt"] == [(False, "auto"), (True, "none")]
+    assert [m.trains_part_maps for m in demo.ADAPTATIONS] == [False, True, False, True]
+    # only the demo's ECN + parts method draws the part-map and ranking figures
+    assert [demo.is_part_figure_method(m) for m in demo.ADAPTATIONS] == [
+        False, True, False, False]
+    assert not demo.is_part_figure_method(
+        demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False))

@@ -102,3 +102,11 @@ def test_cli_passes_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["workers"] is None
     with pytest.raises(SystemExit):
         main(["demo", "--workers", "0"])
+
+
+def test_a_direction_may_name_its_own_methods(tmp_path: Path) -> None:
+    settings = dataclasses.replace(demo.DemoSettings.quick(), objectives=("ecn",))
+    assert _spec(tmp_path).adaptations(settings) == list(demo.ADAPTATIONS[:2])
+    extra = demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True)
+    own = dataclasses.replace(_spec(tmp_path), methods=(demo.ADAPTATIONS[0], extra))
+    assert own.adaptations(settings) == [demo.ADAPTATIONS[0], extra]

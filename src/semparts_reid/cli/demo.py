@@ -87,11 +87,23 @@ class DemoSettings:
 
 @dataclass(frozen=True)
 class Adaptation:
-    """One adapted method of the table: its name, target objective and part use."""
+    """One adapted method of the table: its name, target objective and part use.
+
+    ``parts``: identity and target losses on the head / upper / lower features too
+    (``False``: the global feature only). ``part_map_loss``: the pixel-wise part loss
+    during adaptation; ``None`` follows ``parts`` (the demo's methods). The benchmarks'
+    diagnostic rows set it apart from ``parts`` to separate the two effects.
+    """
 
     name: str
     objective: str
     parts: bool
+    part_map_loss: bool | None = None
+
+    @property
+    def trains_part_maps(self) -> bool:
+        """Whether the adaptation keeps the pixel-wise part loss."""
+        return self.parts if self.part_map_loss is None else self.part_map_loss
 
 
 def method_folder(method: Adaptation) -> str:
@@ -182,8 +194,10 @@ def adapt_from(
     if method.objective == "cluster":  # settings from the source's images per identity
         per_id = len(source.train) / max(1, source.num_train_pids)
         cfg = dataclasses.replace(cfg, cluster_images_per_identity=per_id)
-    if not method.parts:  # the baselines: global feature only, no part branch in any loss
-        cfg = dataclasses.replace(cfg, use_parts=False, part_labels="none")
+    if not method.parts:  # the baselines: global feature only in the identity losses
+        cfg = dataclasses.replace(cfg, use_parts=False)
+    if not method.trains_part_maps:  # ... and (the baselines) no part-map loss either
+        cfg = dataclasses.replace(cfg, part_labels="none")
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.load_weights(source_ckpt)
@@ -222,7 +236,7 @@ def chosen_adaptations(settings: DemoSettings) -> list[Adaptation]:
 
 def is_part_figure_method(method: Adaptation) -> bool:
     """The method whose model draws ``part_maps.png`` and ``ranked.png``: ECN + parts."""
-    return method.objective == "ecn" and method.parts
+    return method == ADAPTATIONS[1]
 
 
 def _run_direction(

@@ -47,12 +47,18 @@ __all__ = ["DemoJob", "DirectionSpec", "default_workers", "run_job", "run_direct
 
 @dataclass(frozen=True)
 class DirectionSpec:
-    """One adaptation direction: its table label, dataset specs and output folder."""
+    """One adaptation direction: its table label, dataset specs and output folder;
+    ``methods``: the adaptations to run (``None``: those the settings choose)."""
 
     label: str
     source_spec: str
     target_spec: str
     out: Path
+    methods: tuple[Adaptation, ...] | None = None
+
+    def adaptations(self, settings: DemoSettings) -> list[Adaptation]:
+        """The methods this direction runs, in table order."""
+        return list(self.methods) if self.methods is not None else chosen_adaptations(settings)
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,7 @@ def run_directions(
     if not directions:
         raise InputError("run_directions: no directions to run")
     threads = max(1, usable_cores() // workers)
-    methods = chosen_adaptations(settings)
-    total = len(directions) * (1 + len(methods))
+    total = sum(1 + len(d.adaptations(settings)) for d in directions)
     results: dict[str, dict[str | None, dict[str, dict[str, Any]]]] = {}
     checkpoints: dict[tuple[str, str | None], Path] = {}
     pending: dict[Future[tuple[dict[str, dict[str, Any]], Path, float]], DemoJob] = {}
@@ -193,7 +198,7 @@ def run_directions(
                     results.setdefault(job.direction.label, {})[key] = rows
                     checkpoints[(job.direction.label, key)] = ckpt
                     if job.method is None:
-                        for method in methods:
+                        for method in job.direction.adaptations(settings):
                             submit(job.direction, method)
         except BaseException:
             for future in pending:
@@ -204,7 +209,8 @@ def run_directions(
         parts = results[direction.label]
         rows = dict(parts[None])
         figure = checkpoints[(direction.label, None)]
-        for method in methods:  # the table's order, whatever order the jobs finished in
+        # the table's order, whatever order the jobs finished in
+        for method in direction.adaptations(settings):
             rows.update(parts[method.name])
             if is_part_figure_method(method):
                 figure = checkpoints[(direction.label, method.name)]
