@@ -86,19 +86,27 @@ def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
         "Clustering + semantic parts") for f in ("global", "global + parts")]
 
 
-def test_target_part_maps_only_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import semparts_reid.engine.trainer as trainer_mod
+class _EightImages:
+    num_train_pids = 4
+    train = list(range(8))
 
-    class _Data:
-        num_train_pids = 4
-        train = list(range(8))
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The demo's trainer replaced by :class:`_Recorder`; its (fresh) call log."""
+    import semparts_reid.engine.trainer as trainer_mod
 
     _Recorder.log = []
     monkeypatch.setattr(trainer_mod, "DomainAdaptTrainer", _Recorder)
+    return _Recorder.log
+
+
+def test_target_part_maps_only_on_request(tmp_path: Path, recorded: list[Any]) -> None:
     settings = demo.DemoSettings.quick()
     settings = demo.dataclasses.replace(settings, target_part_maps=True, objectives=("ecn",))
-    demo._run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
-    objectives = [v for k, v in _Recorder.log if k == "objective"]
+    demo._run_direction(settings, _EightImages(), _EightImages(), tmp_path, seed=0,
+                        device="cpu")
+    objectives = [v for k, v in recorded if k == "objective"]
     assert len(objectives) == 3 and all(o[1] for o in objectives)
     assert "ground truth" in demo.label_source(settings)
     assert "withheld" in demo.label_source(demo.DemoSettings())
@@ -181,23 +189,15 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_part_map_loss_can_be_set_apart_from_the_part_features(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, recorded: list[Any]
 ) -> None:
     """The benchmarks' diagnostic rows: part-map loss without part features, and back."""
-    import semparts_reid.engine.trainer as trainer_mod
-
-    class _Data:
-        num_train_pids = 4
-        train = list(range(8))
-
-    _Recorder.log = []
-    monkeypatch.setattr(trainer_mod, "DomainAdaptTrainer", _Recorder)
     settings = demo.DemoSettings.quick()
     for method in (demo.Adaptation("maps only", "ecn", parts=False, part_map_loss=True),
                    demo.Adaptation("features only", "ecn", parts=True, part_map_loss=False)):
-        demo.adapt_from(settings, method, tmp_path / "s.pt", _Data(), _Data(), tmp_path, 0,
-                        "cpu")
-    assert [v for k, v in _Recorder.log if k == "adapt"] == [(False, "auto"), (True, "none")]
+        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+                        tmp_path, 0, "cpu")
+    assert [v for k, v in recorded if k == "adapt"] == [(False, "auto"), (True, "none")]
     assert [m.trains_part_maps for m in demo.ADAPTATIONS] == [False, True, False, True]
     # only the demo's ECN + parts method draws the part-map and ranking figures
     assert [demo.is_part_figure_method(m) for m in demo.ADAPTATIONS] == [
