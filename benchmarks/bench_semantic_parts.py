@@ -112,26 +112,62 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
     return rows, part_model
 
 
-def _methods(settings: Any, target: str, diagnostics: bool) -> list[Any]:
-    extra = list(DIAGNOSTICS) if diagnostics and target != "c" else []
+def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False) -> list[Any]:
+    extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
     return demo.chosen_adaptations(settings) + extra
 
 
+def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_root: Path,
+                methods_of: Any, workers: int) -> dict[str, Any]:
+    """Add the rows of the methods ``methods_of(target)`` names that a finished seed's
+    ``record`` lacks: each such adaptation runs from that direction's source checkpoint
+    in ``work`` (the very weights the record's other rows started from), on ``workers``
+    processes, and its rows are merged into ``record``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from semparts_reid.cli import demo_jobs
+
+    size_opt = f"?size={settings.dataset_size}&seed={seed}"
+    jobs = []
+    for s, t in DIRECTIONS:
+        label = f"{s} -> {t}"
+        have = record[label]["rows"]
+        spec = demo_jobs.DirectionSpec(
+            label, f"synthetic:{s}{size_opt}",
+            f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
+            work / f"seed{seed}" / f"{s}2{t}")
+        if not (spec.out / "source" / "source_final.pt").is_file():
+            raise FileNotFoundError(f"seed {seed} {label}: no source checkpoint to extend from")
+        threads = max(1, demo_jobs.usable_cores() // max(1, workers))
+        jobs += [demo_jobs.DemoJob(spec, m, settings, seed, "cpu", threads)
+                 for m in methods_of(t) if f"{m.name} (global)" not in have]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+        for job, (rows, _, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs), strict=True):
+            print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
+            record[job.direction.label]["rows"].update(
+                {k: {m: v[m] for m in ("R1", "mAP")} for k, v in rows.items()})
+    return record
+
+
 def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False,
-             workers: int = 1, diagnostics: bool = False) -> dict[str, Any]:
+             workers: int = 1, diagnostics: bool = False, diagnostics_on_c: bool = False,
+             ) -> dict[str, Any]:
     """One seed: every direction's rows (and part-map scores for the synthetic pair).
 
     ``workers > 1`` runs the seed's source trainings and adaptations side by side on
     worker processes (``semparts_reid.cli.demo_jobs``); each entry's ``seconds`` is then
     the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
-    on the synthetic pair."""
+    on the synthetic pair (and on a -> c with ``diagnostics_on_c``)."""
     from semparts_reid.cli import demo_jobs
 
     size_opt = f"?size={settings.dataset_size}&seed={seed}"
     specs = {(s, t): demo_jobs.DirectionSpec(
         f"{s} -> {t}", f"synthetic:{s}{size_opt}",
         f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
-        work / f"seed{seed}" / f"{s}2{t}", tuple(_methods(settings, t, diagnostics)))
+        work / f"seed{seed}" / f"{s}2{t}",
+        tuple(_methods(settings, t, diagnostics, diagnostics_on_c)))
         for s, t in DIRECTIONS}  # fmt: skip
     results: dict[tuple[str, str], tuple[dict[str, Any], Any, float]] = {}
     todo = []
@@ -290,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diagnostics", action="store_true",
                    help="also ECN + part-map loss only and ECN + part features only, on "
                    "the synthetic pair")
+    p.add_argument("--diagnostics-on-c", action="store_true",
+                   help="the diagnostic rows on a -> c too")
+    p.add_argument("--extend", action="store_true",
+                   help="add the missing methods' rows to finished seeds (WORK/seed<N>.json) "
+                   "from their source checkpoints, without retraining the others")
     p.add_argument("--cluster-seeds", type=int, nargs="*", default=None,
                    help="seeds that also run the clustering methods (default: every seed)")
     args = p.parse_args(argv)
@@ -309,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.summarise_only:
             per_seed.append(json.loads(record.read_text()))
             continue
+        if args.extend:
+            c_root = work / f"synthetic_c_market_seed{seed}"
+            per_seed.append(extend_seed(
+                json.loads(record.read_text()), seed, settings, work, c_root,
+                lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c),
+                workers))
+            record.write_text(json.dumps(per_seed[-1], indent=2))
+            continue
         c_root = work / f"synthetic_c_market_seed{seed}"
         if not c_root.exists():
             write_synthetic_market("c", c_root, size=settings.dataset_size, seed=seed,
@@ -317,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cluster_seeds is not None and seed not in args.cluster_seeds:
             run = dataclasses.replace(settings, objectives=("ecn",))
         per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse, workers=workers,
-                                 diagnostics=args.diagnostics))
+                                 diagnostics=args.diagnostics,
+                                 diagnostics_on_c=args.diagnostics_on_c))
         record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)

@@ -60,9 +60,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long (~40 min
     # on 2 cores with the demo's worker processes). The work folder keeps the checkpoints:
     # a rerun scores the finished ones (--reuse). --diagnostics: the two rows that split
-    # "+ semantic parts" into its part-feature losses and its part-map loss
+    # "+ semantic parts" into its part-feature losses and its part-map loss (on a -> c
+    # too: the domain nothing was tuned on)
     "semantic_parts": ("bench_semantic_parts.py",
-                       ["--seeds", "0", "1", "2", "--diagnostics", "--reuse", "--work-dir",
+                       ["--seeds", "0", "1", "2", "--diagnostics", "--diagnostics-on-c",
+                        "--reuse", "--work-dir",
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),

@@ -87,3 +87,16 @@ def test_diagnostic_rows_run_on_the_synthetic_pair_only() -> None:
     maps_only, features_only = bench.DIAGNOSTICS
     assert (maps_only.parts, maps_only.trains_part_maps) == (False, True)
     assert (features_only.parts, features_only.trains_part_maps) == (True, False)
+
+
+def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path) -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    on_c = [m.name for m in bench._methods(settings, "c", diagnostics=True, on_c=True)]
+    assert on_c[4:] == ["ECN + part-map loss only", "ECN + part features only"]
+    record = {f"{s} -> {t}": {"rows": {}} for s, t in bench.DIRECTIONS}
+    with pytest.raises(FileNotFoundError, match="no source checkpoint to extend from"):
+        bench.extend_seed(record, 0, settings, tmp_path, tmp_path / "c",
+                          lambda t: bench._methods(settings, t, True, True), workers=1)
