@@ -54,6 +54,13 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "gap": ("synthetic_gap.py", [], ["--quick"]),
     # no target: part-map quality on the target domain (semantic-parts issue)
     "part_maps": ("bench_part_maps.py", ["--json", "benchmarks/part_maps.json"], ["--quick"]),
+    # the paper's resolution still works: 256x128 (16x8 maps, last stride 1), one direction,
+    # the demo's 8 source epochs (the semantic-parts issue asks for its figures once)
+    "part_maps_256x128": ("bench_part_maps.py",
+                          ["--input-size", "256", "128", "--directions", "a2b",
+                           "--json", "benchmarks/part_maps_256x128.json",
+                           "--work-dir", "benchmarks/_work/part_maps_256x128"],
+                          ["--quick", "--input-size", "256", "128", "--directions", "a2b"]),
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
