@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import statistics
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_part_maps import load_target, predict_logits  # noqa: E402
 from bench_semantic_parts import score_part_maps  # noqa: E402
 from semparts_reid.cli import demo  # noqa: E402
+from semparts_reid.cli.demo_jobs import default_workers, usable_cores  # noqa: E402
 from semparts_reid.data.datasets import build_dataset  # noqa: E402
 from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
 from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
@@ -61,6 +64,28 @@ def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, A
     return out
 
 
+def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, dict[str, float]]:
+    """One adaptation (run in a worker process): ECN + semantic parts from the source
+    checkpoint of ``(work_dir, seed, direction)``, target labels ``src``; its row."""
+    work_dir, seed, key, src, threads = job
+    torch.set_num_threads(threads)
+    settings = demo.DemoSettings()
+    method = demo.Adaptation("ECN + semantic parts", "ecn", True)
+    size = tuple(settings.input_size)
+    s, t = key[0], key[-1]
+    folder = Path(work_dir) / f"seed{seed}" / key
+    opt = f"?size={settings.dataset_size}&seed={seed}"
+    source = build_dataset(f"synthetic:{s}{opt}")
+    target = build_dataset(f"synthetic:{t}{opt}")
+    run = dataclasses.replace(settings, objectives=("ecn",), unlabeled_part_labels=src)
+    scores, model = demo.adapt_from(run, method, folder / "source" / "source_final.pt",
+                                    source, target, folder / f"labels_{src}", seed, "cpu")
+    row = {"mAP_global": 100 * scores["global"]["mAP"],
+           "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
+           **score_part_maps(model, target, size, 1000)}
+    return key, src, row
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("work_dir", help="the --work-dir of bench_semantic_parts.py")
@@ -72,32 +97,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality-only", action="store_true",
                    help="only the labels' quality on the source checkpoints (no adaptation)")
     p.add_argument("--json", default=None)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes adapting side by side (default: one per CPU core, at most 8)")
     args = p.parse_args(argv)
     settings = demo.DemoSettings()
-    method = demo.Adaptation("ECN + semantic parts", "ecn", True)
     size = tuple(settings.input_size)
+    workers = args.workers or default_workers("cpu")
+    threads = max(1, usable_cores() // workers)
+    jobs: list[tuple[str, int, str, str, int]] = []
     per: dict[str, dict[str, list[dict[str, float]]]] = {}
     quality: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
         for key in args.directions:
-            s, t = key[0], key[-1]
+            t = key[-1]
             folder = Path(args.work_dir) / f"seed{seed}" / key
             ckpt = folder / "source" / "source_final.pt"
             opt = f"?size={settings.dataset_size}&seed={seed}"
-            source = build_dataset(f"synthetic:{s}{opt}")
             target = build_dataset(f"synthetic:{t}{opt}")
             quality.setdefault(key, []).append(
                 label_quality(load_model_from_checkpoint(ckpt), target, size))
-            for src in [] if args.quality_only else args.sources:
-                run = dataclasses.replace(settings, objectives=("ecn",),
-                                          unlabeled_part_labels=src)
-                scores, model = demo.adapt_from(run, method, ckpt, source, target,
-                                                folder / f"labels_{src}", seed, "cpu")
-                row = {"mAP_global": 100 * scores["global"]["mAP"],
-                       "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
-                       **score_part_maps(model, target, size, 1000)}
-                per.setdefault(key, {}).setdefault(src, []).append(row)
-                print(f"seed {seed} {key} {src}: {json.dumps(row)}", flush=True)
+            jobs += [(str(args.work_dir), seed, key, src, threads)
+                     for src in ([] if args.quality_only else args.sources)]
+    # the adaptations side by side, one thread each (as the demo's worker processes)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for (_, seed, _, _, _), (key, src, row) in zip(
+                jobs, pool.map(adapt_with_labels, jobs), strict=True):
+            per.setdefault(key, {}).setdefault(src, []).append(row)
+            print(f"seed {seed} {key} {src}: {json.dumps(row)}", flush=True)
     summary = {key: {src: {m: statistics.median(r[m] for r in rows) for m in rows[0]}
                      for src, rows in by_src.items()} for key, by_src in per.items()}
     for key, runs in quality.items():

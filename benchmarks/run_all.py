@@ -61,6 +61,14 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                            "--json", "benchmarks/part_maps_256x128.json",
                            "--work-dir", "benchmarks/_work/part_maps_256x128"],
                           ["--quick", "--input-size", "256", "128", "--directions", "a2b"]),
+    # no target: which part labels a target without maps should get (issue 12, item 3):
+    # ECN + parts adapted with the 'pseudo' and 'none' labels from semantic_parts' source
+    # checkpoints ('self' is that benchmark's ECN + parts row); run after semantic_parts
+    "part_labels": ("ablate_part_labels.py",
+                    ["benchmarks/_work/semantic_parts", "--sources", "pseudo", "none",
+                     "--json", "benchmarks/part_label_ablation.json"],
+                    ["benchmarks/_work/semantic_parts", "--quality-only", "--seeds", "0",
+                     "--directions", "a2b"]),
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
