@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_part_maps import load_target, predict_logits  # noqa: E402
 from bench_semantic_parts import score_part_maps  # noqa: E402
 from semparts_reid.cli import demo  # noqa: E402
-from semparts_reid.cli.demo_jobs import default_workers, usable_cores  # noqa: E402
+from semparts_reid.cli.demo_jobs import (  # noqa: E402
+    default_workers,
+    spawn_pool,
+    threads_per_worker,
+)
 from semparts_reid.data.datasets import build_dataset  # noqa: E402
 from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
 from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = demo.DemoSettings()
     size = tuple(settings.input_size)
     workers = args.workers or default_workers("cpu")
-    threads = max(1, usable_cores() // workers)
+    threads = threads_per_worker(workers)
     jobs: list[tuple[str, int, str, str, int]] = []
     per: dict[str, dict[str, list[dict[str, float]]]] = {}
     quality: dict[str, list[dict[str, Any]]] = {}
@@ -119,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs += [(str(args.work_dir), seed, key, src, threads)
                      for src in ([] if args.quality_only else args.sources)]
     # the adaptations side by side, one thread each (as the demo's worker processes)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with spawn_pool(workers) as pool:
         for (_, seed, _, _, _), (key, src, row) in zip(
                 jobs, pool.map(adapt_with_labels, jobs), strict=True):
             per.setdefault(key, {}).setdefault(src, []).append(row)

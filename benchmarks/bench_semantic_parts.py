@@ -117,37 +117,45 @@ def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False) 
     return demo.chosen_adaptations(settings) + extra
 
 
+def _direction_spec(seed: int, s: str, t: str, settings: Any, work: Path, c_root: Path,
+                    methods: tuple[Any, ...] | None = None) -> Any:
+    """The ``DirectionSpec`` of direction ``s -> t`` of ``seed`` in the work folder."""
+    from semparts_reid.cli import demo_jobs
+
+    size_opt = f"?size={settings.dataset_size}&seed={seed}"
+    return demo_jobs.DirectionSpec(
+        f"{s} -> {t}", f"synthetic:{s}{size_opt}",
+        f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
+        work / f"seed{seed}" / f"{s}2{t}", methods)
+
+
+def _r1_map(rows: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The rows' R1 and mAP (what the per-seed records keep)."""
+    return {k: {m: v[m] for m in ("R1", "mAP")} for k, v in rows.items()}
+
+
 def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_root: Path,
                 methods_of: Any, workers: int) -> dict[str, Any]:
     """Add the rows of the methods ``methods_of(target)`` names that a finished seed's
     ``record`` lacks: each such adaptation runs from that direction's source checkpoint
     in ``work`` (the very weights the record's other rows started from), on ``workers``
     processes, and its rows are merged into ``record``."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from semparts_reid.cli import demo_jobs
 
-    size_opt = f"?size={settings.dataset_size}&seed={seed}"
+    threads = demo_jobs.threads_per_worker(workers)
     jobs = []
     for s, t in DIRECTIONS:
-        label = f"{s} -> {t}"
-        have = record[label]["rows"]
-        spec = demo_jobs.DirectionSpec(
-            label, f"synthetic:{s}{size_opt}",
-            f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
-            work / f"seed{seed}" / f"{s}2{t}")
+        spec = _direction_spec(seed, s, t, settings, work, c_root)
         if not (spec.out / "source" / "source_final.pt").is_file():
-            raise FileNotFoundError(f"seed {seed} {label}: no source checkpoint to extend from")
-        threads = max(1, demo_jobs.usable_cores() // max(1, workers))
+            raise FileNotFoundError(
+                f"seed {seed} {spec.label}: no source checkpoint to extend from")
+        have = record[spec.label]["rows"]
         jobs += [demo_jobs.DemoJob(spec, m, settings, seed, "cpu", threads)
                  for m in methods_of(t) if f"{m.name} (global)" not in have]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+    with demo_jobs.spawn_pool(workers) as pool:
         for job, (rows, _, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs), strict=True):
             print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
-            record[job.direction.label]["rows"].update(
-                {k: {m: v[m] for m in ("R1", "mAP")} for k, v in rows.items()})
+            record[job.direction.label]["rows"].update(_r1_map(rows))
     return record
 
 
@@ -162,13 +170,9 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
     on the synthetic pair (and on a -> c with ``diagnostics_on_c``)."""
     from semparts_reid.cli import demo_jobs
 
-    size_opt = f"?size={settings.dataset_size}&seed={seed}"
-    specs = {(s, t): demo_jobs.DirectionSpec(
-        f"{s} -> {t}", f"synthetic:{s}{size_opt}",
-        f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
-        work / f"seed{seed}" / f"{s}2{t}",
-        tuple(_methods(settings, t, diagnostics, diagnostics_on_c)))
-        for s, t in DIRECTIONS}  # fmt: skip
+    specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root,
+                                     tuple(_methods(settings, t, diagnostics, diagnostics_on_c)))
+             for s, t in DIRECTIONS}
     results: dict[tuple[str, str], tuple[dict[str, Any], Any, float]] = {}
     todo = []
     for key, spec in specs.items():
@@ -193,23 +197,13 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
         for key in todo:
             spec, t0 = specs[key], time.perf_counter()
             source, target = build_dataset(spec.source_spec), build_dataset(spec.target_spec)
-            rows, part_model = demo.train_source_model(settings, source, target, spec.out,
-                                                       seed, "cpu")
-            src = spec.out / "source" / "source_final.pt"
-            for method in spec.methods or ():
-                scores, model = demo.adapt_from(settings, method, src, source, target,
-                                                spec.out / demo.method_folder(method), seed,
-                                                "cpu")
-                rows.update({f"{method.name} ({k})": v for k, v in scores.items()})
-                if demo.is_part_figure_method(method):
-                    part_model = model
+            rows, part_model = demo._run_direction(settings, source, target, spec.out, seed,
+                                                   "cpu", spec.methods)
             results[key] = (rows, part_model, time.perf_counter() - t0)
     out: dict[str, Any] = {}
     for (s, t), spec in specs.items():
         rows, part_model, seconds = results[(s, t)]
-        entry: dict[str, Any] = {"rows": {k: {m: v[m] for m in ("R1", "mAP")}
-                                          for k, v in rows.items()},
-                                 "seconds": seconds}
+        entry: dict[str, Any] = {"rows": _r1_map(rows), "seconds": seconds}
         if t != "c":  # the synthetic targets keep their ground truth for scoring only
             target = build_dataset(spec.target_spec)
             src_model = load_model_from_checkpoint(spec.out / "source" / "source_final.pt")

@@ -110,3 +110,10 @@ def test_a_direction_may_name_its_own_methods(tmp_path: Path) -> None:
     extra = demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True)
     own = dataclasses.replace(_spec(tmp_path), methods=(demo.ADAPTATIONS[0], extra))
     assert own.adaptations(settings) == [demo.ADAPTATIONS[0], extra]
+
+
+def test_threads_per_worker_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_jobs, "usable_cores", lambda: 16)
+    assert [demo_jobs.threads_per_worker(w) for w in (1, 2, 8, 32, 0)] == [16, 8, 2, 1, 16]
+    with demo_jobs.spawn_pool(1) as pool:
+        assert pool._mp_context.get_start_method() == "spawn"

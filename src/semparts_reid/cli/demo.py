@@ -39,6 +39,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -240,19 +241,21 @@ def is_part_figure_method(method: Adaptation) -> bool:
 
 
 def _run_direction(
-    settings: DemoSettings, source: Any, target: Any, out: Path, seed: int, device: str
+    settings: DemoSettings, source: Any, target: Any, out: Path, seed: int, device: str,
+    methods: Sequence[Adaptation] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], Any]:
     """Source training → direct transfer → every adaptation of one direction, in this
     process, one after another.
 
     All adaptations start from the same source-trained network and run the same
     schedule, so the comparison isolates what the objective and the semantic part
-    features add during adaptation. Returns the rows and the ECN + parts model (the
-    source model when ECN did not run).
+    features add during adaptation. ``methods``: the adaptations to run (default:
+    :func:`chosen_adaptations`). Returns the rows and the ECN + parts model (the source
+    model when ECN + parts did not run).
     """
     rows, part_model = train_source_model(settings, source, target, out, seed, device)
     source_ckpt = out / "source" / "source_final.pt"
-    for method in chosen_adaptations(settings):
+    for method in chosen_adaptations(settings) if methods is None else methods:
         print(f"  adapting: {method.name} ...", flush=True)
         folder = out / method_folder(method)
         scores, model = adapt_from(

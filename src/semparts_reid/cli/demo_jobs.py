@@ -42,7 +42,10 @@ from .demo import (
     train_source_model,
 )
 
-__all__ = ["DemoJob", "DirectionSpec", "default_workers", "run_job", "run_directions"]
+__all__ = [
+    "DemoJob", "DirectionSpec", "default_workers", "run_directions", "run_job", "spawn_pool",
+    "threads_per_worker",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,18 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int) -> int:
+    """torch threads each of ``workers`` processes gets: the usable cores shared out."""
+    return max(1, usable_cores() // max(1, workers))
+
+
+def spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started with ``spawn`` (no forked torch thread
+    pools); a script that uses one needs the ``if __name__ == "__main__":`` guard."""
+    return ProcessPoolExecutor(max_workers=max(1, workers),
+                               mp_context=multiprocessing.get_context("spawn"))
 
 
 def default_workers(device: str) -> int:
@@ -157,15 +172,14 @@ def run_directions(
         raise InputError(f"workers={workers}: run_directions needs at least 2 workers")
     if not directions:
         raise InputError("run_directions: no directions to run")
-    threads = max(1, usable_cores() // workers)
+    threads = threads_per_worker(workers)
     total = sum(1 + len(d.adaptations(settings)) for d in directions)
     results: dict[str, dict[str | None, dict[str, dict[str, Any]]]] = {}
     checkpoints: dict[tuple[str, str | None], Path] = {}
     pending: dict[Future[tuple[dict[str, dict[str, Any]], Path, float]], DemoJob] = {}
     print(f"running {total} jobs on {workers} worker processes, {threads} thread(s) each",
           flush=True)
-    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with spawn_pool(workers) as pool:
 
         def submit(direction: DirectionSpec, method: Adaptation | None) -> None:
             job = DemoJob(direction, method, settings, seed, device, threads)
