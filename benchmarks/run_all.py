@@ -46,6 +46,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "pooling": ("bench_pooling.py", [], ["--quick"]),
     "extract": ("bench_extract.py", [], ["--quick"]),
     "adapt": ("bench_adapt.py", [], ["--quick"]),
+    # CPU bf16 convolutions on small maps: oneDNN against the GEMM route of cpu_convs
+    "small_map_conv": ("bench_small_map_conv.py", [], ["--quick"]),
     "synthetic": ("bench_synthetic.py", [], ["--size", "tiny"]),
     "loader": ("bench_loader.py", [], ["--quick"]),
     # prints "no CUDA device: skipped" (and exits 0) without a GPU

@@ -43,6 +43,15 @@ def test_memory_share_above_ten_percent_of_a_step_is_missed(
                       "(target <= 10%)"]  # fmt: skip
 
 
+def test_small_map_conv_targets(T: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("bench_small_map_conv")
+    assert _missed(T, bench.make_targets(2.1, 1.4, 0.0), capsys) == []
+    missed = _missed(T, bench.make_targets(2.1, 1.05, -0.05), capsys)
+    assert missed == ["[MISSED] demo training step speed-up: 1.05x (target >= 1.15x)",
+                      "[MISSED] gradient cosine to fp32, GEMM route minus oneDNN: -0.0500 "
+                      "(target >= -0.02)"]
+
+
 def test_extraction_targets(T: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     bench = _load("bench_extract")
     r = {"native_bf16": True, "speedup": 3.4, "speedup_fp32": 1.97, "cos_min": 0.99999}

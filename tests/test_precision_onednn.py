@@ -19,11 +19,13 @@ import pytest
 import torch
 from torch import nn
 
+from semparts_reid.cpu_convs import GEMM_MIN_CHANNELS
 from semparts_reid.inference import FeatureExtractor, extract_split
 from semparts_reid.models.factory import build_model
 from semparts_reid.precision import (
     NonFiniteFeatureError,
     OneDNNSafeConv2d,
+    SmallMapConv2d,
     bad_feature_rows,
     forward_with_fp32_fallback,
     guard_cpu_bf16_convs,
@@ -71,21 +73,30 @@ def test_safe_conv_is_the_plain_conv_elsewhere() -> None:
         assert torch.equal(a, b)
 
 
-def test_guard_converts_only_strided_wide_convs_and_keeps_weights() -> None:
+def test_guard_converts_strided_wide_and_small_map_convs_and_keeps_weights() -> None:
     torch.manual_seed(0)
     model = build_model("semparts_resnet18", input_size=(32, 16)).eval()
     keys = list(model.state_dict())
     n = guard_cpu_bf16_convs(model)
-    converted = [m for m in model.modules() if type(m) is OneDNNSafeConv2d]
-    assert n == len(converted) > 0
-    assert all(m.stride[1] > 1 and m.kernel_size[1] > 1 for m in converted)
-    one_by_one = [m for m in model.modules()
-                  if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
-    assert one_by_one and all(type(m) is nn.Conv2d for m in one_by_one)
+    safe = [m for m in model.modules() if type(m) is OneDNNSafeConv2d]
+    gemm = [m for m in model.modules() if type(m) is SmallMapConv2d]
+    assert n == len(safe) + len(gemm) and safe and gemm
+    assert all(m.stride[1] > 1 and m.kernel_size[1] > 1 for m in safe)
+    assert all(m.in_channels >= GEMM_MIN_CHANNELS for m in gemm)
+    plain = [m for m in model.modules() if type(m) is nn.Conv2d]
+    assert plain and all(m.in_channels < GEMM_MIN_CHANNELS for m in plain)
+    assert all(m.stride[1] == 1 or m.kernel_size[1] == 1 for m in plain)
     assert list(model.state_dict()) == keys
     assert guard_cpu_bf16_convs(model) == 0  # idempotent
     clone = copy.deepcopy(model)  # class swap survives copies
-    assert sum(type(m) is OneDNNSafeConv2d for m in clone.modules()) == n
+    assert sum(isinstance(m, OneDNNSafeConv2d) for m in clone.modules()) == n
+
+
+def test_guard_without_gemm_converts_only_the_defect_geometry() -> None:
+    model = build_model("semparts_resnet18", input_size=(32, 16)).eval()
+    n = guard_cpu_bf16_convs(model, small_map_gemm=False)
+    assert not any(type(m) is SmallMapConv2d for m in model.modules())
+    assert n == sum(type(m) is OneDNNSafeConv2d for m in model.modules()) > 0
 
 
 def test_prepare_module_guards_only_under_cpu_bf16() -> None:

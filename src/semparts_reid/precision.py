@@ -41,6 +41,7 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
+from .cpu_convs import OneDNNSafeConv2d, SmallMapConv2d, guard_cpu_bf16_convs
 from .errors import InputError
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "Precision",
     "NonFiniteFeatureError",
     "OneDNNSafeConv2d",
+    "SmallMapConv2d",
     "bad_feature_rows",
     "forward_with_fp32_fallback",
     "guard_cpu_bf16_convs",
@@ -207,8 +209,9 @@ class PrecisionPolicy:
     def prepare_module(self, module: nn.Module) -> nn.Module:
         """Move ``module`` to :attr:`device` and the policy's memory format (in place).
 
-        Under CPU bf16 autocast the module's strided convolutions are also routed
-        around a oneDNN kernel defect (see :func:`guard_cpu_bf16_convs`).
+        Under CPU bf16 autocast the module's convolutions are also routed around
+        oneDNN's weak spots: a kernel defect on strided one-column outputs and a slow
+        weight gradient on small maps (see :func:`guard_cpu_bf16_convs`).
         """
         module = module.to(self.device)
         if self.device.type == "cpu" and self.amp_dtype == torch.bfloat16:
@@ -285,71 +288,6 @@ def resolve_precision(
         channels_last=bool(channels_last),
         needs_grad_scaler=amp_dtype == torch.float16,
     )
-
-
-# --------------------------------------------------------------------------- oneDNN defect
-
-
-def _out_width(conv: nn.Conv2d, width: int) -> int:
-    """Output width of ``conv`` for an input ``width`` (PyTorch's formula)."""
-    pad = conv.padding  # a string only as "valid" when strided ("same" needs stride 1)
-    pad_w = 0 if isinstance(pad, str) else int(pad[1])
-    span = conv.dilation[1] * (conv.kernel_size[1] - 1) + 1
-    return (width + 2 * pad_w - span) // conv.stride[1] + 1
-
-
-class OneDNNSafeConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that avoids a oneDNN bf16 kernel defect on CPUs with AMX.
-
-    oneDNN's AMX brgemm convolution (``brg_conv_fwd:avx10_1_512_amx``, the kernel PyTorch
-    2.x picks for bf16 on CPUs with AMX) computes a convolution with a horizontal stride
-    > 1, a kernel wider than 1 and an **output width of 1** from memory it never
-    wrote: the result changes from call to call and is often NaN, 0 or ~1e37. ResNets
-    hit it at small inputs (a ``32x16`` crop gives ``layer3``'s strided 3x3 a ``4x2 ->
-    2x1`` map). Other shapes, 1x1 convolutions, the backward kernels and fp32 are
-    correct (measured on PyTorch 2.14.1, see ``tests/test_precision_onednn.py``).
-
-    This class runs exactly those calls in fp32 (the output is cast back to bf16 so
-    the rest of the autocast region sees the usual dtype); every other call is the plain
-    ``nn.Conv2d`` forward. State-dict keys and parameters are those of ``nn.Conv2d``.
-    """
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Conv2d's name
-        if input.device.type == "cpu" and _cpu_bf16_active(input) and input.dim() == 4 \
-                and _out_width(self, int(input.shape[-1])) == 1:
-            with torch.autocast("cpu", enabled=False):
-                bias = None if self.bias is None else self.bias.float()
-                out = self._conv_forward(input.float(), self.weight.float(), bias)
-            return out.to(torch.bfloat16)
-        return super().forward(input)
-
-
-def _cpu_bf16_active(x: torch.Tensor) -> bool:
-    if x.dtype == torch.bfloat16:
-        return True
-    return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-
-
-def guard_cpu_bf16_convs(module: nn.Module) -> int:
-    """Make the convolutions of ``module`` that can hit the oneDNN defect safe (in place).
-
-    Every plain ``nn.Conv2d`` with a horizontal stride > 1 and a kernel wider than 1
-    becomes a :class:`OneDNNSafeConv2d` (same parameters, same state-dict keys; only the
-    class changes). Whether a call is affected depends on the input width, so the check
-    runs per call and costs a few integer operations. Subclasses of ``nn.Conv2d`` are
-    left alone.
-
-    Returns:
-        The number of convolutions converted (0 on a second call).
-    """
-    count = 0
-    for mod in module.modules():
-        if type(mod) is nn.Conv2d and mod.stride[1] > 1 and mod.kernel_size[1] > 1:
-            mod.__class__ = OneDNNSafeConv2d
-            count += 1
-    if count:
-        logger.debug("routed %d strided conv(s) around the oneDNN bf16 width-1 defect", count)
-    return count
 
 
 # --------------------------------------------------------------------------- output guard

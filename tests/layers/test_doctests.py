@@ -13,6 +13,7 @@ MODULES = [
     "semparts_reid.layers.part_decoder",
     "semparts_reid.layers.part_clustering",
     "semparts_reid.layers.heads",
+    "semparts_reid.layers.gemm_conv",
     "semparts_reid.metrics.part_distance",
     "semparts_reid.models.backbones",
     "semparts_reid.models.sempartsnet",
