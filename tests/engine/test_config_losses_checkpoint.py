@@ -216,3 +216,14 @@ def test_part_table_reaches_the_training_dataset(tmp_path) -> None:  # type: ign
     assert np.array_equal(ds.lut, make_lut("lip"))
     with pytest.raises(ValueError, match="part_table"):
         TrainConfig(part_table="no-such-parser")
+
+
+def test_cache_images_reaches_the_training_dataset() -> None:
+    from semparts_reid.engine.config import TrainConfig
+    from semparts_reid.engine.loaders import build_train_dataset
+
+    data_config = {"input_size": (64, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
+                   "interpolation": "bilinear"}
+    records = [("x.jpg", 0, 0)]
+    assert not build_train_dataset(records, TrainConfig(), data_config).cache
+    assert build_train_dataset(records, TrainConfig(cache_images=True), data_config).cache

@@ -65,6 +65,11 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             (the trainer's loader does, in a worker or on the GPU; collate such items
             with :func:`semparts_reid.engine.loaders.collate_batch`). Needs a
             :class:`JointTransform` without ``color_jitter``.
+        cache: keep each decoded image (and part map) in memory after its first read,
+            so later epochs skip the file read and decode. For datasets that fit in
+            memory (``H * W * 3`` bytes per image, plus ``H * W`` for a part map); each
+            loader worker process holds its own copy, so it pays off most with
+            ``num_workers=0`` or persistent workers.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         camstyle: CamStyleFn | None = None,
         with_parts: bool = True,
         staged: bool = False,
+        cache: bool = False,
     ) -> None:
         if staged and not (isinstance(transform, JointTransform)
                            and not (transform.train and transform.color_jitter > 0)):
@@ -92,6 +98,8 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         self.camstyle = camstyle
         self.with_parts = bool(with_parts)
         self.staged = bool(staged)
+        self.cache = bool(cache)
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -121,8 +129,7 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             raise IndexError(f"index {index} out of range for {len(self)} records")
         index = index % len(self)
         rec = self.records[index]
-        rgb = load_rgb_array(rec.path)  # (H, W, 3) uint8
-        parts = self._parts(rec.path, (rgb.shape[1], rgb.shape[0]))
+        rgb, parts = self._decode(index, rec.path)
         geometry = None
         if self.camstyle is not None and hasattr(self.transform, "sample_geometry"):
             geometry = self.transform.sample_geometry()
@@ -139,6 +146,21 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             if self.staged:
                 item["image_cam_erase"] = erase
         return item
+
+    def _decode(self, index: int, path: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The ``(H, W, 3)`` uint8 image and its part map (or None), from the cache when
+        ``cache`` is on; the arrays are read-only so no transform can alter the cache."""
+        hit = self._decoded.get(index)
+        if hit is not None:
+            return hit
+        rgb = load_rgb_array(path)
+        parts = self._parts(path, (rgb.shape[1], rgb.shape[0]))
+        if self.cache:
+            rgb.flags.writeable = False
+            if parts is not None:
+                parts.flags.writeable = False
+            self._decoded[index] = (rgb, parts)
+        return rgb, parts
 
     def _transform(
         self, image: Any, parts: np.ndarray | None, geometry: Any, labels: bool

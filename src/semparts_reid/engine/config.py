@@ -78,6 +78,11 @@ class TrainConfig:
         0, "images per identity in a source batch (P x K sampler); 0: plain random sampling"
     )
     num_workers: int = _f(4, "data-loading worker processes (0: load in the main process)")
+    cache_images: bool = _f(
+        False,
+        "keep decoded training images and part maps in memory after their first read "
+        "(datasets that fit in memory; each loader worker holds its own copy)",
+    )
 
     # optimiser
     optimizer: Literal["adam", "sgd"] = _f("adam", "optimiser")

@@ -185,7 +185,8 @@ def build_train_dataset(
     style = CameraStyleAugmenter(records) if camstyle else None
     return ReIDImageDataset(records, transform, camstyle=style,
                             part_table=getattr(cfg, "part_table", "parts4"),
-                            with_parts=with_parts, staged=staged)
+                            with_parts=with_parts, staged=staged,
+                            cache=bool(getattr(cfg, "cache_images", False)))
 
 
 @dataclass(frozen=True)
