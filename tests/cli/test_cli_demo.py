@@ -50,6 +50,9 @@ class _Recorder:
         return evaluate_cmc_map(np.array([[0.1, 0.9], [0.9, 0.1]]), pids, pids,
                                 np.zeros(2, int), np.ones(2, int))  # fmt: skip
 
+    def evaluate_modes(self, modes: Any) -> dict[str, Any]:
+        return {mode: self.evaluate(mode) for mode in modes}
+
 
 def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

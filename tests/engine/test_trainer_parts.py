@@ -101,3 +101,7 @@ def test_trainer_evaluation_is_evaluate_model(tiny_pair, tmp_path, precision: st
                              precision=precision, batch_size=16,
                              data_config=trainer._data_config())
         assert got.as_dict() == ref.as_dict()
+    both = trainer.evaluate_modes(("global", "concat"))
+    assert both is not None and list(both) == ["global", "concat"] and trainer.model.training
+    assert both["global"].as_dict() == trainer.evaluate(mode="global").as_dict()
+    assert both["concat"].as_dict() == trainer.evaluate(mode="concat").as_dict()

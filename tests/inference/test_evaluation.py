@@ -125,3 +125,32 @@ def test_bad_inputs_are_named(records, tmp_path: Path) -> None:
         evaluate_model(model, query, ["only/a/path.jpg"], device="cpu")
     with pytest.raises(TypeError, match="nn.Module or a FeatureExtractor"):
         evaluate_model("semparts_resnet18", query, gallery)  # type: ignore[arg-type]
+
+
+def test_several_modes_from_one_extraction_equal_one_call_per_mode(records, monkeypatch) -> None:
+    from semparts_reid.inference import evaluation
+
+    query, gallery = records
+    model = tiny_model()
+    modes = ("global", "concat", "parts")
+    single = {m: evaluate_model(model, query, gallery, mode=m, device="cpu", precision="fp32")
+              for m in modes}
+    calls = []
+    real = evaluation.extract_split
+    monkeypatch.setattr(evaluation, "extract_split",
+                        lambda *a, **k: calls.append(k["split"]) or real(*a, **k))
+    both = evaluation.evaluate_model_modes(model, query, gallery, modes=modes, device="cpu",
+                                           precision="fp32")
+    assert list(both) == list(modes) and calls == ["query", "gallery"]
+    for m in modes:
+        assert both[m].mAP == pytest.approx(single[m].mAP, abs=1e-6)
+        np.testing.assert_allclose(both[m].cmc, single[m].cmc, atol=1e-6)
+
+
+@pytest.mark.parametrize("modes", [(), ("global", "global"), ("global", "bogus")])
+def test_modes_must_be_distinct_and_known(records, modes) -> None:
+    from semparts_reid.inference.evaluation import evaluate_model_modes
+
+    query, gallery = records
+    with pytest.raises(InputError, match="mode"):
+        evaluate_model_modes(tiny_model(), query, gallery, modes=modes, device="cpu")

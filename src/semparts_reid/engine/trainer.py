@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -464,9 +465,26 @@ class DomainAdaptTrainer:
         Returns:
             ``ReIDMetrics`` on rank 0; None on other ranks (they wait at a barrier).
         """
-        from ..inference.evaluation import evaluate_model
-
         mode = mode or self.config.eval_mode
+        scores = self.evaluate_modes((mode,), query, gallery, metric=metric)
+        return None if scores is None else scores[mode]
+
+    def evaluate_modes(
+        self,
+        modes: Sequence[str],
+        query: list[Any] | None = None,
+        gallery: list[Any] | None = None,
+        *,
+        metric: str = "cosine",
+    ) -> dict[str, Any] | None:
+        """:meth:`evaluate` for several retrieval ``modes`` from one feature extraction
+        (:func:`semparts_reid.inference.evaluation.evaluate_model_modes`).
+
+        Returns:
+            ``{mode: ReIDMetrics}`` on rank 0; None on other ranks.
+        """
+        from ..inference.evaluation import evaluate_model_modes
+
         if query is None or gallery is None:
             if self.target is None:
                 raise ValueError("evaluate(): give query and gallery, or build with a target")
@@ -476,8 +494,8 @@ class DomainAdaptTrainer:
         if is_main_process():
             was = self.model.training
             try:
-                result = evaluate_model(self._extractor(), query, gallery, mode=mode,
-                                        metric=metric)
+                result = evaluate_model_modes(self._extractor(), query, gallery,
+                                              modes=tuple(modes), metric=metric)
             finally:
                 self.model.train(was)
         barrier()

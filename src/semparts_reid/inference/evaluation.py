@@ -56,6 +56,7 @@ __all__ = [
     "MODES",
     "SplitFeatures",
     "evaluate_model",
+    "evaluate_model_modes",
     "extract_split",
     "query_gallery_index",
     "retrieval_input",
@@ -251,26 +252,21 @@ def evaluate_model(
     Raises:
         InputError: bad mode, metric or records; no valid query.
     """
-    _check_mode(mode, metric)
-    if isinstance(model_or_extractor, FeatureExtractor):
-        extractor, model, was_training = model_or_extractor, None, False
-    elif isinstance(model_or_extractor, nn.Module):
-        model, was_training = model_or_extractor, model_or_extractor.training
-        extractor = FeatureExtractor(
-            model, device=device, precision=precision, channels_last=channels_last,
-            batch_size=batch_size, num_workers=num_workers, data_config=data_config,
-            progress=progress, fuse_bn=False,
-        )
-    else:
-        raise TypeError("model_or_extractor: expected an nn.Module or a FeatureExtractor, "
-                        f"got {type(model_or_extractor).__name__}")
-    parts = mode != "global"
-    try:
-        q = extract_split(extractor, query, parts=parts, split="query")
-        g = extract_split(extractor, gallery, parts=parts, split="gallery")
-    finally:
-        if model is not None:
-            model.train(was_training)
+    return evaluate_model_modes(
+        model_or_extractor, query, gallery, modes=(mode,), metric=metric, rerank=rerank,
+        rerank_kwargs=rerank_kwargs, part_weight=part_weight, protocol=protocol,
+        ap_mode=ap_mode, max_rank=max_rank, device=device, precision=precision,
+        channels_last=channels_last, batch_size=batch_size, num_workers=num_workers,
+        data_config=data_config, progress=progress,
+    )[mode]
+
+
+def _score(
+    q: SplitFeatures, g: SplitFeatures, mode: str, metric: str, *, rerank: bool,
+    rerank_kwargs: Mapping[str, Any] | None, part_weight: float, protocol: str,
+    ap_mode: str, max_rank: int,
+) -> ReIDMetrics:
+    """CMC / mAP of extracted query and gallery features under one retrieval mode."""
     scored: Any
     if rerank and mode == "parts" and min(q.num_parts, g.num_parts) > 0:
         from ..metrics.rerank import re_ranking
@@ -294,3 +290,68 @@ def evaluate_model(
         query_in_gallery=None if q.paths is None or g.paths is None
         else query_gallery_index(q.paths, g.paths),
     )
+
+
+def evaluate_model_modes(
+    model_or_extractor: nn.Module | FeatureExtractor,
+    query: Sequence[Any],
+    gallery: Sequence[Any],
+    *,
+    modes: Sequence[str] = ("global", "concat"),
+    metric: str = "cosine",
+    rerank: bool = False,
+    rerank_kwargs: Mapping[str, Any] | None = None,
+    part_weight: float = 0.5,
+    protocol: str = "market1501",
+    ap_mode: str = "standard",
+    max_rank: int = 50,
+    device: str | torch.device = "auto",
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    batch_size: int = 128,
+    num_workers: int | None = None,
+    data_config: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> dict[str, ReIDMetrics]:
+    """:func:`evaluate_model` for several retrieval modes from one feature extraction.
+
+    The query and gallery features are extracted once (with the parts when a mode
+    needs them) and scored per mode exactly as :func:`evaluate_model` scores it; the
+    other arguments are those of :func:`evaluate_model`.
+
+    Returns:
+        ``{mode: ReIDMetrics}`` in the order of ``modes``.
+
+    Raises:
+        InputError: no mode, a repeated or unknown mode, a bad metric or bad records.
+    """
+    modes = tuple(modes)
+    if not modes or len(set(modes)) != len(modes):
+        raise InputError(f"modes={modes!r}: expected one or more distinct modes of {MODES}")
+    for mode in modes:
+        _check_mode(mode, metric)
+    if isinstance(model_or_extractor, FeatureExtractor):
+        extractor, model, was_training = model_or_extractor, None, False
+    elif isinstance(model_or_extractor, nn.Module):
+        model, was_training = model_or_extractor, model_or_extractor.training
+        extractor = FeatureExtractor(
+            model, device=device, precision=precision, channels_last=channels_last,
+            batch_size=batch_size, num_workers=num_workers, data_config=data_config,
+            progress=progress, fuse_bn=False,
+        )
+    else:
+        raise TypeError("model_or_extractor: expected an nn.Module or a FeatureExtractor, "
+                        f"got {type(model_or_extractor).__name__}")
+    parts = any(mode != "global" for mode in modes)
+    try:
+        q = extract_split(extractor, query, parts=parts, split="query")
+        g = extract_split(extractor, gallery, parts=parts, split="gallery")
+    finally:
+        if model is not None:
+            model.train(was_training)
+    return {
+        mode: _score(q, g, mode, metric, rerank=rerank, rerank_kwargs=rerank_kwargs,
+                     part_weight=part_weight, protocol=protocol, ap_mode=ap_mode,
+                     max_rank=max_rank)
+        for mode in modes
+    }
