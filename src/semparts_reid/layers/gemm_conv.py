@@ -18,11 +18,56 @@ expects.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["gemm_conv2d"]
+
+
+def _windows(
+    kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+    out: tuple[int, int],
+) -> list[tuple[slice, slice]]:
+    """The (rows, cols) slice of the padded NHWC input under each kernel offset."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out
+    return [
+        (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+         slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+class _Im2Col(torch.autograd.Function):
+    """``(B, C, H, W)`` -> ``(B, h', w', kh*kw, C)`` columns of the zero-padded NHWC
+    input; the backward adds each offset's gradient into one padded buffer (autograd's
+    own backward of ``stack`` + slicing would allocate and add a full-size zero tensor
+    per offset)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+        padding: tuple[int, int], dilation: tuple[int, int], out: tuple[int, int],
+    ) -> Tensor:
+        (ph, pw) = padding
+        nhwc = x.permute(0, 2, 3, 1)
+        if ph or pw:
+            nhwc = F.pad(nhwc, (0, 0, pw, pw, ph, ph))
+        windows = _windows(kernel, stride, dilation, out)
+        ctx.geometry = (tuple(x.shape), padding, windows)
+        return torch.stack([nhwc[:, rows, cols, :] for rows, cols in windows], dim=3)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        (batch, channels, height, width), (ph, pw), windows = ctx.geometry
+        buf = grad.new_zeros(batch, height + 2 * ph, width + 2 * pw, channels)
+        for k, (rows, cols) in enumerate(windows):
+            buf[:, rows, cols, :] += grad[:, :, :, k, :]
+        grad_x = buf[:, ph : ph + height, pw : pw + width, :].permute(0, 3, 1, 2)
+        return grad_x, None, None, None, None, None
 
 
 def _pair(value: int | tuple[int, ...], name: str) -> tuple[int, int]:
@@ -100,21 +145,11 @@ def gemm_conv2d(
         weight = weight.to(dtype)
         x = x.to(dtype)
         bias = None if bias is None else bias.to(dtype)
-    nhwc = x.permute(0, 2, 3, 1)
-    if ph or pw:
-        nhwc = F.pad(nhwc, (0, 0, pw, pw, ph, ph))
-    if kh == kw == 1:
-        cols = nhwc[:, : sh * (out_h - 1) + 1 : sh, : sw * (out_w - 1) + 1 : sw, :]
+    if kh == kw == 1 and ph == pw == 0:
+        rows_s, cols_s = _windows((1, 1), (sh, sw), (1, 1), (out_h, out_w))[0]
+        cols = x.permute(0, 2, 3, 1)[:, rows_s, cols_s, :]
     else:
-        cols = torch.stack(
-            [
-                nhwc[:, i * dh : i * dh + sh * (out_h - 1) + 1 : sh,
-                     j * dw : j * dw + sw * (out_w - 1) + 1 : sw, :]
-                for i in range(kh)
-                for j in range(kw)
-            ],
-            dim=3,
-        )  # (B, h', w', kh*kw, C): the weight's (kh, kw, C) order after its permute
+        cols = _Im2Col.apply(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), (out_h, out_w))
     cols = cols.reshape(batch * out_h * out_w, kh * kw * channels)
     matrix = weight.permute(0, 2, 3, 1).reshape(out_channels, kh * kw * channels)
     out = cols @ matrix.t()
