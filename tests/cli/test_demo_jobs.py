@@ -117,3 +117,51 @@ def test_threads_per_worker_share_out_the_cores(monkeypatch: pytest.MonkeyPatch)
     assert [demo_jobs.threads_per_worker(w) for w in (1, 2, 8, 32, 0)] == [16, 8, 2, 1, 16]
     with demo_jobs.spawn_pool(1) as pool:
         assert pool._mp_context.get_start_method() == "spawn"
+
+
+class _InlineExecutor:
+    """Runs each submitted job at once, in submission order (a stand-in for the pool)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def __enter__(self) -> _InlineExecutor:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def submit(self, fn: Any, job: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        future.set_result(fn(job))
+        return future
+
+
+def test_a_free_worker_takes_the_longest_ready_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[str] = []
+
+    def fake_run(job: demo_jobs.DemoJob) -> tuple[dict[str, Any], Path, float]:
+        started.append(job.name)
+        rows = {f"{job.method.name} (x)" if job.method else "Direct transfer (x)": {}}
+        return rows, job.checkpoint, 0.0
+
+    monkeypatch.setattr(demo_jobs, "run_job", fake_run)
+    monkeypatch.setattr(demo_jobs, "spawn_pool", _InlineExecutor)
+    specs = [_spec(tmp_path, "a"), _spec(tmp_path, "b")]
+    demo_jobs.run_directions(specs, demo.DemoSettings.quick(), seed=0, device="cpu", workers=2)
+    methods = ["Clustering + semantic parts", "ECN + semantic parts", "Clustering", "ECN"]
+    assert started == ["[a -> b] source training", "[b -> a] source training"] + [
+        f"[{d}] {m}" for m in methods for d in ("a -> b", "b -> a")]
+
+
+def test_job_priority_puts_sources_first_then_the_costliest_adaptations(tmp_path) -> None:
+    spec, settings = _spec(tmp_path), demo.DemoSettings.quick()
+    jobs = [demo_jobs.DemoJob(spec, m, settings, 0, "cpu", 1)
+            for m in (*demo.ADAPTATIONS, None)]
+    order = sorted(jobs, key=demo_jobs.job_priority, reverse=True)
+    assert [j.method.name if j.method else None for j in order] == [
+        None, "Clustering + semantic parts", "ECN + semantic parts", "Clustering", "ECN"]
