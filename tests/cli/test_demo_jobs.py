@@ -154,8 +154,11 @@ def test_a_free_worker_takes_the_longest_ready_job(
     specs = [_spec(tmp_path, "a"), _spec(tmp_path, "b")]
     demo_jobs.run_directions(specs, demo.DemoSettings.quick(), seed=0, device="cpu", workers=2)
     methods = ["Clustering + semantic parts", "ECN + semantic parts", "Clustering", "ECN"]
-    assert started == ["[a -> b] source training", "[b -> a] source training"] + [
-        f"[{d}] {m}" for m in methods for d in ("a -> b", "b -> a")]
+    assert started[:2] == ["[a -> b] source training", "[b -> a] source training"]
+    # both sources finish in one wait(): their adaptations queue in either order, and
+    # each method starts for both directions before the next cheaper one
+    pairs = [sorted(started[i:i + 2]) for i in range(2, len(started), 2)]
+    assert pairs == [[f"[a -> b] {m}", f"[b -> a] {m}"] for m in methods]
 
 
 def test_job_priority_puts_sources_first_then_the_costliest_adaptations(tmp_path) -> None:
