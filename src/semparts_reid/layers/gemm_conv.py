@@ -63,11 +63,14 @@ class _Im2Col(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         (batch, channels, height, width), (ph, pw), windows = ctx.geometry
-        buf = grad.new_zeros(batch, height + 2 * ph, width + 2 * pw, channels)
+        # sum the overlapping offsets in (at least) fp32, then round once to the input's
+        # dtype: a bf16 buffer would round after every one of the kh*kw additions
+        acc = torch.promote_types(grad.dtype, torch.float32)
+        buf = grad.new_zeros(batch, height + 2 * ph, width + 2 * pw, channels, dtype=acc)
         for k, (rows, cols) in enumerate(windows):
             buf[:, rows, cols, :] += grad[:, :, :, k, :]
         grad_x = buf[:, ph : ph + height, pw : pw + width, :].permute(0, 3, 1, 2)
-        return grad_x, None, None, None, None, None
+        return grad_x.to(grad.dtype), None, None, None, None, None
 
 
 def _pair(value: int | tuple[int, ...], name: str) -> tuple[int, int]:
