@@ -10,12 +10,13 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "semparts_reid"
 # top-level unit of the package -> layer (docs/architecture.md)
 LAYERS: dict[str, int] = {
     "layers": 0, "memory": 0, "metrics": 0, "errors": 0, "_version": 0,
-    "models": 1, "data": 1, "hub": 1, "precision": 1, "viz": 1, "_io": 1,
+    "models": 1, "data": 1, "hub": 1, "precision": 1, "cpu_convs": 1, "viz": 1, "_io": 1,
     "engine": 2, "inference": 2,
     "cli": 3, "__main__": 3,
 }  # fmt: skip
 # imports within a layer that the page names
-SAME_LAYER = {("models", "hub"), ("viz", "_io"), ("engine", "inference")}
+SAME_LAYER = {("models", "hub"), ("viz", "_io"), ("precision", "cpu_convs"),
+              ("engine", "inference")}
 SAME_LAYER |= {(unit, "errors") for unit, layer in LAYERS.items() if layer == 0}
 
 
