@@ -87,6 +87,17 @@ DIAGNOSTICS = (
 )
 
 
+#: oracle diagnostic rows (``--oracle``, synthetic pair only: a -> c has no maps): the
+#: same adaptations trained with the target's ground-truth part maps, which real data
+#: does not have. They ask whether the part features help once the maps are good.
+ORACLE = (
+    demo.Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
+                    target_part_maps=True),
+    demo.Adaptation("ECN + part-map loss only with target GT maps", "ecn", parts=False,
+                    part_map_loss=True, target_part_maps=True),
+)
+
+
 def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
                             methods: list[Any] | None = None,
                             ) -> tuple[dict[str, Any], Any] | None:
@@ -112,8 +123,11 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
     return rows, part_model
 
 
-def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False) -> list[Any]:
+def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
+             oracle: bool = False) -> list[Any]:
     extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
+    if oracle and target != "c":
+        extra += list(ORACLE)
     return demo.chosen_adaptations(settings) + extra
 
 
@@ -153,9 +167,16 @@ def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_
         jobs += [demo_jobs.DemoJob(spec, m, settings, seed, "cpu", threads)
                  for m in methods_of(t) if f"{m.name} (global)" not in have]
     with demo_jobs.spawn_pool(workers) as pool:
-        for job, (rows, _, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs), strict=True):
+        for job, (rows, ckpt, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs),
+                                              strict=True):
             print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
-            record[job.direction.label]["rows"].update(_r1_map(rows))
+            entry = record[job.direction.label]
+            entry["rows"].update(_r1_map(rows))
+            if job.method is not None and job.method.target_part_maps:
+                # does the oracle make the maps good? scored like the ECN + parts model's
+                target = build_dataset(job.direction.target_spec)
+                entry.setdefault("part_maps_oracle", {})[job.method.name] = score_part_maps(
+                    load_model_from_checkpoint(ckpt), target, tuple(settings.input_size), 1000)
     return record
 
 
@@ -232,16 +253,25 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("part_maps_source_model", "part_maps_adapted"):
             runs = [s[direction][key] for s in per_seed if key in s[direction]]
             if runs:
-                entry[key] = {m: {"median": statistics.median(r[m] for r in runs),
-                                  "min": min(r[m] for r in runs),
-                                  "max": max(r[m] for r in runs), "seeds": len(runs)}
-                              for m in runs[0]}
+                entry[key] = _spread(runs)
+        oracle = [s[direction]["part_maps_oracle"] for s in per_seed
+                  if "part_maps_oracle" in s[direction]]
+        if oracle:
+            entry["part_maps_oracle"] = {name: _spread([o[name] for o in oracle if name in o])
+                                         for name in oracle[0]}
         summary[direction] = entry
     return summary
 
 
+def _spread(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Median, min, max and count of each figure over ``runs``."""
+    return {m: {"median": statistics.median(r[m] for r in runs), "min": min(r[m] for r in runs),
+                "max": max(r[m] for r in runs), "seeds": len(runs)} for m in runs[0]}
+
+
 def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
-    print(f"\nmedian over seeds {seeds} (min .. max); target part maps withheld")
+    print(f"\nmedian over seeds {seeds} (min .. max); target part maps withheld (except "
+          "the rows named 'with target GT maps': an oracle diagnostic)")
     for direction, entry in summary.items():
         print(f"\n{direction}")
         for row, vals in entry["rows"].items():
@@ -253,6 +283,9 @@ def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
             if key in entry:
                 print(f"  {key}: " + "  ".join(
                     f"{m} {v['median']:.3f}" for m, v in entry[key].items()))
+        for name, scores in entry.get("part_maps_oracle", {}).items():
+            print(f"  part maps of {name}: " + "  ".join(
+                f"{m} {v['median']:.3f}" for m, v in scores.items()))
 
 
 def targets(summary: dict[str, Any]) -> list[Target]:
@@ -322,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
                    "the synthetic pair")
     p.add_argument("--diagnostics-on-c", action="store_true",
                    help="the diagnostic rows on a -> c too")
+    p.add_argument("--oracle", action="store_true",
+                   help="also ECN + semantic parts and ECN + part-map loss only trained "
+                   "with the target's ground-truth part maps (an oracle; synthetic pair "
+                   "only), with --extend")
     p.add_argument("--extend", action="store_true",
                    help="add the missing methods' rows to finished seeds (WORK/seed<N>.json) "
                    "from their source checkpoints, without retraining the others")
@@ -348,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             c_root = work / f"synthetic_c_market_seed{seed}"
             per_seed.append(extend_seed(
                 json.loads(record.read_text()), seed, settings, work, c_root,
-                lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c),
+                lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c,
+                                   args.oracle),
                 workers))
             record.write_text(json.dumps(per_seed[-1], indent=2))
             continue

@@ -100,3 +100,28 @@ def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path
     with pytest.raises(FileNotFoundError, match="no source checkpoint to extend from"):
         bench.extend_seed(record, 0, settings, tmp_path, tmp_path / "c",
                           lambda t: bench._methods(settings, t, True, True), workers=1)
+
+
+def test_oracle_rows_read_the_target_maps_on_the_synthetic_pair_only() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    names = [m.name for m in bench._methods(settings, "b", diagnostics=False, oracle=True)]
+    assert names[4:] == ["ECN + semantic parts with target GT maps",
+                         "ECN + part-map loss only with target GT maps"]
+    assert len(bench._methods(settings, "c", diagnostics=False, oracle=True)) == 4
+    assert all(m.target_part_maps for m in bench.ORACLE)
+    full, maps_only = bench.ORACLE
+    assert (full.parts, full.trains_part_maps) == (True, True)
+    assert (maps_only.parts, maps_only.trains_part_maps) == (False, True)
+
+
+def test_oracle_part_maps_are_summarised_per_row() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    rows = _rows(0.3, 0.3, 0.2, 0.3, 0.3)
+    per_seed = [{"a -> b": {"rows": rows, "part_maps_oracle": {
+        "X": {"mIoU": v, "head": v / 2}}}} for v in (0.8, 0.6, 0.7)]
+    oracle = bench.summarise(per_seed)["a -> b"]["part_maps_oracle"]["X"]
+    assert oracle["mIoU"] == {"median": 0.7, "min": 0.6, "max": 0.8, "seeds": 3}
+    assert oracle["head"]["median"] == pytest.approx(0.35)

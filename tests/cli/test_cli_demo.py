@@ -207,3 +207,17 @@ def test_part_map_loss_can_be_set_apart_from_the_part_features(
         False, True, False, False]
     assert not demo.is_part_figure_method(
         demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False))
+
+
+def test_an_oracle_row_reads_the_target_maps_and_no_demo_method_does(
+    tmp_path: Path, recorded: list[Any]
+) -> None:
+    settings = demo.DemoSettings.quick()
+    assert not settings.target_part_maps
+    oracle = demo.Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
+                             target_part_maps=True)
+    for method in (demo.ADAPTATIONS[1], oracle):
+        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+                        tmp_path, 0, "cpu")
+    assert [v[1] for k, v in recorded if k == "objective"] == [False, True]
+    assert not any(m.target_part_maps for m in demo.ADAPTATIONS)

@@ -94,12 +94,16 @@ class Adaptation:
     (``False``: the global feature only). ``part_map_loss``: the pixel-wise part loss
     during adaptation; ``None`` follows ``parts`` (the demo's methods). The benchmarks'
     diagnostic rows set it apart from ``parts`` to separate the two effects.
+    ``target_part_maps``: this method trains with the target's ground-truth part maps
+    whatever the settings say (an oracle that real data does not have: only for the
+    benchmarks' diagnostic rows, which name it; the demo's methods never set it).
     """
 
     name: str
     objective: str
     parts: bool
     part_map_loss: bool | None = None
+    target_part_maps: bool = False
 
     @property
     def trains_part_maps(self) -> bool:
@@ -201,6 +205,8 @@ def adapt_from(
         cfg = dataclasses.replace(cfg, use_parts=False)
     if not method.trains_part_maps:  # ... and (the baselines) no part-map loss either
         cfg = dataclasses.replace(cfg, part_labels="none")
+    if method.target_part_maps:  # an oracle diagnostic row of the benchmarks
+        cfg = dataclasses.replace(cfg, target_part_maps=True)
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.load_weights(source_ckpt)
