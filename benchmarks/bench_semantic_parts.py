@@ -85,6 +85,14 @@ DIAGNOSTICS = (
     demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True),
     demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False),
 )
+#: ``--detached`` rows (every direction): ECN + semantic parts whose part classifier
+#: learns from the part-map loss only (``detach_masks=True``). The oracle rows showed the
+#: part features' identity / memory losses, which reach the classifier through its
+#: masks, keep the maps poor even with the target's ground truth
+DETACHED = (
+    demo.Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
+                    detach_masks=True),
+)
 
 
 #: oracle diagnostic rows (``--oracle``, synthetic pair only: a -> c has no maps): the
@@ -124,10 +132,12 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
 
 
 def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
-             oracle: bool = False) -> list[Any]:
+             oracle: bool = False, detached: bool = False) -> list[Any]:
     extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
     if oracle and target != "c":
         extra += list(ORACLE)
+    if detached:
+        extra += list(DETACHED)
     return demo.chosen_adaptations(settings) + extra
 
 
@@ -172,10 +182,11 @@ def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_
             print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
             entry = record[job.direction.label]
             entry["rows"].update(_r1_map(rows))
-            if job.method is not None and job.method.target_part_maps:
-                # does the oracle make the maps good? scored like the ECN + parts model's
+            if job.method is not None and job.direction.target_spec.startswith("synthetic:") \
+                    and (job.method.target_part_maps or job.method.detach_masks):
+                # the part maps of the diagnostic rows, scored like the ECN + parts model's
                 target = build_dataset(job.direction.target_spec)
-                entry.setdefault("part_maps_oracle", {})[job.method.name] = score_part_maps(
+                entry.setdefault("part_maps_rows", {})[job.method.name] = score_part_maps(
                     load_model_from_checkpoint(ckpt), target, tuple(settings.input_size), 1000)
     return record
 
@@ -254,10 +265,10 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             runs = [s[direction][key] for s in per_seed if key in s[direction]]
             if runs:
                 entry[key] = _spread(runs)
-        oracle = [s[direction]["part_maps_oracle"] for s in per_seed
-                  if "part_maps_oracle" in s[direction]]
+        oracle = [s[direction]["part_maps_rows"] for s in per_seed
+                  if "part_maps_rows" in s[direction]]
         if oracle:
-            entry["part_maps_oracle"] = {name: _spread([o[name] for o in oracle if name in o])
+            entry["part_maps_rows"] = {name: _spread([o[name] for o in oracle if name in o])
                                          for name in oracle[0]}
         summary[direction] = entry
     return summary
@@ -283,7 +294,7 @@ def print_summary(summary: dict[str, Any], seeds: list[int]) -> None:
             if key in entry:
                 print(f"  {key}: " + "  ".join(
                     f"{m} {v['median']:.3f}" for m, v in entry[key].items()))
-        for name, scores in entry.get("part_maps_oracle", {}).items():
+        for name, scores in entry.get("part_maps_rows", {}).items():
             print(f"  part maps of {name}: " + "  ".join(
                 f"{m} {v['median']:.3f}" for m, v in scores.items()))
 
@@ -355,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                    "the synthetic pair")
     p.add_argument("--diagnostics-on-c", action="store_true",
                    help="the diagnostic rows on a -> c too")
+    p.add_argument("--detached", action="store_true",
+                   help="also ECN + semantic parts with detach_masks=True (every direction), "
+                   "with --extend")
     p.add_argument("--oracle", action="store_true",
                    help="also ECN + semantic parts and ECN + part-map loss only trained "
                    "with the target's ground-truth part maps (an oracle; synthetic pair "
@@ -386,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             per_seed.append(extend_seed(
                 json.loads(record.read_text()), seed, settings, work, c_root,
                 lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c,
-                                   args.oracle),
+                                   args.oracle, args.detached),
                 workers))
             record.write_text(json.dumps(per_seed[-1], indent=2))
             continue

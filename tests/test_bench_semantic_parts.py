@@ -117,11 +117,23 @@ def test_oracle_rows_read_the_target_maps_on_the_synthetic_pair_only() -> None:
     assert (maps_only.parts, maps_only.trains_part_maps) == (False, True)
 
 
-def test_oracle_part_maps_are_summarised_per_row() -> None:
+def test_diagnostic_rows_part_maps_are_summarised_per_row() -> None:
     bench = load_benchmark("bench_semantic_parts")
     rows = _rows(0.3, 0.3, 0.2, 0.3, 0.3)
-    per_seed = [{"a -> b": {"rows": rows, "part_maps_oracle": {
+    per_seed = [{"a -> b": {"rows": rows, "part_maps_rows": {
         "X": {"mIoU": v, "head": v / 2}}}} for v in (0.8, 0.6, 0.7)]
-    oracle = bench.summarise(per_seed)["a -> b"]["part_maps_oracle"]["X"]
+    oracle = bench.summarise(per_seed)["a -> b"]["part_maps_rows"]["X"]
     assert oracle["mIoU"] == {"median": 0.7, "min": 0.6, "max": 0.8, "seeds": 3}
     assert oracle["head"]["median"] == pytest.approx(0.35)
+
+
+def test_detached_rows_run_everywhere_with_detached_masks() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    for target in ("b", "c"):
+        names = [m.name for m in bench._methods(settings, target, False, detached=True)]
+        assert names[4:] == ["ECN + semantic parts, detached masks"]
+    (row,) = bench.DETACHED
+    assert row.parts and row.trains_part_maps and row.detach_masks and not row.target_part_maps

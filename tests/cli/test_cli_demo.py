@@ -30,6 +30,7 @@ class _Recorder:
     def __init__(self, model: Any, source: Any, target: Any, config: Any) -> None:
         self.model, self.config = model, config
         self.log.append(("init", (model.arch, config.use_parts, config.part_labels)))
+        self.log.append(("detach_masks", model.detach_masks))
         self.log.append(("objective", (config.target_objective, config.target_part_maps,
                                        config.cluster_images_per_identity)))
 
@@ -221,3 +222,14 @@ def test_an_oracle_row_reads_the_target_maps_and_no_demo_method_does(
                         tmp_path, 0, "cpu")
     assert [v[1] for k, v in recorded if k == "objective"] == [False, True]
     assert not any(m.target_part_maps for m in demo.ADAPTATIONS)
+
+
+def test_a_detached_row_adapts_with_detached_masks(tmp_path: Path, recorded: list[Any]) -> None:
+    settings = demo.DemoSettings.quick()
+    detached = demo.Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
+                               detach_masks=True)
+    for method in (demo.ADAPTATIONS[1], detached):
+        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+                        tmp_path, 0, "cpu")
+    assert [v for k, v in recorded if k == "detach_masks"] == [False, True]
+    assert not any(m.detach_masks for m in demo.ADAPTATIONS)

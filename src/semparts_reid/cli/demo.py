@@ -97,6 +97,9 @@ class Adaptation:
     ``target_part_maps``: this method trains with the target's ground-truth part maps
     whatever the settings say (an oracle that real data does not have: only for the
     benchmarks' diagnostic rows, which name it; the demo's methods never set it).
+    ``detach_masks``: adapt with :class:`~semparts_reid.models.SemPartsNet`'s
+    ``detach_masks=True`` (the part classifier learns from the part-map loss only, not
+    from the part features' identity and memory losses through its masks).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Adaptation:
     parts: bool
     part_map_loss: bool | None = None
     target_part_maps: bool = False
+    detach_masks: bool = False
 
     @property
     def trains_part_maps(self) -> bool:
@@ -207,7 +211,9 @@ def adapt_from(
         cfg = dataclasses.replace(cfg, part_labels="none")
     if method.target_part_maps:  # an oracle diagnostic row of the benchmarks
         cfg = dataclasses.replace(cfg, target_part_maps=True)
-    model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
+    extra = {"detach_masks": True} if method.detach_masks else {}
+    model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size,
+                        **extra)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.load_weights(source_ckpt)
     trainer.adapt(cfg.epochs)
