@@ -177,33 +177,50 @@ def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_
         jobs += [demo_jobs.DemoJob(spec, m, settings, seed, "cpu", threads)
                  for m in methods_of(t) if f"{m.name} (global)" not in have]
     with demo_jobs.spawn_pool(workers) as pool:
-        for job, (rows, ckpt, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs),
-                                              strict=True):
+        for job, (rows, _, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs), strict=True):
             print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
-            entry = record[job.direction.label]
-            entry["rows"].update(_r1_map(rows))
-            if job.method is not None and job.direction.target_spec.startswith("synthetic:") \
-                    and (job.method.target_part_maps or job.method.detach_masks):
-                # the part maps of the diagnostic rows, scored like the ECN + parts model's
-                target = build_dataset(job.direction.target_spec)
-                entry.setdefault("part_maps_rows", {})[job.method.name] = score_part_maps(
-                    load_model_from_checkpoint(ckpt), target, tuple(settings.input_size), 1000)
+            record[job.direction.label]["rows"].update(_r1_map(rows))
+    score_diagnostic_part_maps(record, seed, settings, work, c_root, methods_of)
     return record
+
+
+def score_diagnostic_part_maps(record: dict[str, Any], seed: int, settings: Any, work: Path,
+                               c_root: Path, methods_of: Any) -> None:
+    """Score the part maps of every extra row that trains them (the diagnostic, oracle
+    and detached rows) on the synthetic targets, as the ECN + parts model's are scored,
+    into ``record[direction]["part_maps_rows"][name]`` (rows scored before are kept)."""
+    for s, t in DIRECTIONS:
+        if t == "c":  # no ground truth to score against
+            continue
+        spec = _direction_spec(seed, s, t, settings, work, c_root)
+        scored = record[spec.label].setdefault("part_maps_rows", {})
+        extra = [m for m in methods_of(t) if m not in demo.ADAPTATIONS
+                 and m.trains_part_maps and m.name not in scored]
+        if not extra:
+            continue
+        target = build_dataset(spec.target_spec)
+        for method in extra:
+            ckpt = spec.out / demo.method_folder(method) / "adapt_final.pt"
+            scored[method.name] = score_part_maps(load_model_from_checkpoint(ckpt), target,
+                                                  tuple(settings.input_size), 1000)
 
 
 def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False,
              workers: int = 1, diagnostics: bool = False, diagnostics_on_c: bool = False,
-             ) -> dict[str, Any]:
+             oracle: bool = False, detached: bool = False) -> dict[str, Any]:
     """One seed: every direction's rows (and part-map scores for the synthetic pair).
 
     ``workers > 1`` runs the seed's source trainings and adaptations side by side on
     worker processes (``semparts_reid.cli.demo_jobs``); each entry's ``seconds`` is then
     the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
-    on the synthetic pair (and on a -> c with ``diagnostics_on_c``)."""
+    on the synthetic pair (and on a -> c with ``diagnostics_on_c``), ``oracle``
+    :data:`ORACLE` and ``detached`` :data:`DETACHED`."""
     from semparts_reid.cli import demo_jobs
 
-    specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root,
-                                     tuple(_methods(settings, t, diagnostics, diagnostics_on_c)))
+    def methods_of(t: str) -> list[Any]:
+        return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, detached)
+
+    specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root, tuple(methods_of(t)))
              for s, t in DIRECTIONS}
     results: dict[tuple[str, str], tuple[dict[str, Any], Any, float]] = {}
     todo = []
@@ -245,6 +262,7 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
         out[spec.label] = entry
         print(f"seed {seed} {spec.label}: {entry['seconds']:.0f} s", flush=True)
         print(demo.format_table({spec.label: rows}), flush=True)
+    score_diagnostic_part_maps(out, seed, settings, work, c_root, methods_of)
     return out
 
 
@@ -367,15 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diagnostics-on-c", action="store_true",
                    help="the diagnostic rows on a -> c too")
     p.add_argument("--detached", action="store_true",
-                   help="also ECN + semantic parts with detach_masks=True (every direction), "
-                   "with --extend")
+                   help="also ECN + semantic parts with detach_masks=True (every direction)")
     p.add_argument("--oracle", action="store_true",
                    help="also ECN + semantic parts and ECN + part-map loss only trained "
                    "with the target's ground-truth part maps (an oracle; synthetic pair "
-                   "only), with --extend")
+                   "only)")
     p.add_argument("--extend", action="store_true",
-                   help="add the missing methods' rows to finished seeds (WORK/seed<N>.json) "
-                   "from their source checkpoints, without retraining the others")
+                   help="add the missing methods' rows (and the diagnostic rows' part-map "
+                   "scores) to finished seeds (WORK/seed<N>.json) from their source "
+                   "checkpoints, without retraining the others; a seed without a record "
+                   "runs in full")
     p.add_argument("--cluster-seeds", type=int, nargs="*", default=None,
                    help="seeds that also run the clustering methods (default: every seed)")
     args = p.parse_args(argv)
@@ -395,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.summarise_only:
             per_seed.append(json.loads(record.read_text()))
             continue
-        if args.extend:
+        if args.extend and record.is_file():
             c_root = work / f"synthetic_c_market_seed{seed}"
             per_seed.append(extend_seed(
                 json.loads(record.read_text()), seed, settings, work, c_root,
@@ -413,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             run = dataclasses.replace(settings, objectives=("ecn",))
         per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse, workers=workers,
                                  diagnostics=args.diagnostics,
-                                 diagnostics_on_c=args.diagnostics_on_c))
+                                 diagnostics_on_c=args.diagnostics_on_c,
+                                 oracle=args.oracle, detached=args.detached))
         record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)

@@ -75,13 +75,15 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
     # accuracy of the adaptation methods, median of 3 seeds (issues 12, 13); long (~40 min
-    # on 2 cores with the demo's worker processes). The work folder keeps the checkpoints:
-    # a rerun scores the finished ones (--reuse). --diagnostics: the two rows that split
-    # "+ semantic parts" into its part-feature losses and its part-map loss (on a -> c
-    # too: the domain nothing was tuned on)
+    # on 2 cores with the demo's worker processes). The work folder keeps the checkpoints
+    # and each seed's record: a rerun only runs the rows a record lacks (--extend).
+    # --diagnostics: the two rows that split "+ semantic parts" into its part-feature
+    # losses and its part-map loss (on a -> c too: the domain nothing was tuned on);
+    # --oracle: two rows trained with the target's ground-truth maps (named so);
+    # --detached: ECN + semantic parts whose classifier learns from the part-map loss only
     "semantic_parts": ("bench_semantic_parts.py",
                        ["--seeds", "0", "1", "2", "--diagnostics", "--diagnostics-on-c",
-                        "--reuse", "--work-dir",
+                        "--oracle", "--detached", "--extend", "--work-dir",
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),

@@ -137,3 +137,32 @@ def test_detached_rows_run_everywhere_with_detached_masks() -> None:
         assert names[4:] == ["ECN + semantic parts, detached masks"]
     (row,) = bench.DETACHED
     assert row.parts and row.trains_part_maps and row.detach_masks and not row.target_part_maps
+
+
+def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    loaded: list[str] = []
+    monkeypatch.setattr(bench, "build_dataset", lambda spec: spec)
+    monkeypatch.setattr(bench, "load_model_from_checkpoint",
+                        lambda path: loaded.append(Path(path).parent.name) or path)
+    monkeypatch.setattr(bench, "score_part_maps", lambda model, target, size, limit: {
+        "mIoU": 0.5})
+    record = {f"{s} -> {t}": {"rows": {}} for s, t in bench.DIRECTIONS}
+    record["a -> b"]["part_maps_rows"] = {"ECN + part-map loss only": {"mIoU": 0.9}}
+
+    def methods_of(t: str) -> list:
+        return bench._methods(settings, t, True, True, oracle=True, detached=True)
+
+    bench.score_diagnostic_part_maps(record, 0, settings, tmp_path, tmp_path / "c", methods_of)
+    trains_maps = ["ECN + part-map loss only", "ECN + semantic parts with target GT maps",
+                   "ECN + part-map loss only with target GT maps",
+                   "ECN + semantic parts, detached masks"]
+    assert list(record["b -> a"]["part_maps_rows"]) == trains_maps  # not "features only"
+    assert record["a -> b"]["part_maps_rows"]["ECN + part-map loss only"] == {"mIoU": 0.9}
+    assert "part_maps_rows" not in record["a -> c"]  # no ground truth on c
+    assert len(loaded) == 2 * len(trains_maps) - 1
