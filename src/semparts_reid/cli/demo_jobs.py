@@ -122,8 +122,8 @@ def job_priority(job: DemoJob) -> tuple[bool, bool, bool]:
     """Sort key, larger first: source trainings (every adaptation waits for one), then
     the adaptations by expected run time: part losses cost more than none, clustering
     (a feature extraction + DBSCAN each epoch) more than ECN. Measured on the demo (2
-    cores): clustering + parts 58-61 s, ECN + parts 51-56 s, clustering 51-54 s, ECN
-    45-49 s."""
+    cores, one job per core): clustering + parts 53-55 s, ECN + parts 47-50 s,
+    clustering 47-48 s, ECN 43-45 s."""
     if job.method is None:
         return (True, True, True)
     return (False, job.method.parts, job.method.objective == "cluster")
