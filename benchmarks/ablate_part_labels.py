@@ -5,6 +5,9 @@ ECN + semantic parts is adapted from the source checkpoints that
 demo), once per label source for the target images (``unlabeled_part_labels``):
 
 * ``self``: the part classifier's own predictions where its confidence >= 0.9;
+* ``self_balanced``: the same with class-balanced selection (CBST): each part keeps at
+  least the most confident half of the batch's pixels predicted as it
+  (``self_label_class_portion=0.5``), so the head cannot starve;
 * ``pseudo``: self-supervised k-means of the feature maps;
 * ``none``: no part loss on the target.
 
@@ -46,7 +49,9 @@ from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa
 from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
 from semparts_reid.metrics.part_iou import part_map_iou  # noqa: E402
 
-SOURCES = ("self", "pseudo", "none")
+SOURCES = ("self", "self_balanced", "pseudo", "none")
+#: the class portion of the ``self_balanced`` source (CBST keeps the top half per class)
+BALANCED_PORTION = 0.5
 
 
 def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, Any]:
@@ -57,8 +62,10 @@ def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, A
     logits, pseudo = predict_logits(model, x, pseudo_size=size)
     assert pseudo is not None
     self_labels = confident_part_labels(logits, threshold=0.9, size=size)
+    balanced = confident_part_labels(logits, threshold=0.9, size=size,
+                                     class_portion=BALANCED_PORTION)
     out = {}
-    for name, lab in (("self", self_labels), ("pseudo", pseudo)):
+    for name, lab in (("self", self_labels), ("self_balanced", balanced), ("pseudo", pseudo)):
         known = lab != 255
         scored = torch.where(known, gt, torch.full_like(gt, 255))
         out[name] = {"mIoU_on_labelled": part_map_iou(lab, scored).miou,
@@ -79,7 +86,12 @@ def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, di
     opt = f"?size={settings.dataset_size}&seed={seed}"
     source = build_dataset(f"synthetic:{s}{opt}")
     target = build_dataset(f"synthetic:{t}{opt}")
-    run = dataclasses.replace(settings, objectives=("ecn",), unlabeled_part_labels=src)
+    run = dataclasses.replace(settings, objectives=("ecn",))
+    if src == "self_balanced":
+        run = dataclasses.replace(run, unlabeled_part_labels="self",
+                                  self_label_class_portion=BALANCED_PORTION)
+    else:
+        run = dataclasses.replace(run, unlabeled_part_labels=src)
     scores, model = demo.adapt_from(run, method, folder / "source" / "source_final.pt",
                                     source, target, folder / f"labels_{src}", seed, "cpu")
     row = {"mAP_global": 100 * scores["global"]["mAP"],
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {key: {src: {m: statistics.median(r[m] for r in rows) for m in rows[0]}
                      for src, rows in by_src.items()} for key, by_src in per.items()}
     for key, runs in quality.items():
-        for src in ("self", "pseudo"):
+        for src in ("self", "self_balanced", "pseudo"):
             for m in ("mIoU_on_labelled", "labelled_fraction"):
                 vals = [q[src][m] for q in runs]
                 print(f"{key} {src} labels: {m} median {statistics.median(vals):.3f} "

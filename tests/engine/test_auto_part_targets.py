@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from semparts_reid.engine.losses import _auto_part_targets, part_targets
@@ -54,3 +55,18 @@ def test_part_targets_auto_is_the_same_rule() -> None:
         got = part_targets("auto", parts=parts, feature_map=fmap, image_size=SIZE,
                            part_logits=logits, unlabeled=unlabeled, threshold=0.3)
         assert want is not None and got is not None and torch.equal(got, want)
+
+
+def test_the_class_portion_reaches_the_self_labels() -> None:
+    from semparts_reid.engine.config import TrainConfig
+    from semparts_reid.errors import InputError
+
+    _, logits, fmap = _inputs()
+    got = _auto_part_targets(None, None, unlabeled="self", feature_map=fmap, image_size=SIZE,
+                             part_logits=logits, threshold=0.99, class_portion=0.5)
+    want = confident_part_labels(logits, threshold=0.99, size=SIZE, class_portion=0.5)
+    assert got is not None and torch.equal(got, want)
+    assert not torch.equal(want, confident_part_labels(logits, threshold=0.99, size=SIZE))
+    assert TrainConfig().self_label_class_portion == 0.0
+    with pytest.raises(InputError, match="self_label_class_portion"):
+        TrainConfig(self_label_class_portion=2.0)

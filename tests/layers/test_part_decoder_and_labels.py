@@ -93,3 +93,33 @@ def test_confident_labels_keep_only_confident_pixels_at_the_asked_size() -> None
         confident_part_labels(logits, threshold=1.5)
     with pytest.raises(ValueError, match="logits must have shape"):
         confident_part_labels(torch.zeros(4, 2, 2))
+
+
+@pytest.mark.parametrize("portion", [0.25, 0.5, 1.0])
+def test_class_balanced_self_labels_keep_a_portion_of_every_class(portion: float) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 8, 5) * 2
+    logits[:, 1] -= 3.0  # a small, unconfident class: the head
+    pred = torch.softmax(logits, 1).argmax(1)
+    plain = confident_part_labels(logits, threshold=0.95)
+    balanced = confident_part_labels(logits, threshold=0.95, class_portion=portion)
+    for c in range(4):
+        n = int((pred == c).sum())
+        kept = int((balanced == c).sum())
+        assert kept >= min(n, int(portion * n))  # at least the portion (ties aside)
+        assert kept >= int((plain == c).sum())  # never fewer than the global threshold
+    assert bool(((balanced == pred) | (balanced == 255)).all())  # labels are the argmax
+    # the kept pixels of a class are its most confident ones
+    conf = torch.softmax(logits, 1).amax(1)
+    for c in range(4):
+        mine, kept = conf[pred == c], conf[balanced == c]
+        if len(kept) and len(kept) < len(mine):
+            assert kept.min() >= mine[~torch.isin(mine, kept)].max()
+
+
+def test_class_portion_zero_is_the_global_threshold_and_bad_values_are_named() -> None:
+    logits = torch.randn(2, 4, 6, 3)
+    assert torch.equal(confident_part_labels(logits, threshold=0.6),
+                       confident_part_labels(logits, threshold=0.6, class_portion=0.0))
+    with pytest.raises(ValueError, match="class_portion"):
+        confident_part_labels(logits, class_portion=1.5)

@@ -71,6 +71,7 @@ class DemoSettings:
     parts_eval_mode: str = "concat"
     target_part_maps: bool = False
     unlabeled_part_labels: Literal["self", "pseudo", "none"] = "self"
+    self_label_class_portion: float = 0.0
     objectives: tuple[str, ...] = ("ecn", "cluster")
 
     @classmethod
@@ -166,6 +167,7 @@ def _config(settings: DemoSettings, arch: str, out: Path, seed: int, device: str
         eval_batch_size=128,
         target_part_maps=settings.target_part_maps,
         unlabeled_part_labels=settings.unlabeled_part_labels,
+        self_label_class_portion=settings.self_label_class_portion,
     )
 
 

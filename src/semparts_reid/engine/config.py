@@ -157,6 +157,12 @@ class TrainConfig:
     self_label_threshold: float = _f(
         0.9, "confidence a pixel needs to keep its self-training part label (else ignored)"
     )
+    self_label_class_portion: float = _f(
+        0.0,
+        "class-balanced self-training (CBST): each part keeps at least this portion of the "
+        "batch's pixels predicted as it, its most confident ones, even below "
+        "self_label_threshold (0: one global threshold)",
+    )
     target_part_maps: bool = _f(
         False,
         "read the target domain's part maps from disk (a human parser's output, or the "
@@ -312,7 +318,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}={value!r}: expected a finite value >= 0")
-        for name in ("flip_prob", "random_erasing", "lr_gamma", "self_label_threshold"):
+        for name in ("flip_prob", "random_erasing", "lr_gamma", "self_label_threshold",
+                     "self_label_class_portion"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise InputError(f"{name}={value!r}: expected a value in [0, 1]")

@@ -173,6 +173,7 @@ def part_targets(
     part_logits: Tensor | None = None,
     unlabeled: str = "pseudo",
     threshold: float = 0.9,
+    class_portion: float = 0.0,
 ) -> Tensor | None:
     """Label maps (B, H, W) int64 for the part-map loss, or None when there is none.
 
@@ -194,6 +195,8 @@ def part_targets(
         unlabeled: what ``"auto"`` uses for images without maps: ``"self"``,
             ``"pseudo"`` or ``"none"`` (no labels: all ``IGNORE_INDEX``).
         threshold: confidence threshold of ``"self"``.
+        class_portion: class-balanced selection of ``"self"`` (see
+            :func:`~semparts_reid.layers.part_classifier.confident_part_labels`).
     """
     if source == "none":
         return None
@@ -203,7 +206,7 @@ def part_targets(
             return parts.long()  # type: ignore[union-attr]
         return _auto_part_targets(parts, known, unlabeled=unlabeled, feature_map=feature_map,
                                   image_size=image_size, part_logits=part_logits,
-                                  threshold=threshold)
+                                  threshold=threshold, class_portion=class_portion)
     if source == "gt":
         if parts is None:
             return None
@@ -222,7 +225,8 @@ def part_targets(
     if source == "self":
         if part_logits is None:
             raise ValueError("part labels 'self' need the part logits of the batch")
-        return confident_part_labels(part_logits, threshold=threshold, size=image_size)
+        return confident_part_labels(part_logits, threshold=threshold, size=image_size,
+                                     class_portion=class_portion)
     raise ValueError(
         f"part label source {source!r}: expected 'auto', 'gt', 'pseudo', 'self', 'band' "
         "or 'none'"
@@ -238,6 +242,7 @@ def _auto_part_targets(
     image_size: tuple[int, int],
     part_logits: Tensor | None,
     threshold: float,
+    class_portion: float = 0.0,
 ) -> Tensor | None:
     """``"auto"``'s labels once ``known`` is settled: ``parts`` for the images that have
     maps, the ``unlabeled`` fallback labels (``"self"``, ``"pseudo"`` or ``"none"``) for
@@ -250,8 +255,8 @@ def _auto_part_targets(
     Args:
         parts: (B, H, W) label maps of the batch, or None when no image has any.
         known: (B,) bool, which images have maps (None: none, with ``parts`` None).
-        unlabeled, feature_map, image_size, part_logits, threshold: as in
-            :func:`part_targets`.
+        unlabeled, feature_map, image_size, part_logits, threshold, class_portion: as
+            in :func:`part_targets`.
 
     Returns:
         ``torch.where(known, parts, fallback)``; ``parts`` (int64) alone without a
@@ -260,7 +265,8 @@ def _auto_part_targets(
     """
     fallback = part_targets(unlabeled, parts=parts, feature_map=feature_map,
                             image_size=image_size, part_logits=part_logits,
-                            threshold=threshold) if unlabeled != "none" else None
+                            threshold=threshold, class_portion=class_portion,
+                            ) if unlabeled != "none" else None
     if fallback is None:
         return None if parts is None else parts.long()
     if known is None or parts is None:

@@ -205,14 +205,16 @@ def part_map_term(
                 parts if some else None, batch["has_parts"] if some else None,
                 unlabeled=config.unlabeled_part_labels, feature_map=fmap,
                 image_size=(int(size[0]), int(size[1])), part_logits=out.get("part_logits"),
-                threshold=config.self_label_threshold)
+                threshold=config.self_label_threshold,
+                class_portion=config.self_label_class_portion)
             if labels is None:
                 return None
     else:
         labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
                               part_logits=out.get("part_logits"),
                               unlabeled=config.unlabeled_part_labels,
-                              threshold=config.self_label_threshold)
+                              threshold=config.self_label_threshold,
+                              class_portion=config.self_label_class_portion)
         # only maps alone ("gt") can leave a whole batch unknown often enough to matter
         # (checked on the host); confident self labels rarely do, and an all-ignored
         # batch gives an exact zero loss without a GPU synchronisation

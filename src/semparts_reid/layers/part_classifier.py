@@ -253,6 +253,7 @@ def confident_part_labels(
     threshold: float = 0.9,
     size: tuple[int, int] | None = None,
     ignore_index: int = IGNORE_INDEX,
+    class_portion: float = 0.0,
 ) -> Tensor:
     """Self-training labels: the classifier's own argmax where it is confident.
 
@@ -261,6 +262,12 @@ def confident_part_labels(
         threshold: a pixel keeps its argmax label when its softmax confidence is at
             least this, else it is ``ignore_index``.
         size: ``(H, W)`` to up-sample the logits to first (bilinear), or None.
+        class_portion: class-balanced selection (as in CBST, Zou et al., ECCV 2018):
+            each class keeps at least this portion of the batch's pixels predicted as
+            it, its most confident ones (its threshold is lowered to that quantile of
+            its confidences when ``threshold`` would keep fewer), so a small, less
+            confident part such as the head is not starved of labels and forgotten.
+            ``0``: one global threshold.
 
     Returns:
         ``(B, H, W)`` int64 labels.
@@ -274,8 +281,21 @@ def confident_part_labels(
         raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if not 0.0 <= class_portion <= 1.0:
+        raise ValueError(f"class_portion must be in [0, 1], got {class_portion}")
     x = logits.detach().float()
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
     conf, labels = torch.softmax(x, dim=1).max(dim=1)
-    return labels.masked_fill(conf < threshold, ignore_index)
+    cut = torch.full((x.shape[1],), float(threshold), device=x.device)
+    if class_portion > 0:
+        # per class: the (1 - portion) quantile of the confidences of its pixels, from
+        # one sort of all pixels by (class, confidence); no host synchronisation
+        flat_conf, flat_lab = conf.flatten(), labels.flatten()
+        sorted_conf = flat_conf[torch.argsort(flat_lab * 2.0 + flat_conf)]  # exact values
+        counts = torch.bincount(flat_lab, minlength=x.shape[1])
+        starts = torch.cumsum(counts, 0) - counts
+        k = torch.minimum(((1.0 - class_portion) * counts).long(), (counts - 1).clamp_min(0))
+        quantile = sorted_conf[(starts + k).clamp_max(sorted_conf.numel() - 1)]
+        cut = torch.where(counts > 0, torch.minimum(cut, quantile), cut)
+    return labels.masked_fill(conf < cut[labels], ignore_index)
