@@ -71,6 +71,13 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                      "--json", "benchmarks/part_label_ablation.json"],
                     ["benchmarks/_work/semantic_parts", "--quality-only", "--seeds", "0",
                      "--directions", "a2b"]),
+    # class-balanced self-training labels (CBST, self_label_class_portion=0.5) against the
+    # semantic_parts run's ECN + parts row ('self'): the label quality and the adaptation
+    "part_labels_balanced": ("ablate_part_labels.py",
+                             ["benchmarks/_work/semantic_parts", "--sources", "self_balanced",
+                              "--json", "benchmarks/part_label_balanced.json"],
+                             ["benchmarks/_work/semantic_parts", "--quality-only", "--seeds",
+                              "0", "--directions", "a2b"]),
     # re-ranking vs torchreid (Market, MSMT17 scale) and Jaccard + DBSCAN up to 100k items
     "kreciprocal": ("bench_kreciprocal.py", ["--json", "benchmarks/kreciprocal.json"],
                     ["--quick"]),
