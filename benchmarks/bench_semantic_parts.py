@@ -283,11 +283,11 @@ def summarise(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             runs = [s[direction][key] for s in per_seed if key in s[direction]]
             if runs:
                 entry[key] = _spread(runs)
-        oracle = [s[direction]["part_maps_rows"] for s in per_seed
+        scored = [s[direction]["part_maps_rows"] for s in per_seed
                   if "part_maps_rows" in s[direction]]
-        if oracle:
-            entry["part_maps_rows"] = {name: _spread([o[name] for o in oracle if name in o])
-                                         for name in oracle[0]}
+        if scored:
+            entry["part_maps_rows"] = {name: _spread([r[name] for r in scored if name in r])
+                                       for name in scored[0]}
         summary[direction] = entry
     return summary
 

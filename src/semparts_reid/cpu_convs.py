@@ -51,11 +51,6 @@ def _out_size(conv: nn.Conv2d, size: int, axis: int) -> int:
     return (size + 2 * pad_n - span) // conv.stride[axis] + 1
 
 
-def _out_width(conv: nn.Conv2d, width: int) -> int:
-    """Output width of ``conv`` for an input ``width``."""
-    return _out_size(conv, width, 1)
-
-
 def _cpu_bf16_active(x: torch.Tensor) -> bool:
     if x.dtype == torch.bfloat16:
         return True
@@ -64,7 +59,7 @@ def _cpu_bf16_active(x: torch.Tensor) -> bool:
 
 def _hits_defect(conv: nn.Conv2d, x: torch.Tensor) -> bool:
     return conv.stride[1] > 1 and conv.kernel_size[1] > 1 \
-        and _out_width(conv, int(x.shape[-1])) == 1
+        and _out_size(conv, int(x.shape[-1]), 1) == 1
 
 
 class OneDNNSafeConv2d(nn.Conv2d):

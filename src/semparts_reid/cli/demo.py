@@ -213,9 +213,8 @@ def adapt_from(
         cfg = dataclasses.replace(cfg, part_labels="none")
     if method.target_part_maps:  # an oracle diagnostic row of the benchmarks
         cfg = dataclasses.replace(cfg, target_part_maps=True)
-    extra = {"detach_masks": True} if method.detach_masks else {}
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size,
-                        **extra)
+                        detach_masks=method.detach_masks)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
     trainer.load_weights(source_ckpt)
     trainer.adapt(cfg.epochs)
