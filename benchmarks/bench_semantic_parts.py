@@ -94,6 +94,27 @@ DETACHED = (
                     detach_masks=True),
 )
 
+#: ``--balanced-heads`` rows (every direction): the two "+ semantic parts" methods with
+#: ``part_head_weight=1/3``, so the three part heads' identity and memory losses together
+#: weigh as much as the global head's (the paper sums four equal heads: 3 to 1 for the
+#: parts in the shared backbone's gradient). The diagnostic rows showed those part losses
+#: cost the global feature; this asks whether it is their weight.
+BALANCED = (
+    demo.Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
+                    overrides=(("part_head_weight", 1 / 3),)),
+    demo.Adaptation("Clustering + semantic parts, part heads 1/3", "cluster", parts=True,
+                    overrides=(("part_head_weight", 1 / 3),)),
+)
+#: ``--refinement`` rows (every direction): clustering + semantic parts with each piece
+#: of the part refinement switched off in turn (issue 13's ablation): the part-guided
+#: refinement of the global target, and the agreement-aware smoothing of the part targets
+REFINEMENT = (
+    demo.Adaptation("Clustering + semantic parts, no global refinement", "cluster",
+                    parts=True, overrides=(("cluster_refine_global", False),)),
+    demo.Adaptation("Clustering + semantic parts, no part smoothing", "cluster",
+                    parts=True, overrides=(("cluster_part_smoothing", False),)),
+)
+
 
 #: oracle diagnostic rows (``--oracle``, synthetic pair only: a -> c has no maps): the
 #: same adaptations trained with the target's ground-truth part maps, which real data
@@ -132,12 +153,17 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
 
 
 def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
-             oracle: bool = False, detached: bool = False) -> list[Any]:
+             oracle: bool = False, detached: bool = False,
+             balanced: bool = False, refinement: bool = False) -> list[Any]:
     extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
     if oracle and target != "c":
         extra += list(ORACLE)
     if detached:
         extra += list(DETACHED)
+    if balanced:
+        extra += [m for m in BALANCED if m.objective in settings.objectives]
+    if refinement:
+        extra += [m for m in REFINEMENT if m.objective in settings.objectives]
     return demo.chosen_adaptations(settings) + extra
 
 
@@ -207,18 +233,21 @@ def score_diagnostic_part_maps(record: dict[str, Any], seed: int, settings: Any,
 
 def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False,
              workers: int = 1, diagnostics: bool = False, diagnostics_on_c: bool = False,
-             oracle: bool = False, detached: bool = False) -> dict[str, Any]:
+             oracle: bool = False, detached: bool = False,
+             balanced: bool = False, refinement: bool = False) -> dict[str, Any]:
     """One seed: every direction's rows (and part-map scores for the synthetic pair).
 
     ``workers > 1`` runs the seed's source trainings and adaptations side by side on
     worker processes (``semparts_reid.cli.demo_jobs``); each entry's ``seconds`` is then
     the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
     on the synthetic pair (and on a -> c with ``diagnostics_on_c``), ``oracle``
-    :data:`ORACLE` and ``detached`` :data:`DETACHED`."""
+    :data:`ORACLE`, ``detached`` :data:`DETACHED`, ``balanced`` :data:`BALANCED` and
+    ``refinement`` :data:`REFINEMENT`."""
     from semparts_reid.cli import demo_jobs
 
     def methods_of(t: str) -> list[Any]:
-        return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, detached)
+        return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, detached,
+                        balanced, refinement)
 
     specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root, tuple(methods_of(t)))
              for s, t in DIRECTIONS}
@@ -386,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the diagnostic rows on a -> c too")
     p.add_argument("--detached", action="store_true",
                    help="also ECN + semantic parts with detach_masks=True (every direction)")
+    p.add_argument("--balanced-heads", action="store_true",
+                   help="also ECN + semantic parts and clustering + semantic parts with "
+                   "part_head_weight=1/3 (every direction)")
+    p.add_argument("--refinement", action="store_true",
+                   help="also clustering + semantic parts without the global refinement "
+                   "and without the part smoothing, one at a time (every direction)")
     p.add_argument("--oracle", action="store_true",
                    help="also ECN + semantic parts and ECN + part-map loss only trained "
                    "with the target's ground-truth part maps (an oracle; synthetic pair "
@@ -419,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             per_seed.append(extend_seed(
                 json.loads(record.read_text()), seed, settings, work, c_root,
                 lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c,
-                                   args.oracle, args.detached),
+                                   args.oracle, args.detached, args.balanced_heads,
+                                   args.refinement),
                 workers))
             record.write_text(json.dumps(per_seed[-1], indent=2))
             continue
@@ -433,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse, workers=workers,
                                  diagnostics=args.diagnostics,
                                  diagnostics_on_c=args.diagnostics_on_c,
-                                 oracle=args.oracle, detached=args.detached))
+                                 oracle=args.oracle, detached=args.detached,
+                                 balanced=args.balanced_heads,
+                                 refinement=args.refinement))
         record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)

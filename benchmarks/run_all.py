@@ -87,10 +87,14 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # --diagnostics: the two rows that split "+ semantic parts" into its part-feature
     # losses and its part-map loss (on a -> c too: the domain nothing was tuned on);
     # --oracle: two rows trained with the target's ground-truth maps (named so);
-    # --detached: ECN + semantic parts whose classifier learns from the part-map loss only
+    # --detached: ECN + semantic parts whose classifier learns from the part-map loss only;
+    # --balanced-heads: both "+ semantic parts" methods with part_head_weight=1/3;
+    # --refinement: clustering + semantic parts without each piece of its part refinement
     "semantic_parts": ("bench_semantic_parts.py",
                        ["--seeds", "0", "1", "2", "--diagnostics", "--diagnostics-on-c",
-                        "--oracle", "--detached", "--extend", "--work-dir",
+                        "--oracle", "--detached", "--balanced-heads", "--refinement",
+                        "--extend",
+                        "--work-dir",
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),

@@ -139,6 +139,38 @@ def test_detached_rows_run_everywhere_with_detached_masks() -> None:
     assert row.parts and row.trains_part_maps and row.detach_masks and not row.target_part_maps
 
 
+def test_balanced_heads_rows_run_everywhere_for_the_chosen_objectives() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    for target in ("b", "c"):
+        names = [m.name for m in bench._methods(settings, target, False, balanced=True)]
+        assert names[4:] == ["ECN + semantic parts, part heads 1/3",
+                             "Clustering + semantic parts, part heads 1/3"]
+    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    names = [m.name for m in bench._methods(ecn_only, "b", False, balanced=True)]
+    assert names == ["ECN", "ECN + semantic parts", "ECN + semantic parts, part heads 1/3"]
+    for row in bench.BALANCED:
+        assert row.parts and row.trains_part_maps
+        assert row.overrides == (("part_head_weight", pytest.approx(1 / 3)),)
+        assert not (row.detach_masks or row.target_part_maps)
+
+
+def test_refinement_rows_switch_one_piece_each() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    names = [m.name for m in bench._methods(settings, "c", False, refinement=True)]
+    assert names[4:] == ["Clustering + semantic parts, no global refinement",
+                         "Clustering + semantic parts, no part smoothing"]
+    assert [dict(m.overrides) for m in bench.REFINEMENT] == [
+        {"cluster_refine_global": False}, {"cluster_part_smoothing": False}]
+    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    assert len(bench._methods(ecn_only, "b", False, refinement=True)) == 2
+
+
 def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

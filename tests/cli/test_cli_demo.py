@@ -31,6 +31,7 @@ class _Recorder:
         self.model, self.config = model, config
         self.log.append(("init", (model.arch, config.use_parts, config.part_labels)))
         self.log.append(("detach_masks", model.detach_masks))
+        self.log.append(("part_head_weight", config.part_head_weight))
         self.log.append(("objective", (config.target_objective, config.target_part_maps,
                                        config.cluster_images_per_identity)))
 
@@ -233,3 +234,28 @@ def test_a_detached_row_adapts_with_detached_masks(tmp_path: Path, recorded: lis
                         tmp_path, 0, "cpu")
     assert [v for k, v in recorded if k == "detach_masks"] == [False, True]
     assert not any(m.detach_masks for m in demo.ADAPTATIONS)
+
+
+def test_an_override_row_adapts_with_its_setting(
+    tmp_path: Path, recorded: list[Any]
+) -> None:
+    settings = demo.DemoSettings.quick()
+    balanced = demo.Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
+                               overrides=(("part_head_weight", 1 / 3),))
+    for method in (demo.ADAPTATIONS[1], balanced):
+        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+                        tmp_path, 0, "cpu")
+    assert [v for k, v in recorded if k == "part_head_weight"] == [1.0, 1 / 3]
+    assert not any(m.overrides for m in demo.ADAPTATIONS)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ((("no_such_field", 1),), r"overrides \['no_such_field'\]: not TrainConfig fields"),
+    ((("part_head_weight", -1.0),), "part_head_weight=-1.0"),
+])
+def test_an_override_must_name_a_valid_setting(tmp_path: Path, recorded: list[Any],
+                                               overrides: Any, match: str) -> None:
+    bad = demo.Adaptation("X", "ecn", parts=True, overrides=overrides)
+    with pytest.raises(InputError, match=match):
+        demo.adapt_from(demo.DemoSettings.quick(), bad, tmp_path / "s.pt", _EightImages(),
+                        _EightImages(), tmp_path, 0, "cpu")

@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,10 @@ class Adaptation:
     ``detach_masks``: adapt with :class:`~semparts_reid.models.SemPartsNet`'s
     ``detach_masks=True`` (the part classifier learns from the part-map loss only, not
     from the part features' identity and memory losses through its masks).
+    ``overrides``: ``(field, value)`` pairs of :class:`~semparts_reid.engine.config.TrainConfig`
+    set for this adaptation after everything above (a diagnostic row's one change, e.g.
+    ``(("part_head_weight", 1 / 3),)``; the demo's methods have none). An unknown field
+    is refused by :func:`adapt_from`, naming it.
     """
 
     name: str
@@ -109,6 +114,7 @@ class Adaptation:
     part_map_loss: bool | None = None
     target_part_maps: bool = False
     detach_masks: bool = False
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     @property
     def trains_part_maps(self) -> bool:
@@ -119,8 +125,11 @@ class Adaptation:
 def method_folder(method: Adaptation) -> str:
     """The name of the folder a method's adaptation run writes to under a direction's
     output folder: its name in lower case, ``" + "`` and spaces replaced by ``_`` (e.g.
-    ``"ECN + semantic parts"`` -> ``"ecn_semantic_parts"``)."""
-    return method.name.lower().replace(" + ", "_").replace(" ", "_")
+    ``"ECN + semantic parts"`` -> ``"ecn_semantic_parts"``); any other character but a
+    letter, a digit, ``_``, ``-`` or ``,`` (the ``/`` of ``"part heads 1/3"``) becomes
+    ``_`` too, so the folder is one path component."""
+    name = method.name.lower().replace(" + ", "_").replace(" ", "_")
+    return re.sub(r"[^\w,-]", "_", name)
 
 
 ADAPTATIONS = (
@@ -213,6 +222,13 @@ def adapt_from(
         cfg = dataclasses.replace(cfg, part_labels="none")
     if method.target_part_maps:  # an oracle diagnostic row of the benchmarks
         cfg = dataclasses.replace(cfg, target_part_maps=True)
+    if method.overrides:  # a diagnostic row's one change
+        known = {f.name for f in dataclasses.fields(cfg)}
+        unknown = [k for k, _ in method.overrides if k not in known]
+        if unknown:
+            raise InputError(f"{method.name!r} overrides {unknown}: not TrainConfig fields")
+        cfg = dataclasses.replace(cfg, **dict(method.overrides))
+        cfg.validate()
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size,
                         detach_masks=method.detach_masks)
     trainer = DomainAdaptTrainer(model, source, target, cfg)

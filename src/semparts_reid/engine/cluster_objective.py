@@ -33,6 +33,7 @@ is saved for exact resume; the trainer logs :meth:`ClusterObjective.epoch_metric
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,7 +50,7 @@ from ..memory import (
 )
 from .clustering import ClusterSettings, cluster_counts, dbscan_labels
 from .distributed import broadcast_object, get_rank, is_distributed
-from .losses import memory_heads, stack_heads
+from .losses import memory_heads, reduce_heads, stack_heads
 from .objectives import EpochState, FeatureProvider
 
 __all__ = ["ClusterObjective"]
@@ -73,6 +74,8 @@ class ClusterObjective:
         beta: weight of the one-hot label in the refined global target (PPLR: 0.5).
         agreement_k: neighbours of the agreement score (PPLR: 20).
         head_reduction: ``"sum"`` or ``"mean"`` over the heads.
+        part_weight: weight of each part head's loss next to the global head's 1
+            (:func:`~.losses.reduce_heads`).
         dtype, device: of the centroid bank (and of the label look-up).
         progress: show a tqdm bar for the clustering (on rank 0).
         distance_fn: the sparse distance to cluster (default: the k-reciprocal Jaccard
@@ -96,6 +99,7 @@ class ClusterObjective:
         beta: float = 0.5,
         agreement_k: int = 20,
         head_reduction: str = "sum",
+        part_weight: float = 1.0,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         progress: bool = False,
@@ -104,6 +108,8 @@ class ClusterObjective:
     ) -> None:
         if head_reduction not in ("sum", "mean"):
             raise ValueError(f"head_reduction must be 'sum' or 'mean', got {head_reduction!r}")
+        if not (math.isfinite(part_weight) and part_weight >= 0):
+            raise ValueError(f"part_weight={part_weight!r}: expected a finite value >= 0")
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta={beta!r}: expected a value in [0, 1]")
         if agreement_k < 1:
@@ -116,6 +122,7 @@ class ClusterObjective:
         self.refine_global, self.part_smoothing = bool(refine_global), bool(part_smoothing)
         self.beta, self.agreement_k = float(beta), int(agreement_k)
         self.head_reduction = head_reduction
+        self.part_weight = float(part_weight)
         self.progress = progress
         self.distance_fn = distance_fn
         dev = self.memory.device
@@ -246,8 +253,9 @@ class ClusterObjective:
         feats, vis = self._heads(outputs)
         labels = self._labels(batch)
         t = self.targets(feats.detach(), labels, vis, batch["index"])
-        return self.memory.loss(feats, labels, visibility=vis, targets=t,
-                                reduction="mean" if self.head_reduction == "mean" else "sum")
+        per_head = self.memory.loss(feats, labels, visibility=vis, targets=t, reduction="none")
+        return reduce_heads(per_head, part_weight=self.part_weight,
+                            reduction=self.head_reduction)
 
     def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
         """Momentum update of the batch's clusters (all-gathered under torch.distributed)."""

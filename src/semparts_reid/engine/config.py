@@ -121,6 +121,12 @@ class TrainConfig:
         "combine the per-head (global, head, upper, lower) identity and memory losses by "
         "'sum' or 'mean' (mean keeps the loss scale of a global-only model)",
     )
+    part_head_weight: float = _f(
+        1.0,
+        "weight of each part head's (head, upper, lower) identity and memory loss next to "
+        "the global head's weight 1 (1: the paper's sum; 1/3: the three parts together "
+        "weigh as much as the global feature)",
+    )
     label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
     triplet_weight: float = _f(
         0.0,
@@ -314,7 +320,7 @@ class TrainConfig:
                 raise InputError(f"{name}={value!r}: expected a finite value > 0")
         for name in ("weight_decay", "backbone_lr_mult", "part_loss_weight", "target_weight",
                      "memory_momentum", "triplet_weight", "part_dice_weight",
-                     "part_head_lr_mult"):
+                     "part_head_lr_mult", "part_head_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise InputError(f"{name}={value!r}: expected a finite value >= 0")

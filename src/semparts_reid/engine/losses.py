@@ -26,7 +26,7 @@ from ..layers.part_classifier import confident_part_labels
 from ..layers.part_clustering import band_labels, pseudo_part_labels
 from ..layers.parts import IGNORE_INDEX
 
-__all__ = ["identity_loss", "part_targets", "stack_heads", "triplet_loss"]
+__all__ = ["identity_loss", "part_targets", "reduce_heads", "stack_heads", "triplet_loss"]
 
 
 def identity_loss(
@@ -85,6 +85,35 @@ def identity_loss(
     if heads < h:
         per_head = torch.cat([per_head, per_head.new_zeros(h - heads)])
     return per_head.sum(), per_head
+
+
+def reduce_heads(
+    per_head: Tensor, *, part_weight: float = 1.0, reduction: str = "sum"
+) -> Tensor:
+    """Combine per-head losses ``(1+K,)`` (global first) into one scalar.
+
+    The global head has weight 1 and each of the K part heads ``part_weight``.
+    ``reduction="sum"`` returns the weighted sum; ``"mean"`` divides it by the sum of
+    the weights (``1 + K * part_weight``), so a global-only model keeps its scale.
+
+    Example:
+        >>> reduce_heads(torch.tensor([1.0, 3.0, 3.0, 3.0]), part_weight=1 / 3)
+        tensor(4.)
+    """
+    if per_head.dim() != 1 or per_head.numel() == 0:
+        raise ValueError(f"per_head of shape {tuple(per_head.shape)}: expected (1+K,)")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction={reduction!r}: expected 'sum' or 'mean'")
+    if not (math.isfinite(part_weight) and part_weight >= 0):
+        raise ValueError(f"part_weight={part_weight!r}: expected a finite value >= 0")
+    k = per_head.numel() - 1
+    if part_weight == 1.0 or k == 0:  # the plain sum, summed as before the weight existed
+        total = per_head.sum()
+    else:
+        total = per_head[0] + part_weight * per_head[1:].sum()
+    if reduction == "mean":
+        total = total / (1.0 + k * part_weight)
+    return total
 
 
 def triplet_loss(

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -42,7 +43,7 @@ import torch
 from torch import Tensor
 
 from ..memory import ExemplarMemory, LinearMomentum
-from .losses import memory_heads
+from .losses import memory_heads, reduce_heads
 
 __all__ = [
     "OBJECTIVES",
@@ -110,6 +111,8 @@ class ExemplarObjective:
         momentum: ``alpha = momentum x epoch``.
         neighbour_start_epoch: first (0-based) epoch with neighbourhood invariance.
         head_reduction: ``"sum"`` or ``"mean"`` over the heads.
+        part_weight: weight of each part head's loss next to the global head's 1
+            (:func:`~.losses.reduce_heads`).
         dtype: storage dtype of the memory slots.
         device: where the memory lives.
         memory: use this :class:`ExemplarMemory` instead of building one (its shape
@@ -135,12 +138,15 @@ class ExemplarObjective:
         momentum: float = 0.01,
         neighbour_start_epoch: int = 5,
         head_reduction: str = "sum",
+        part_weight: float = 1.0,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         memory: ExemplarMemory | None = None,
     ) -> None:
         if head_reduction not in ("sum", "mean"):
             raise ValueError(f"head_reduction must be 'sum' or 'mean', got {head_reduction!r}")
+        if not (math.isfinite(part_weight) and part_weight >= 0):
+            raise ValueError(f"part_weight={part_weight!r}: expected a finite value >= 0")
         if neighbour_start_epoch < 0:
             raise ValueError(f"neighbour_start_epoch must be >= 0, got {neighbour_start_epoch}")
         self.memory = memory if memory is not None else ExemplarMemory(
@@ -149,6 +155,7 @@ class ExemplarObjective:
         )
         self.neighbour_start_epoch = int(neighbour_start_epoch)
         self.head_reduction = head_reduction
+        self.part_weight = float(part_weight)
         self.epoch = 0
         self.check_indices = True
 
@@ -159,7 +166,8 @@ class ExemplarObjective:
 
     def __repr__(self) -> str:
         return (f"ExemplarObjective({self.memory!r}, neighbour_start_epoch="
-                f"{self.neighbour_start_epoch}, head_reduction={self.head_reduction!r})")
+                f"{self.neighbour_start_epoch}, head_reduction={self.head_reduction!r}, "
+                f"part_weight={self.part_weight!r})")
 
     def start_epoch(self, state: EpochState, features: FeatureProvider) -> None:
         """Remember the epoch (momentum, neighbours); empty the memory at epoch 0."""
@@ -173,11 +181,12 @@ class ExemplarObjective:
     def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor:
         """Exemplar-memory loss of the target batch (before the memory update)."""
         feats, vis = self._heads(outputs)
-        return self.memory.loss(
+        per_head = self.memory.loss(
             feats, batch["index"], neighbours=self.epoch >= self.neighbour_start_epoch,
-            visibility=vis, reduction="mean" if self.head_reduction == "mean" else "sum",
-            check_indices=self.check_indices,
+            visibility=vis, reduction="none", check_indices=self.check_indices,
         )
+        return reduce_heads(per_head, part_weight=self.part_weight,
+                            reduction=self.head_reduction)
 
     def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
         """Momentum update of the batch's slots (all-gathered under torch.distributed)."""
@@ -209,7 +218,7 @@ def build_objective(
             num_samples, feat_dim, num_heads, temperature=config.memory_temperature,
             knn=config.memory_knn, momentum=config.memory_momentum,
             neighbour_start_epoch=config.neighbour_start_epoch,
-            head_reduction=config.head_reduction,
+            head_reduction=config.head_reduction, part_weight=config.part_head_weight,
             dtype=torch.bfloat16 if config.memory_dtype == "bfloat16" else torch.float32,
             device=device,
         )
@@ -230,6 +239,7 @@ def build_objective(
             refine_global=config.cluster_refine_global,
             part_smoothing=config.cluster_part_smoothing, beta=config.cluster_beta,
             agreement_k=config.cluster_agreement_k, head_reduction=config.head_reduction,
+            part_weight=config.part_head_weight,
             device=device, progress=config.progress,
         )
     raise ValueError(f"unknown target objective {name!r}; built in: {', '.join(OBJECTIVES)}")

@@ -22,7 +22,14 @@ from torch import Tensor, nn
 
 from ..layers.part_classifier import part_map_loss
 from .config import TrainConfig
-from .losses import _auto_part_targets, has_labels, identity_loss, part_targets, triplet_loss
+from .losses import (
+    _auto_part_targets,
+    has_labels,
+    identity_loss,
+    part_targets,
+    reduce_heads,
+    triplet_loss,
+)
 from .objectives import TargetObjective
 
 __all__ = [
@@ -271,14 +278,14 @@ def step_losses(
         raise ValueError("model returned no id_logits: build it with num_classes > 0")
     has_parts = out_s["part_feats"] is not None and out_s["part_feats"].shape[1] > 0
     terms: dict[str, Tensor] = {}
-    mean_heads = config.head_reduction == "mean"
-    source_sum, per_head = identity_loss(
+    _, per_head = identity_loss(
         out_s["id_logits"], batch_s["pid"],
         visibility=out_s["visibility"] if has_parts else None,
         use_parts=use_parts, label_smoothing=config.label_smoothing, check_labels=check_labels,
     )
     n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
-    terms["source_id"] = source_sum / n_heads if mean_heads else source_sum
+    terms["source_id"] = reduce_heads(per_head[:n_heads], part_weight=config.part_head_weight,
+                                      reduction=config.head_reduction)
     if config.triplet_weight > 0:
         terms["triplet"] = source_triplet_term(out_s, batch_s, config, use_parts)
     part_terms = [part_map_term(out_s, batch_s, config, check_labels=check_labels)]

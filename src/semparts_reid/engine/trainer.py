@@ -155,7 +155,7 @@ class DomainAdaptTrainer:
         if memory is not None:
             self.objective = ExemplarObjective(
                 memory=memory, neighbour_start_epoch=cfg.neighbour_start_epoch,
-                head_reduction=cfg.head_reduction,
+                head_reduction=cfg.head_reduction, part_weight=cfg.part_head_weight,
             )
         elif objective is None and target is not None:
             self.objective = build_objective(
