@@ -163,10 +163,14 @@ def test_refinement_rows_switch_one_piece_each() -> None:
 
     settings = demo.DemoSettings()
     names = [m.name for m in bench._methods(settings, "c", False, refinement=True)]
-    assert names[4:] == ["Clustering + semantic parts, no global refinement",
-                         "Clustering + semantic parts, no part smoothing"]
+    assert names[4:] == [m.name for m in bench.REFINEMENT] and len(names) == 9
     assert [dict(m.overrides) for m in bench.REFINEMENT] == [
-        {"cluster_refine_global": False}, {"cluster_part_smoothing": False}]
+        {"cluster_refine_global": False},
+        {"cluster_part_smoothing": True},
+        {"cluster_part_smoothing": True, "cluster_refine_global": False},
+        {"cluster_part_smoothing": True, "part_head_weight": pytest.approx(1 / 3)},
+        {"cluster_part_smoothing": True, "cluster_agreement_k": 8}]
+    assert all(m.objective == "cluster" and m.parts for m in bench.REFINEMENT)
     ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
     assert len(bench._methods(ecn_only, "b", False, refinement=True)) == 2
 

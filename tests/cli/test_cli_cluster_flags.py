@@ -32,7 +32,8 @@ def test_cluster_flags_reach_the_config() -> None:
     assert cfg.cluster_images_per_identity == 7.0
     default = _config()
     assert default.target_objective == "ecn" and default.cluster_images_per_identity is None
-    assert default.cluster_refine_global and default.cluster_part_smoothing
+    assert default.cluster_refine_global and not default.cluster_part_smoothing
+    assert _config("--cluster-part-smoothing").cluster_part_smoothing
     assert _config("--cluster-images-per-identity", "none").cluster_images_per_identity is None
 
 

@@ -84,7 +84,7 @@ def test_start_epoch_clusters_resets_the_bank_and_reports() -> None:
 
 def test_loss_uses_refined_and_smoothed_targets_and_ignores_outliers() -> None:
     split = _split()
-    obj = _objective(beta=0.3)
+    obj = _objective(beta=0.3, part_smoothing=True)
     obj.start_epoch(EpochState("adapt", 0), lambda: split)
     idx = torch.tensor([0, 7, 13, 30, 31, 20])  # 30 and 31 are the outliers
     out = _outputs(split, idx)
@@ -143,11 +143,17 @@ def test_switches_give_plain_cluster_contrast() -> None:
     feats = torch.cat([out["global_feat"][:, None], out["part_feats"]], 1)
     want = plain.memory.loss(feats, plain.labels[idx], visibility=out["visibility"])
     torch.testing.assert_close(plain.loss(out, {"index": idx}), want)
-    only_smooth = _objective(refine_global=False)
+    only_smooth = _objective(refine_global=False, part_smoothing=True)
     only_smooth.start_epoch(EpochState("adapt", 0), lambda: split)
     t = only_smooth.targets(feats.detach(), only_smooth.labels[idx], out["visibility"], idx)
     assert t is not None
     torch.testing.assert_close(t[0], F.one_hot(only_smooth.labels[idx], 5).float())
+    default = _objective()  # the default: global refinement on, part smoothing off
+    default.start_epoch(EpochState("adapt", 0), lambda: split)
+    assert (default.refine_global, default.part_smoothing) == (True, False)
+    t = default.targets(feats.detach(), default.labels[idx], out["visibility"], idx)
+    assert t is not None
+    torch.testing.assert_close(t[1:], F.one_hot(default.labels[idx], 5).float().expand(K, -1, -1))
     glob = ClusterObjective(D, 1, settings=ClusterSettings(eps=0.3, min_samples=3),
                             distance_fn=cosine_distance)
     glob.start_epoch(EpochState("adapt", 0), lambda: split)
@@ -186,7 +192,8 @@ def test_build_objective_reads_the_cluster_config() -> None:
     cfg = TrainConfig(target_objective="cluster", cluster_eps=0.5, cluster_min_samples=3,
                       cluster_k1=20, cluster_k2=5, cluster_temperature=0.1,
                       cluster_momentum=0.2, cluster_hard_update=True,
-                      cluster_refine_global=False, cluster_beta=0.7, cluster_agreement_k=9)
+                      cluster_refine_global=False, cluster_part_smoothing=True,
+                      cluster_beta=0.7, cluster_agreement_k=9)
     obj = build_objective("cluster", cfg, num_samples=10, feat_dim=D, num_heads=1 + K)
     assert isinstance(obj, ClusterObjective) and isinstance(obj.memory, ClusterMemory)
     assert obj.settings == ClusterSettings(eps=0.5, min_samples=3, k1=20, k2=5)

@@ -23,7 +23,9 @@ version of PPLR, see :mod:`semparts_reid.memory.refine`):
 
 * ``refine_global``: the global head's target is ``β onehot + (1-β) Σ_k w_k p_k``,
   ``p_k`` the part's prediction against its bank, ``w_k ∝ agreement_k x visibility_k``;
-* ``part_smoothing``: part ``k``'s target is smoothed by ``1 - agreement_k``.
+* ``part_smoothing``: part ``k``'s target is smoothed by ``1 - agreement_k`` (off by
+  default: measured to cost accuracy on the synthetic domains, see
+  ``docs/semantic_parts.md``).
 
 Invisible parts neither vote nor get a loss. The state (labels, agreement, centroids)
 is saved for exact resume; the trainer logs :meth:`ClusterObjective.epoch_metrics`
@@ -70,7 +72,8 @@ class ClusterObjective:
         settings: DBSCAN / Jaccard settings (default: cluster-contrast's).
         temperature, momentum, hard: of the :class:`ClusterMemory`.
         refine_global: part-guided refinement of the global target (needs parts).
-        part_smoothing: agreement-aware label smoothing of the part targets.
+        part_smoothing: agreement-aware label smoothing of the part targets (PPLR's;
+            default off, see the module docstring).
         beta: weight of the one-hot label in the refined global target (PPLR: 0.5).
         agreement_k: neighbours of the agreement score (PPLR: 20).
         head_reduction: ``"sum"`` or ``"mean"`` over the heads.
@@ -95,7 +98,7 @@ class ClusterObjective:
         momentum: float = 0.1,
         hard: bool = False,
         refine_global: bool = True,
-        part_smoothing: bool = True,
+        part_smoothing: bool = False,
         beta: float = 0.5,
         agreement_k: int = 20,
         head_reduction: str = "sum",

@@ -234,7 +234,9 @@ class TrainConfig:
         "part's k-NN agreement with the global feature (with use_parts)",
     )
     cluster_part_smoothing: bool = _f(
-        True, "agreement-aware label smoothing of the part targets (weight 1 - agreement)"
+        False, "agreement-aware label smoothing of the part targets (weight 1 - agreement); "
+        "off by default: on the synthetic domains it cost accuracy in every direction "
+        "(docs/semantic_parts.md)",
     )
     cluster_beta: float = _f(0.5, "weight of the cluster label in the refined global target")
     cluster_agreement_k: int = _f(20, "neighbours of the part / global k-NN agreement score")
