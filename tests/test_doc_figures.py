@@ -51,6 +51,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 DEMO_JSON = ROOT / "docs" / "demo_results.json"
@@ -410,3 +412,32 @@ def test_missed_targets_must_be_marked() -> None:
     assert missed_unmarked(results, readme_ok) == []
     assert len(missed_unmarked(results, readme_bad)) == 1
     assert "no README table row" in missed_unmarked(results, "no table")[0]
+
+
+def _demo_table(page: Path) -> dict[str, list[str]]:
+    """The rows of ``page``'s demo table (header ``| method (retrieval feature) | a → b R1 |
+    R5 ...``): method -> its cells."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, ln in enumerate(lines)
+                 if ln.startswith("| method (retrieval feature) |") and "| R5 |" in ln)
+    rows: dict[str, list[str]] = {}
+    for ln in lines[start + 2:]:
+        if not ln.startswith("|"):
+            break
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/training.md"])
+def test_the_demo_tables_print_the_committed_run_in_percent(page: str) -> None:
+    """Cell for cell, R1 / R5 / R10 / mAP × 100 with one decimal, in the run's order of
+    directions (a fraction rounded to one decimal, ``0.3``, must not pass for 30.3 %)."""
+    payload = json.loads(DEMO_JSON.read_text(encoding="utf-8"))["results"]
+    table = _demo_table(ROOT / page)
+    methods = list(next(iter(payload.values())))
+    assert list(table) == methods, f"{page}: demo table rows {list(table)} != {methods}"
+    for method in methods:
+        want = [f"{100 * payload[d][method][m]:.1f}" for d in payload
+                for m in ("R1", "R5", "R10", "mAP")]
+        assert table[method] == want, f"{page}: {method}: {table[method]} != {want}"
