@@ -45,6 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,36 @@ REFINEMENT = (
 )
 
 
+#: ``--part-triplet`` rows (every direction): the part features trained with a metric loss
+#: instead of identity and memory losses, as BPBReID's GiLt does (Somers et al., WACV 2023:
+#: identity losses on holistic features, triplet losses on the parts). The part heads'
+#: identity and memory losses get weight 0 and the source batches a batch-hard triplet
+#: loss on the global and each part feature; the two rows before it are its references
+#: with the same triplet loss on the global feature only.
+_TRIPLET = ("triplet_weight", 1.0)
+PART_TRIPLET = (
+    demo.Adaptation("ECN, source triplet", "ecn", parts=False, overrides=(_TRIPLET,)),
+    demo.Adaptation("ECN + part-map loss only, source triplet", "ecn", parts=False,
+                    part_map_loss=True, overrides=(_TRIPLET,)),
+    demo.Adaptation("ECN + semantic parts, part triplet instead of part identity", "ecn",
+                    parts=True, overrides=(_TRIPLET, ("triplet_parts", True),
+                                           ("part_head_weight", 0.0))),
+)
+
+
+#: the extra row groups that run in every direction: command-line flag -> (rows, help).
+#: Each group's rows whose objective the settings leave out are skipped.
+ROW_GROUPS: dict[str, tuple[tuple[Any, ...], str]] = {
+    "detached": (DETACHED, "also ECN + semantic parts with detach_masks=True"),
+    "balanced-heads": (BALANCED, "also ECN + semantic parts and clustering + semantic "
+                       "parts with part_head_weight=1/3"),
+    "refinement": (REFINEMENT, "also clustering + semantic parts with each piece of its "
+                   "part refinement switched (issue 13's ablation)"),
+    "part-triplet": (PART_TRIPLET, "also ECN + semantic parts with a triplet loss instead of "
+                     "identity and memory losses on the parts, and its two references"),
+}
+
+
 #: oracle diagnostic rows (``--oracle``, synthetic pair only: a -> c has no maps): the
 #: same adaptations trained with the target's ground-truth part maps, which real data
 #: does not have. They ask whether the part features help once the maps are good.
@@ -167,17 +198,15 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
 
 
 def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
-             oracle: bool = False, detached: bool = False,
-             balanced: bool = False, refinement: bool = False) -> list[Any]:
+             oracle: bool = False, groups: Sequence[str] = ()) -> list[Any]:
+    """The demo's methods, then the extra rows: :data:`DIAGNOSTICS` (synthetic pair, and
+    a -> c with ``on_c``), :data:`ORACLE` (synthetic pair) and each of ``groups`` (names
+    of :data:`ROW_GROUPS`, every direction)."""
     extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
     if oracle and target != "c":
         extra += list(ORACLE)
-    if detached:
-        extra += list(DETACHED)
-    if balanced:
-        extra += [m for m in BALANCED if m.objective in settings.objectives]
-    if refinement:
-        extra += [m for m in REFINEMENT if m.objective in settings.objectives]
+    for name in groups:
+        extra += [m for m in ROW_GROUPS[name][0] if m.objective in settings.objectives]
     return demo.chosen_adaptations(settings) + extra
 
 
@@ -226,8 +255,8 @@ def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_
 
 def score_diagnostic_part_maps(record: dict[str, Any], seed: int, settings: Any, work: Path,
                                c_root: Path, methods_of: Any) -> None:
-    """Score the part maps of every extra row that trains them (the diagnostic, oracle
-    and detached rows) on the synthetic targets, as the ECN + parts model's are scored,
+    """Score the part maps of every extra row that trains them (beyond the demo's
+    methods) on the synthetic targets, as the ECN + parts model's are scored,
     into ``record[direction]["part_maps_rows"][name]`` (rows scored before are kept)."""
     for s, t in DIRECTIONS:
         if t == "c":  # no ground truth to score against
@@ -247,21 +276,18 @@ def score_diagnostic_part_maps(record: dict[str, Any], seed: int, settings: Any,
 
 def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = False,
              workers: int = 1, diagnostics: bool = False, diagnostics_on_c: bool = False,
-             oracle: bool = False, detached: bool = False,
-             balanced: bool = False, refinement: bool = False) -> dict[str, Any]:
+             oracle: bool = False, groups: Sequence[str] = ()) -> dict[str, Any]:
     """One seed: every direction's rows (and part-map scores for the synthetic pair).
 
     ``workers > 1`` runs the seed's source trainings and adaptations side by side on
     worker processes (``semparts_reid.cli.demo_jobs``); each entry's ``seconds`` is then
     the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
     on the synthetic pair (and on a -> c with ``diagnostics_on_c``), ``oracle``
-    :data:`ORACLE`, ``detached`` :data:`DETACHED`, ``balanced`` :data:`BALANCED` and
-    ``refinement`` :data:`REFINEMENT`."""
+    :data:`ORACLE` and ``groups`` the named :data:`ROW_GROUPS`."""
     from semparts_reid.cli import demo_jobs
 
     def methods_of(t: str) -> list[Any]:
-        return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, detached,
-                        balanced, refinement)
+        return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, groups)
 
     specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root, tuple(methods_of(t)))
              for s, t in DIRECTIONS}
@@ -427,14 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                    "the synthetic pair")
     p.add_argument("--diagnostics-on-c", action="store_true",
                    help="the diagnostic rows on a -> c too")
-    p.add_argument("--detached", action="store_true",
-                   help="also ECN + semantic parts with detach_masks=True (every direction)")
-    p.add_argument("--balanced-heads", action="store_true",
-                   help="also ECN + semantic parts and clustering + semantic parts with "
-                   "part_head_weight=1/3 (every direction)")
-    p.add_argument("--refinement", action="store_true",
-                   help="also clustering + semantic parts without the global refinement "
-                   "and without the part smoothing, one at a time (every direction)")
+    for flag, (_, text) in ROW_GROUPS.items():
+        p.add_argument(f"--{flag}", action="store_true", help=f"{text} (every direction)")
     p.add_argument("--oracle", action="store_true",
                    help="also ECN + semantic parts and ECN + part-map loss only trained "
                    "with the target's ground-truth part maps (an oracle; synthetic pair "
@@ -447,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cluster-seeds", type=int, nargs="*", default=None,
                    help="seeds that also run the clustering methods (default: every seed)")
     args = p.parse_args(argv)
+    groups = [flag for flag in ROW_GROUPS if getattr(args, flag.replace("-", "_"))]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = demo.DemoSettings.quick() if args.quick else demo.DemoSettings()
@@ -468,8 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             per_seed.append(extend_seed(
                 json.loads(record.read_text()), seed, settings, work, c_root,
                 lambda t: _methods(settings, t, args.diagnostics, args.diagnostics_on_c,
-                                   args.oracle, args.detached, args.balanced_heads,
-                                   args.refinement),
+                                   args.oracle, groups),
                 workers))
             record.write_text(json.dumps(per_seed[-1], indent=2))
             continue
@@ -483,9 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         per_seed.append(run_seed(seed, run, work, c_root, reuse=args.reuse, workers=workers,
                                  diagnostics=args.diagnostics,
                                  diagnostics_on_c=args.diagnostics_on_c,
-                                 oracle=args.oracle, detached=args.detached,
-                                 balanced=args.balanced_heads,
-                                 refinement=args.refinement))
+                                 oracle=args.oracle, groups=groups))
         record.write_text(json.dumps(per_seed[-1], indent=2))
     summary = summarise(per_seed)
     print_summary(summary, seeds)

@@ -89,11 +89,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # --oracle: two rows trained with the target's ground-truth maps (named so);
     # --detached: ECN + semantic parts whose classifier learns from the part-map loss only;
     # --balanced-heads: both "+ semantic parts" methods with part_head_weight=1/3;
-    # --refinement: clustering + semantic parts without each piece of its part refinement
+    # --refinement: clustering + semantic parts without each piece of its part refinement;
+    # --part-triplet: the parts trained with a triplet loss instead of identity losses
     "semantic_parts": ("bench_semantic_parts.py",
                        ["--seeds", "0", "1", "2", "--diagnostics", "--diagnostics-on-c",
                         "--oracle", "--detached", "--balanced-heads", "--refinement",
-                        "--extend",
+                        "--part-triplet", "--extend",
                         "--work-dir",
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],

@@ -133,7 +133,7 @@ def test_detached_rows_run_everywhere_with_detached_masks() -> None:
 
     settings = demo.DemoSettings()
     for target in ("b", "c"):
-        names = [m.name for m in bench._methods(settings, target, False, detached=True)]
+        names = [m.name for m in bench._methods(settings, target, False, groups=["detached"])]
         assert names[4:] == ["ECN + semantic parts, detached masks"]
     (row,) = bench.DETACHED
     assert row.parts and row.trains_part_maps and row.detach_masks and not row.target_part_maps
@@ -145,11 +145,11 @@ def test_balanced_heads_rows_run_everywhere_for_the_chosen_objectives() -> None:
 
     settings = demo.DemoSettings()
     for target in ("b", "c"):
-        names = [m.name for m in bench._methods(settings, target, False, balanced=True)]
+        names = [m.name for m in bench._methods(settings, target, False, groups=["balanced-heads"])]
         assert names[4:] == ["ECN + semantic parts, part heads 1/3",
                              "Clustering + semantic parts, part heads 1/3"]
     ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
-    names = [m.name for m in bench._methods(ecn_only, "b", False, balanced=True)]
+    names = [m.name for m in bench._methods(ecn_only, "b", False, groups=["balanced-heads"])]
     assert names == ["ECN", "ECN + semantic parts", "ECN + semantic parts, part heads 1/3"]
     for row in bench.BALANCED:
         assert row.parts and row.trains_part_maps
@@ -162,7 +162,7 @@ def test_refinement_rows_switch_one_piece_each() -> None:
     from semparts_reid.cli import demo
 
     settings = demo.DemoSettings()
-    names = [m.name for m in bench._methods(settings, "c", False, refinement=True)]
+    names = [m.name for m in bench._methods(settings, "c", False, groups=["refinement"])]
     assert names[4:] == [m.name for m in bench.REFINEMENT] and len(names) == 9
     assert [dict(m.overrides) for m in bench.REFINEMENT] == [
         {"cluster_refine_global": False},
@@ -172,7 +172,7 @@ def test_refinement_rows_switch_one_piece_each() -> None:
         {"cluster_part_smoothing": True, "cluster_agreement_k": 8}]
     assert all(m.objective == "cluster" and m.parts for m in bench.REFINEMENT)
     ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
-    assert len(bench._methods(ecn_only, "b", False, refinement=True)) == 2
+    assert len(bench._methods(ecn_only, "b", False, groups=["refinement"])) == 2
 
 
 def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
@@ -192,7 +192,7 @@ def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
     record["a -> b"]["part_maps_rows"] = {"ECN + part-map loss only": {"mIoU": 0.9}}
 
     def methods_of(t: str) -> list:
-        return bench._methods(settings, t, True, True, oracle=True, detached=True)
+        return bench._methods(settings, t, True, True, oracle=True, groups=["detached"])
 
     bench.score_diagnostic_part_maps(record, 0, settings, tmp_path, tmp_path / "c", methods_of)
     trains_maps = ["ECN + part-map loss only", "ECN + semantic parts with target GT maps",
@@ -202,3 +202,18 @@ def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
     assert record["a -> b"]["part_maps_rows"]["ECN + part-map loss only"] == {"mIoU": 0.9}
     assert "part_maps_rows" not in record["a -> c"]  # no ground truth on c
     assert len(loaded) == 2 * len(trains_maps) - 1
+
+
+def test_part_triplet_rows_swap_the_part_identity_losses_for_a_triplet_loss() -> None:
+    bench = load_benchmark("bench_semantic_parts")
+    from semparts_reid.cli import demo
+
+    settings = demo.DemoSettings()
+    names = [m.name for m in bench._methods(settings, "c", False, groups=["part-triplet"])]
+    assert names[4:] == [m.name for m in bench.PART_TRIPLET]
+    ecn, maps_only, gilt = bench.PART_TRIPLET
+    assert dict(ecn.overrides) == dict(maps_only.overrides) == {"triplet_weight": 1.0}
+    assert not ecn.trains_part_maps and maps_only.trains_part_maps and not maps_only.parts
+    assert gilt.parts and gilt.trains_part_maps
+    assert dict(gilt.overrides) == {"triplet_weight": 1.0, "triplet_parts": True,
+                                    "part_head_weight": 0.0}
