@@ -85,6 +85,11 @@ def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) 
 DIAGNOSTICS = (
     demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True),
     demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False),
+    # the same split under the cluster objective: its parts' losses cost the global
+    # feature too (the refinement rows); does the part-map loss alone help it as it
+    # helps ECN?
+    demo.Adaptation("Clustering + part-map loss only", "cluster", parts=False,
+                    part_map_loss=True),
 )
 #: ``--detached`` rows (every direction): ECN + semantic parts whose part classifier
 #: learns from the part-map loss only (``detach_masks=True``). The oracle rows showed the
@@ -202,7 +207,8 @@ def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
     """The demo's methods, then the extra rows: :data:`DIAGNOSTICS` (synthetic pair, and
     a -> c with ``on_c``), :data:`ORACLE` (synthetic pair) and each of ``groups`` (names
     of :data:`ROW_GROUPS`, every direction)."""
-    extra = list(DIAGNOSTICS) if diagnostics and (on_c or target != "c") else []
+    extra = ([m for m in DIAGNOSTICS if m.objective in settings.objectives]
+             if diagnostics and (on_c or target != "c") else [])
     if oracle and target != "c":
         extra += list(ORACLE)
     for name in groups:
@@ -449,8 +455,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes that train side by side (default: the demo's: one per "
                    "CPU core, at most 8; 1: one job after another in this process)")
     p.add_argument("--diagnostics", action="store_true",
-                   help="also ECN + part-map loss only and ECN + part features only, on "
-                   "the synthetic pair")
+                   help="also ECN + part-map loss only, ECN + part features only and "
+                   "clustering + part-map loss only, on the synthetic pair")
     p.add_argument("--diagnostics-on-c", action="store_true",
                    help="the diagnostic rows on a -> c too")
     for flag, (_, text) in ROW_GROUPS.items():

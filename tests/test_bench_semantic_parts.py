@@ -81,12 +81,17 @@ def test_diagnostic_rows_run_on_the_synthetic_pair_only() -> None:
     settings = demo.DemoSettings()
     names = [m.name for m in bench._methods(settings, "b", diagnostics=True)]
     assert names[:4] == [m.name for m in demo.ADAPTATIONS]
-    assert names[4:] == ["ECN + part-map loss only", "ECN + part features only"]
+    assert names[4:] == ["ECN + part-map loss only", "ECN + part features only",
+                         "Clustering + part-map loss only"]
     assert [m.name for m in bench._methods(settings, "c", diagnostics=True)] == names[:4]
     assert [m.name for m in bench._methods(settings, "b", diagnostics=False)] == names[:4]
-    maps_only, features_only = bench.DIAGNOSTICS
+    maps_only, features_only, cluster_maps_only = bench.DIAGNOSTICS
     assert (maps_only.parts, maps_only.trains_part_maps) == (False, True)
     assert (features_only.parts, features_only.trains_part_maps) == (True, False)
+    assert cluster_maps_only.objective == "cluster"
+    assert (cluster_maps_only.parts, cluster_maps_only.trains_part_maps) == (False, True)
+    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    assert len(bench._methods(ecn_only, "b", diagnostics=True)) == 4
 
 
 def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path) -> None:
@@ -95,7 +100,8 @@ def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path
 
     settings = demo.DemoSettings()
     on_c = [m.name for m in bench._methods(settings, "c", diagnostics=True, on_c=True)]
-    assert on_c[4:] == ["ECN + part-map loss only", "ECN + part features only"]
+    assert on_c[4:] == ["ECN + part-map loss only", "ECN + part features only",
+                        "Clustering + part-map loss only"]
     record = {f"{s} -> {t}": {"rows": {}} for s, t in bench.DIRECTIONS}
     with pytest.raises(FileNotFoundError, match="no source checkpoint to extend from"):
         bench.extend_seed(record, 0, settings, tmp_path, tmp_path / "c",
@@ -195,7 +201,8 @@ def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
         return bench._methods(settings, t, True, True, oracle=True, groups=["detached"])
 
     bench.score_diagnostic_part_maps(record, 0, settings, tmp_path, tmp_path / "c", methods_of)
-    trains_maps = ["ECN + part-map loss only", "ECN + semantic parts with target GT maps",
+    trains_maps = ["ECN + part-map loss only", "Clustering + part-map loss only",
+                   "ECN + semantic parts with target GT maps",
                    "ECN + part-map loss only with target GT maps",
                    "ECN + semantic parts, detached masks"]
     assert list(record["b -> a"]["part_maps_rows"]) == trains_maps  # not "features only"
