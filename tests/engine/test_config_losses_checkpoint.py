@@ -166,8 +166,9 @@ def _fake_out(b: int, k: int, d: int, c: int, g: torch.Generator) -> dict:
     }
 
 
-@pytest.mark.parametrize("mix, heads", [("convex", "sum"), ("sum", "sum"), ("convex", "mean")])
-def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
+def ecn_step(cfg: TrainConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """One ECN step's loss terms on fake outputs (3 parts), with the per-head identity
+    and memory losses to check them against: ``(terms, per_id, per_mem)``."""
     from semparts_reid.engine.losses import stack_heads
     from semparts_reid.engine.objectives import EpochState, build_objective
     from semparts_reid.engine.step import step_losses
@@ -176,15 +177,22 @@ def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
     out_s, out_t = _fake_out(4, 3, 8, 5, g), _fake_out(4, 3, 8, 5, g)
     batch_s = {"pid": torch.tensor([0, 1, 2, 3]), "image": torch.zeros(4, 3, 16, 8)}
     batch_t = {"index": torch.tensor([0, 2, 4, 6]), "image": torch.zeros(4, 3, 16, 8)}
-    cfg = TrainConfig(loss_mix=mix, target_weight=0.3, head_reduction=heads)
     obj = build_objective("ecn", cfg, num_samples=10, feat_dim=8, num_heads=4)
     obj.start_epoch(EpochState("adapt", 0), lambda: None)
     terms = step_losses(out_s, batch_s, out_t, batch_t, objective=obj, config=cfg,
                         use_parts=True)
-    id_sum, _ = identity_loss(out_s["id_logits"], batch_s["pid"], visibility=out_s["visibility"])
+    _, per_id = identity_loss(out_s["id_logits"], batch_s["pid"], visibility=out_s["visibility"])
     feats = stack_heads(out_t["global_feat"], out_t["part_feats"], True).float()
-    mem_sum = obj.memory.loss(feats, batch_t["index"], neighbours=False,  # type: ignore[attr-defined]
-                              visibility=out_t["visibility"].float())
+    per_mem = obj.memory.loss(feats, batch_t["index"], neighbours=False,  # type: ignore[attr-defined]
+                              visibility=out_t["visibility"].float(), reduction="none")
+    return terms, per_id, per_mem
+
+
+@pytest.mark.parametrize("mix, heads", [("convex", "sum"), ("sum", "sum"), ("convex", "mean")])
+def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
+    cfg = TrainConfig(loss_mix=mix, target_weight=0.3, head_reduction=heads)
+    terms, per_id, per_mem = ecn_step(cfg)
+    id_sum, mem_sum = per_id.sum(), per_mem.sum()
     scale = 4.0 if heads == "mean" else 1.0
     torch.testing.assert_close(terms["source_id"], id_sum / scale)
     torch.testing.assert_close(terms["target_memory"], mem_sum / scale)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 from test_cluster_objective import _objective, _outputs, _split
-from test_config_losses_checkpoint import _fake_out
+from test_config_losses_checkpoint import _fake_out, ecn_step
 
 from semparts_reid.engine.config import TrainConfig
-from semparts_reid.engine.losses import identity_loss, reduce_heads, stack_heads
+from semparts_reid.engine.losses import identity_loss, reduce_heads
 from semparts_reid.engine.objectives import EpochState, build_objective
 from semparts_reid.errors import InputError
 
@@ -57,27 +57,20 @@ def test_step_losses_weight_the_part_heads(heads: str) -> None:
     from semparts_reid.engine.step import step_losses
 
     w = 1 / 3
-    g = torch.Generator().manual_seed(0)
-    out_s, out_t = _fake_out(4, 3, 8, 5, g), _fake_out(4, 3, 8, 5, g)
-    batch_s = {"pid": torch.tensor([0, 1, 2, 3]), "image": torch.zeros(4, 3, 16, 8)}
-    batch_t = {"index": torch.tensor([0, 2, 4, 6]), "image": torch.zeros(4, 3, 16, 8)}
     cfg = TrainConfig(head_reduction=heads, part_head_weight=w)
-    obj = build_objective("ecn", cfg, num_samples=10, feat_dim=8, num_heads=4)
-    assert obj.part_weight == w  # type: ignore[attr-defined]
-    obj.start_epoch(EpochState("adapt", 0), lambda: None)
-    terms = step_losses(out_s, batch_s, out_t, batch_t, objective=obj, config=cfg,
-                        use_parts=True)
-    _, per_id = identity_loss(out_s["id_logits"], batch_s["pid"], visibility=out_s["visibility"])
-    feats = stack_heads(out_t["global_feat"], out_t["part_feats"], True).float()
-    per_mem = obj.memory.loss(feats, batch_t["index"], neighbours=False,  # type: ignore[attr-defined]
-                              visibility=out_t["visibility"].float(), reduction="none")
+    assert build_objective("ecn", cfg, num_samples=10, feat_dim=8,
+                           num_heads=4).part_weight == w  # type: ignore[attr-defined]
+    terms, per_id, per_mem = ecn_step(cfg)
     norm = 1 + 3 * w if heads == "mean" else 1.0
     torch.testing.assert_close(terms["source_id"], (per_id[0] + w * per_id[1:].sum()) / norm)
     torch.testing.assert_close(terms["target_memory"],
                                (per_mem[0] + w * per_mem[1:].sum()) / norm)
     # a global-only step ignores the weight (its part entries are zeros, not heads)
+    out_s = _fake_out(4, 3, 8, 5, torch.Generator().manual_seed(1))
+    batch_s = {"pid": torch.tensor([0, 1, 2, 3]), "image": torch.zeros(4, 3, 16, 8)}
     glob = step_losses(out_s, batch_s, None, None, objective=None, config=cfg, use_parts=False)
-    torch.testing.assert_close(glob["source_id"], per_id[0])
+    _, per_glob = identity_loss(out_s["id_logits"], batch_s["pid"], use_parts=False)
+    torch.testing.assert_close(glob["source_id"], per_glob[0])
 
 
 def test_cluster_objective_weights_the_part_heads() -> None:
