@@ -25,7 +25,7 @@ import logging
 import torch
 from torch import nn
 
-from .layers.gemm_conv import gemm_conv2d
+from .layers.gemm_conv import conv_output_size, gemm_conv2d
 
 __all__ = [
     "GEMM_MAX_POSITIONS", "GEMM_MIN_CHANNELS", "OneDNNSafeConv2d", "SmallMapConv2d",
@@ -43,12 +43,17 @@ GEMM_MIN_CHANNELS = 256
 
 
 def _out_size(conv: nn.Conv2d, size: int, axis: int) -> int:
-    """Output size of ``conv`` along ``axis`` (0: height, 1: width) for an input ``size``
-    (PyTorch's formula)."""
+    """Output size of ``conv`` along ``axis`` (0: height, 1: width) for an input ``size``."""
     pad = conv.padding  # a string only as "valid" when strided ("same" needs stride 1)
     pad_n = 0 if isinstance(pad, str) else int(pad[axis])
-    span = conv.dilation[axis] * (conv.kernel_size[axis] - 1) + 1
-    return (size + 2 * pad_n - span) // conv.stride[axis] + 1
+    return conv_output_size(size, conv.kernel_size[axis], conv.stride[axis], pad_n,
+                            conv.dilation[axis])
+
+
+def _strided_wide(conv: nn.Conv2d) -> bool:
+    """A horizontal stride > 1 and a kernel wider than 1: the convolutions that can hit
+    oneDNN's width-1 defect (whether a call does depends on its input width)."""
+    return conv.stride[1] > 1 and conv.kernel_size[1] > 1
 
 
 def _cpu_bf16_active(x: torch.Tensor) -> bool:
@@ -58,8 +63,7 @@ def _cpu_bf16_active(x: torch.Tensor) -> bool:
 
 
 def _hits_defect(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    return conv.stride[1] > 1 and conv.kernel_size[1] > 1 \
-        and _out_size(conv, int(x.shape[-1]), 1) == 1
+    return _strided_wide(conv) and _out_size(conv, int(x.shape[-1]), 1) == 1
 
 
 class OneDNNSafeConv2d(nn.Conv2d):
@@ -142,7 +146,7 @@ def guard_cpu_bf16_convs(module: nn.Module, *, small_map_gemm: bool = True) -> i
         if small_map_gemm and _gemm_convertible(mod):
             mod.__class__ = SmallMapConv2d
             gemm += 1
-        elif mod.stride[1] > 1 and mod.kernel_size[1] > 1:
+        elif _strided_wide(mod):
             mod.__class__ = OneDNNSafeConv2d
             safe += 1
     if safe or gemm:

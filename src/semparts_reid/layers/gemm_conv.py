@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["gemm_conv2d"]
+__all__ = ["conv_output_size", "gemm_conv2d"]
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula; < 1 when the
+    kernel does not fit the padded input)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _windows(
@@ -134,8 +140,8 @@ def gemm_conv2d(
             f"stride and dilation must be >= 1 and padding >= 0, got stride={stride}, "
             f"padding={padding}, dilation={dilation}"
         )
-    out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out_h = conv_output_size(height, kh, sh, ph, dh)
+    out_w = conv_output_size(width, kw, sw, pw, dw)
     if out_h < 1 or out_w < 1:
         raise ValueError(
             f"kernel {kh}x{kw} (dilation {dh}x{dw}) is larger than the padded input "
