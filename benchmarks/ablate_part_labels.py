@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_part_maps import load_target, predict_logits  # noqa: E402
-from bench_semantic_parts import score_part_maps  # noqa: E402
+from bench_semantic_parts import _direction_spec, score_part_maps  # noqa: E402
 from semparts_reid.cli import demo  # noqa: E402
 from semparts_reid.cli.demo_jobs import (  # noqa: E402
     default_workers,
@@ -73,6 +73,13 @@ def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, A
     return out
 
 
+def _spec(settings: Any, work_dir: str, seed: int, key: str) -> Any:
+    """The benchmark's ``DirectionSpec`` of direction ``key`` (``"a2b"``, ``"b2a"``) of
+    ``seed``: its dataset specs and run folder under ``work_dir``."""
+    return _direction_spec(seed, key[0], key[-1], settings, Path(work_dir),
+                           Path(work_dir) / f"synthetic_c_market_seed{seed}")
+
+
 def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, dict[str, float]]:
     """One adaptation (run in a worker process): ECN + semantic parts from the source
     checkpoint of ``(work_dir, seed, direction)``, target labels ``src``; its row."""
@@ -81,19 +88,16 @@ def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, di
     settings = demo.DemoSettings()
     method = demo.Adaptation("ECN + semantic parts", "ecn", True)
     size = tuple(settings.input_size)
-    s, t = key[0], key[-1]
-    folder = Path(work_dir) / f"seed{seed}" / key
-    opt = f"?size={settings.dataset_size}&seed={seed}"
-    source = build_dataset(f"synthetic:{s}{opt}")
-    target = build_dataset(f"synthetic:{t}{opt}")
+    spec = _spec(settings, work_dir, seed, key)
+    source, target = build_dataset(spec.source_spec), build_dataset(spec.target_spec)
     run = dataclasses.replace(settings, objectives=("ecn",))
     if src == "self_balanced":
         run = dataclasses.replace(run, unlabeled_part_labels="self",
                                   self_label_class_portion=BALANCED_PORTION)
     else:
         run = dataclasses.replace(run, unlabeled_part_labels=src)
-    scores, model = demo.adapt_from(run, method, folder / "source" / "source_final.pt",
-                                    source, target, folder / f"labels_{src}", seed, "cpu")
+    scores, model = demo.adapt_from(run, method, spec.out / "source" / "source_final.pt",
+                                    source, target, spec.out / f"labels_{src}", seed, "cpu")
     row = {"mAP_global": 100 * scores["global"]["mAP"],
            "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
            **score_part_maps(model, target, size, 1000)}
@@ -123,11 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     quality: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
         for key in args.directions:
-            t = key[-1]
-            folder = Path(args.work_dir) / f"seed{seed}" / key
-            ckpt = folder / "source" / "source_final.pt"
-            opt = f"?size={settings.dataset_size}&seed={seed}"
-            target = build_dataset(f"synthetic:{t}{opt}")
+            spec = _spec(settings, args.work_dir, seed, key)
+            ckpt = spec.out / "source" / "source_final.pt"
+            target = build_dataset(spec.target_spec)
             quality.setdefault(key, []).append(
                 label_quality(load_model_from_checkpoint(ckpt), target, size))
             jobs += [(str(args.work_dir), seed, key, src, threads)
