@@ -27,6 +27,7 @@ from ..errors import InputError
 from .folder_layout import read_folder_tree
 from .list_files import MSMT17, ImageListDataset, read_image_list, read_split_list
 from .market_layout import read_market_folder
+from .mot import mot_dataset
 from .records import UNKNOWN_CAMERA, DatasetLayoutError, ImageRecord, ReIDDataset, relabel
 from .synthetic import SyntheticConfig, synthetic_dataset
 
@@ -90,6 +91,7 @@ _FACTORIES: dict[str, Callable[..., ReIDDataset]] = {
     "imagelist": ImageListDataset,
     "folder": FolderDataset,
     "synthetic": synthetic_dataset,
+    "mot": mot_dataset,
 }
 _ALIASES = {"market": "market1501", "duke": "dukemtmcreid", "dukemtmc": "dukemtmcreid"}
 
@@ -129,7 +131,9 @@ def build_dataset(spec: str, **kwargs: Any) -> ReIDDataset:
             ``dukemtmcreid:/path``, ``msmt17:/path``, ``imagelist:/folder`` or
             ``imagelist:/list.csv`` (rows ``path,pid,camid,split``),
             ``folder:/root`` (``root/{train,query,gallery}/<identity>/<image>``),
-            ``synthetic:a`` / ``synthetic:b`` (options e.g. ``?size=tiny&seed=1``).
+            ``synthetic:a`` / ``synthetic:b`` (options e.g. ``?size=tiny&seed=1``),
+            ``mot:/seq`` (MOTChallenge sequences, a folder of them or ``/a,/b``; options
+            e.g. ``?source=det&train_frames=0.5&gap=25``, see :mod:`.mot`).
         **kwargs: keyword arguments of the dataset function; they override spec options.
 
     Raises:
