@@ -8,7 +8,9 @@ build_dataset`` stays cheap and needs no torch.
 Modules: ``records`` (records, the dataset container), ``market_layout`` (the
 Market-1501 folder reader), ``folder_layout`` (plain ``<split>/<identity>/<image>``
 trees), ``list_files`` (MSMT17, image lists), ``datasets`` (spec
-strings, ``build_dataset``), ``synthetic/`` (the generated domains), ``image_io``,
+strings, ``build_dataset``), ``mot`` / ``mot_format`` / ``mot_frames`` (MOTChallenge
+sequences, ``mot:``), ``synthetic/`` (the generated domains; ``synthetic/walkers``: a
+generated MOT sequence), ``image_io``,
 ``part_tables`` (grouping tables, torch-free) and ``part_labels`` (part maps),
 ``transforms``, ``image_dataset``, ``camstyle``, ``samplers``.
 
@@ -43,6 +45,9 @@ from .datasets import (
     relabel,
 )
 from .image_io import CorruptImageError, load_rgb
+from .mot import CropTable, MOTDataset, mot_dataset
+from .mot_format import MOTBoxes, SequenceInfo, read_mot_boxes, read_seqinfo
+from .mot_frames import read_crops
 from .synthetic import (
     SIZE_PRESETS,
     SyntheticConfig,
@@ -68,9 +73,19 @@ _LAZY: dict[str, str] = {
     "make_lut": ".part_labels",
     "band_prior": ".part_labels",
     "pseudo_part_labels": ".part_labels",
+    "write_walkers_sequence": ".synthetic.walkers",
 }
 
 __all__ = [
+    "write_walkers_sequence",
+    "read_seqinfo",
+    "read_mot_boxes",
+    "read_crops",
+    "mot_dataset",
+    "SequenceInfo",
+    "MOTDataset",
+    "MOTBoxes",
+    "CropTable",
     "CameraStyleAugmenter",
     "ColorStatsTransfer",
     "CorruptImageError",
@@ -137,4 +152,5 @@ if TYPE_CHECKING:
     )
     from .part_tables import GROUPING_TABLES
     from .samplers import PKSampler, RandomIndexSampler, make_generator, seed_worker
+    from .synthetic.walkers import write_walkers_sequence
     from .transforms import JointTransform, build_transforms
