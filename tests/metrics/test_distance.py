@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from distance_bounds import gemm_tolerance
 
-from semparts_reid.metrics.distance import compute_distance, iter_distance_chunks
+from semparts_reid.metrics.distance import (
+    compute_distance,
+    distance_block,
+    iter_distance_chunks,
+    pair_distances,
+    roundoff_bound,
+)
 
 
 def _direct(q: np.ndarray, g: np.ndarray, metric: str) -> np.ndarray:
@@ -26,10 +33,10 @@ def test_matches_direct_formula(metric: str, dtype: type) -> None:
     q, g = rng.normal(size=(9, 5)).astype(dtype), rng.normal(size=(13, 5)).astype(dtype)
     out = compute_distance(q, g, metric)
     assert isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == (9, 13)
-    tol = 1e-5 if dtype == np.float32 else 1e-10
-    np.testing.assert_allclose(out, _direct(q, g, metric), atol=tol)
+    tol = gemm_tolerance(q, g, metric, dtype)
+    assert (np.abs(out - _direct(q, g, metric)) <= tol).all()
     chunked = compute_distance(q, g, metric, chunk_size=4)
-    np.testing.assert_allclose(chunked, out, atol=tol)
+    assert (np.abs(chunked - out) <= tol).all()
 
 
 def test_torch_in_torch_out_and_mixed() -> None:
@@ -59,7 +66,8 @@ def test_iter_chunks_cover_the_matrix() -> None:
     seen = []
     for start, stop, block in iter_distance_chunks(q, g, "sqeuclidean", chunk_size=3):
         assert isinstance(block, np.ndarray) and block.shape == (stop - start, 7)
-        np.testing.assert_allclose(block, full[start:stop], atol=1e-5)
+        tol = gemm_tolerance(q[start:stop], g, "sqeuclidean")
+        assert (np.abs(block - full[start:stop]) <= tol).all()
         seen.append((start, stop))
     assert seen == [(0, 3), (3, 6), (6, 9), (9, 10)]
     blocks = list(iter_distance_chunks(torch.from_numpy(q), g, chunk_size=100))
@@ -92,3 +100,46 @@ def test_errors() -> None:
         compute_distance(np.array([["a"]]), g)
     with pytest.raises(ValueError, match="D >= 1"):
         compute_distance(np.ones((2, 0)), np.ones((3, 0)))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "sqeuclidean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_self_pairs_and_duplicates_are_exactly_zero(metric: str, dtype: torch.dtype,
+                                                    scale: float) -> None:
+    # large norms make ||x||^2 + ||y||^2 - 2 x.y cancel catastrophically: the kernel must
+    # still give exactly 0 where the items are equal, whatever BLAS kernel ran the GEMM
+    g = torch.Generator().manual_seed(3)
+    f = (torch.randn(70, 64, generator=g, dtype=torch.float64) * scale + scale).to(dtype)
+    f[50:] = f[:20]
+    x = f / f.norm(dim=1, keepdim=True) if metric == "cosine" else f
+    d = distance_block(x, x, metric)
+    assert (d.diagonal() == 0).all()
+    assert (d[torch.arange(20), torch.arange(50, 70)] == 0).all()
+    assert (d[torch.arange(50, 70), torch.arange(20)] == 0).all()
+    assert (compute_distance(f, f, metric).diagonal() == 0).all()
+    assert (pair_distances(x[:20], x[50:], metric) == 0).all()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "sqeuclidean"])
+def test_kernel_is_within_its_roundoff_bound_of_float64(metric: str) -> None:
+    rng = np.random.default_rng(4)
+    q = (rng.normal(size=(33, 128)) * 30 + 10).astype(np.float32)
+    g = (rng.normal(size=(41, 128)) * 30 + 10).astype(np.float32)
+    g[:5] = q[:5] + np.float32(1e-3)  # near-duplicates: refined entries and GEMM ones mix
+    exact = _direct(q, g, metric)
+    got = compute_distance(q, g, metric)
+    assert (np.abs(got - exact) <= gemm_tolerance(q, g, metric)).all()
+    x, y = torch.from_numpy(q[:5]), torch.from_numpy(g[:5])
+    if metric == "cosine":  # the kernels take unit vectors for cosine
+        x, y = x / x.norm(dim=1, keepdim=True), y / y.norm(dim=1, keepdim=True)
+    pairs = pair_distances(x, y, metric)
+    assert (np.abs(pairs.numpy() - np.diagonal(exact)[:5])
+            <= np.diagonal(gemm_tolerance(q[:5], g[:5], metric))).all()
+
+
+def test_roundoff_bound_follows_the_dimension_and_dtype() -> None:
+    one = torch.ones(())
+    assert float(roundoff_bound(one, 10)) == pytest.approx(28 * np.finfo(np.float32).eps / 2)
+    assert float(roundoff_bound(one.double(), 10)) == pytest.approx(
+        28 * np.finfo(np.float64).eps / 2)

@@ -4,8 +4,8 @@ A *provider* hands out ``(b_r, b_c)`` tiles of an ``(N, N)`` distance matrix tha
 never held whole:
 
 * :class:`FeatureTiles`: from ``(N, D)`` features (given as parts, e.g. query then
-  gallery, never concatenated), one ``addmm`` per tile on the CPU or a GPU, with the
-  formula of :func:`~semparts_reid.metrics.distance.compute_distance`. The matrix is
+  gallery, never concatenated), one ``addmm`` per tile on the CPU or a GPU, through the
+  package's one distance kernel :func:`~semparts_reid.metrics.distance.distance_block`. The matrix is
   symmetric *by construction*: only tiles ``(A, B)`` with ``A <= B`` are asked for, tile
   ``(B, A)`` is the transpose and a diagonal tile is mirrored from its upper triangle.
 * :class:`MatrixTiles`: from the query-gallery, query-query and gallery-gallery matrices
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .distance import _EPS, METRICS, _block, _to_tensor
+from .distance import EPS, METRICS, distance_block, pair_distances, to_feature_tensor
 
 __all__ = ["FeatureTiles", "MatrixTiles", "Provider", "np_of", "numpy_path"]
 
@@ -76,7 +76,7 @@ class FeatureTiles:
         if device is None:
             device = next((p.device for p in parts if isinstance(p, torch.Tensor)), "cpu")
         dev = torch.device(device)
-        ts = [_to_tensor(n, p, dev) for n, p in zip(names, parts)]
+        ts = [to_feature_tensor(n, p, dev) for n, p in zip(names, parts)]
         if any(t.dtype == torch.float64 for t in ts):
             ts = [t.to(torch.float64) for t in ts]
         dims = {int(t.shape[1]) for t in ts}
@@ -88,7 +88,7 @@ class FeatureTiles:
                 raise InputError(f"{n} of shape {tuple(t.shape)} holds NaN/inf; expected "
                                  "finite features")
         if normalize or metric == "cosine":
-            ts = [t / t.norm(dim=1, keepdim=True).clamp_min(_EPS) for t in ts]
+            ts = [t / t.norm(dim=1, keepdim=True).clamp_min(EPS) for t in ts]
         self.metric, self.device, self.dtype = metric, dev, ts[0].dtype
         self.sizes = [int(t.shape[0]) for t in ts]
         self.n = sum(self.sizes)
@@ -107,44 +107,27 @@ class FeatureTiles:
         """``(b_r, b_c)`` distances, for ``rows <= cols`` (diagonal tiles symmetrised)."""
         x, x_sq = self._slice(*rows)
         y, y_sq = self._slice(*cols)
-        if not numpy_path(self.device):
-            t = _block(x, y, y_sq, self.metric)
-            if rows == cols:
+        t = distance_block(x, y, self.metric, x_sq=x_sq, y_sq=y_sq)
+        if rows == cols:  # symmetric by construction: the lower triangle is the upper's
+            if numpy_path(self.device):
+                _mirror_upper(t.numpy())
+            else:
                 t = t.triu()
                 t += t.triu(1).T
-            return t
-        # the formula of distance._block; its element-wise steps in numpy (exact IEEE
-        # operations, so the same values, and cheaper than torch's on a busy CPU)
-        if self.metric == "cosine":
-            t = torch.addmm(torch.ones((), dtype=x.dtype), x, y.T, alpha=-1.0)
-            a = t.numpy()
-            np.clip(a, 0.0, 2.0, out=a)
-        else:
-            assert x_sq is not None and y_sq is not None
-            t = torch.addmm(y_sq.unsqueeze(0), x, y.T, alpha=-2.0)
-            a = t.numpy()
-            np.add(a, x_sq.numpy()[:, None], out=a)
-            np.maximum(a, 0.0, out=a)
-            if self.metric == "euclidean":
-                np.sqrt(a, out=a)
-        if rows == cols:
-            _mirror_upper(a)
         return t
 
     def pairs(self, p: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """``(m,)`` distances of the pairs ``(p[i], j[i])``: the tile formula, per pair."""
+        """``(m,)`` distances of the pairs ``(p[i], j[i])``: the kernel's formula, per pair
+        (:func:`~semparts_reid.metrics.distance.pair_distances`)."""
         out = np.empty(len(p), dtype=np_of(torch.empty(0, dtype=self.dtype)).dtype)
         step = max(1, 2**22 // int(self._parts[0].shape[1]))  # bounded gathers
         for a in range(0, len(p), step):
             fp, fj = self._gather(p[a : a + step]), self._gather(j[a : a + step])
-            dot = (fp * fj).sum(dim=1)
-            if self.metric == "cosine":
-                d = (1.0 - dot).clamp_(0.0, 2.0)
-            else:
-                sq_p, sq_j = self._gather(p[a : a + step], sq=True), self._gather(
-                    j[a : a + step], sq=True)
-                d = (sq_j - 2.0 * dot + sq_p).clamp_min_(0.0)
-                d = d.sqrt_() if self.metric == "euclidean" else d
+            sq_p = sq_j = None
+            if self.metric != "cosine":
+                sq_p = self._gather(p[a : a + step], sq=True)
+                sq_j = self._gather(j[a : a + step], sq=True)
+            d = pair_distances(fp, fj, self.metric, x_sq=sq_p, y_sq=sq_j)
             out[a : a + step] = np_of(d)
         return out
 

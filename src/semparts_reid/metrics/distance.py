@@ -37,13 +37,15 @@ from typing import Literal, overload
 import numpy as np
 import torch
 
-__all__ = ["METRICS", "compute_distance", "iter_distance_chunks"]
+__all__ = ["EPS", "METRICS", "compute_distance", "distance_block", "iter_distance_chunks",
+           "pair_distances", "roundoff_bound", "to_feature_tensor"]
 
 Metric = Literal["cosine", "euclidean", "sqeuclidean"]
 METRICS: tuple[str, ...] = ("cosine", "euclidean", "sqeuclidean")
 
 
-_EPS = 1e-12
+#: the smallest norm a feature is divided by when it is L2-normalised
+EPS = 1e-12
 
 
 def _describe(x: object) -> str:
@@ -56,7 +58,7 @@ def _describe(x: object) -> str:
     )
 
 
-def _to_tensor(name: str, x: object, device: torch.device | None) -> torch.Tensor:
+def to_feature_tensor(name: str, x: object, device: torch.device | None) -> torch.Tensor:
     """Convert ``x`` to a 2-D floating tensor (float64 kept, everything else float32)."""
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -94,8 +96,8 @@ def _prepare(
         device = query.device
     elif isinstance(gallery, torch.Tensor):
         device = gallery.device
-    q = _to_tensor("query", query, device)
-    g = _to_tensor("gallery", gallery, device)
+    q = to_feature_tensor("query", query, device)
+    g = to_feature_tensor("gallery", gallery, device)
     if q.shape[1] != g.shape[1]:
         raise ValueError(
             f"query and gallery must have the same feature dimension D, got query of shape "
@@ -114,25 +116,117 @@ def _prepare(
                 "expected finite features"
             )
     if metric == "cosine":
-        q = q / q.norm(dim=1, keepdim=True).clamp_min(_EPS)
-        g = g / g.norm(dim=1, keepdim=True).clamp_min(_EPS)
+        q = q / q.norm(dim=1, keepdim=True).clamp_min(EPS)
+        g = g / g.norm(dim=1, keepdim=True).clamp_min(EPS)
     return q, g, as_torch
 
 
-def _block(
-    q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, metric: str
+def roundoff_bound(sq_sum: torch.Tensor, dim: int) -> torch.Tensor:
+    """Largest error of a GEMM-expanded squared distance, from ``||x||^2 + ||y||^2``.
+
+    ``||x||^2 + ||y||^2 - 2 x.y`` computed in floating point with unit roundoff ``u``:
+    each of the three length-``D`` sums errs by at most ``gamma_D ~ D u`` times its
+    magnitude (``|x.y| <= (||x||^2 + ||y||^2) / 2``), and the two additions, the
+    doubling and the clamp add a few ``u`` more, so the computed value is within
+    ``(2 D + 8) u (||x||^2 + ||y||^2)`` of the exact one, whatever the BLAS kernel,
+    its blocking or its thread count. A computed value at or below this bound cannot be
+    told apart from 0. (Cosine distances of unit vectors: pass ``sq_sum = 1``.)
+
+    Args:
+        sq_sum: ``||x||^2 + ||y||^2``, any shape (float32 or float64).
+        dim: the feature dimension ``D``.
+    """
+    u = torch.finfo(sq_sum.dtype).eps / 2
+    return sq_sum * ((2 * dim + 8) * u)
+
+
+def _refine_small(
+    out: torch.Tensor, x: torch.Tensor, y: torch.Tensor, x_sq: torch.Tensor,
+    y_sq: torch.Tensor, metric: str,
+) -> None:
+    """Recompute in place, from the differences, the entries of ``out`` that are within
+    the GEMM's round-off of 0 (:func:`roundoff_bound`): an item and its exact duplicate
+    (itself included) then come out as exactly 0 on every machine."""
+    dim = x.shape[1]
+    # a cheap pre-filter (one pass, a bound per row), then each hit's own bound
+    loose = roundoff_bound(x_sq.unsqueeze(1) + y_sq.max(), dim)
+    i, j = (out <= loose).nonzero(as_tuple=True)
+    if i.numel() == 0:
+        return
+    keep = out[i, j] <= roundoff_bound(x_sq[i] + y_sq[j], dim)
+    i, j = i[keep], j[keep]
+    d = (x[i] - y[j]).square_().sum(dim=1)
+    out[i, j] = d.mul_(0.5) if metric == "cosine" else d
+
+
+def distance_block(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    metric: str,
+    *,
+    x_sq: torch.Tensor | None = None,
+    y_sq: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Distances of a query block ``q (c, D)`` to all of ``g (G, D)``, shape ``(c, G)``."""
+    """The one distance kernel: ``(m, n)`` distances between the rows of ``x`` and ``y``.
+
+    Every distance of the package comes from here: :func:`compute_distance`, the
+    chunked evaluation, the k-nearest-neighbour tiles of the k-reciprocal encoding and
+    re-ranking, so they agree by construction. One GEMM gives
+    ``||x||^2 + ||y||^2 - 2 x.y`` (``1 - x.y`` for cosine); the entries within the GEMM's
+    round-off of 0 (:func:`roundoff_bound`, from the norms and the machine epsilon) are
+    recomputed from ``x - y``, so self-pairs and exact duplicates are exactly 0 whatever
+    the BLAS kernel or thread count.
+
+    Args:
+        x: ``(m, D)`` float32/float64 features (L2-normalised already for ``"cosine"``).
+        y: ``(n, D)`` features, same dtype and device.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
+        x_sq / y_sq: ``(m,)`` / ``(n,)`` squared norms if the caller has them (computed
+            here otherwise; ignored for cosine, whose inputs have norm 1).
+
+    Returns:
+        ``(m, n)`` tensor of ``x``'s dtype and device.
+    """
     if metric == "cosine":
-        # 1 - q g^T, written into one buffer
-        out = torch.addmm(torch.ones((), dtype=q.dtype, device=q.device), q, g.T, alpha=-1.0)
-        return out.clamp_(0.0, 2.0)
-    assert g_sq is not None
-    q_sq = (q * q).sum(dim=1, keepdim=True)
-    out = torch.addmm(g_sq.unsqueeze(0), q, g.T, alpha=-2.0).add_(q_sq).clamp_min_(0.0)
+        # 1 - x y^T, written into one buffer; unit vectors, so ||x - y||^2 / 2 near 0
+        out = torch.addmm(torch.ones((), dtype=x.dtype, device=x.device), x, y.T, alpha=-1.0)
+        out.clamp_(0.0, 2.0)
+        half_x = torch.full((x.shape[0],), 0.5, dtype=x.dtype, device=x.device)
+        half_y = torch.full((y.shape[0],), 0.5, dtype=y.dtype, device=y.device)
+        _refine_small(out, x, y, half_x, half_y, metric)
+        return out
+    x_sq = (x * x).sum(dim=1) if x_sq is None else x_sq
+    y_sq = (y * y).sum(dim=1) if y_sq is None else y_sq
+    out = torch.addmm(y_sq.unsqueeze(0), x, y.T, alpha=-2.0).add_(x_sq.unsqueeze(1))
+    out.clamp_min_(0.0)
+    _refine_small(out, x, y, x_sq, y_sq, metric)
     if metric == "euclidean":
         out.sqrt_()
     return out
+
+
+def pair_distances(
+    x: torch.Tensor, y: torch.Tensor, metric: str, *, x_sq: torch.Tensor | None = None,
+    y_sq: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(m,)`` distances of the row pairs ``(x[i], y[i])``: :func:`distance_block`'s
+    formula and round-off rule, one pair per row (for gathered candidate pairs)."""
+    dim = x.shape[1]
+    dot = (x * y).sum(dim=1)
+    if metric == "cosine":
+        d = (1.0 - dot).clamp_(0.0, 2.0)
+        small = d <= roundoff_bound(torch.ones_like(d), dim)
+    else:
+        x_sq = (x * x).sum(dim=1) if x_sq is None else x_sq
+        y_sq = (y * y).sum(dim=1) if y_sq is None else y_sq
+        d = (y_sq - 2.0 * dot + x_sq).clamp_min_(0.0)
+        small = d <= roundoff_bound(x_sq + y_sq, dim)
+    if bool(small.any()):
+        exact = (x[small] - y[small]).square_().sum(dim=1)
+        d[small] = exact * 0.5 if metric == "cosine" else exact
+    if metric == "euclidean":
+        d = d.sqrt_()
+    return d
 
 
 def _iter_blocks(
@@ -141,7 +235,7 @@ def _iter_blocks(
     g_sq = None if metric == "cosine" else (g * g).sum(dim=1)
     for start in range(0, q.shape[0], chunk_size):
         stop = min(start + chunk_size, q.shape[0])
-        yield start, stop, _block(q[start:stop], g, g_sq, metric)
+        yield start, stop, distance_block(q[start:stop], g, metric, y_sq=g_sq)
 
 
 @overload
@@ -190,7 +284,7 @@ def compute_distance(
     q, g, as_torch = _prepare(query, gallery, metric, chunk_size)
     if chunk_size is None or chunk_size >= q.shape[0]:
         g_sq = None if metric == "cosine" else (g * g).sum(dim=1)
-        out = _block(q, g, g_sq, metric)
+        out = distance_block(q, g, metric, y_sq=g_sq)
     else:
         out = torch.empty((q.shape[0], g.shape[0]), dtype=q.dtype, device=q.device)
         for start, stop, block in _iter_blocks(q, g, metric, chunk_size):
