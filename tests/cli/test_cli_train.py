@@ -143,6 +143,9 @@ def test_adapt_with_checkpoint_then_resume(
     common = ["adapt", "--source", TINY.format("a"), "--target", TINY.format("b"), *TINY_FLAGS,
               "--output-dir", str(run)]  # fmt: skip
     assert main([*common, "--epochs", "1"]) == 0
+    assert not (run / "last.pt").exists()  # a completed run keeps no resume state
+    (run / "metrics.jsonl").unlink()  # the second run's records only
+    assert main([*common, "--epochs", "1", "--keep-resume"]) == 0
     first = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in first] == [1]
     assert f"checkpoints and metrics.jsonl in {run}" in capsys.readouterr().out

@@ -33,7 +33,7 @@ def test_cluster_adaptation_logs_checkpoints_and_resumes_exactly(tiny_pair, tmp_
 
     def make(out: str) -> DomainAdaptTrainer:
         return DomainAdaptTrainer(tiny_model(a.num_train_pids), a, b,
-                                  tiny_config(out, epochs=2, **CLUSTER))
+                                  tiny_config(out, epochs=2, keep_resume=True, **CLUSTER))
 
     full = make(str(tmp_path / "full"))
     obj = full.objective
@@ -45,7 +45,8 @@ def test_cluster_adaptation_logs_checkpoints_and_resumes_exactly(tiny_pair, tmp_
     assert all(r[3] > 0 and r[3] + r[4] <= len(b.train) for r in recs), recs
     lines = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert [(x["clusters"], x["outliers"]) for x in lines] == [(r[3], r[4]) for r in recs]
-    ckpt = load_training_checkpoint(tmp_path / "full" / "adapt_final.pt", weights_only=True)
+    # the objective's state is resume state: in last.pt (kept here), not in adapt_final.pt
+    ckpt = load_training_checkpoint(tmp_path / "full" / "last.pt", weights_only=True)
     state = ckpt["objective"]
     assert state["name"] == "cluster" and state["labels"].shape == (len(b.train),)
     assert state["memory"]["centroids"].shape[:2] == (4, recs[-1][3])

@@ -259,6 +259,11 @@ class TrainConfig:
     channels_last: bool | None = _f(None, "channels_last memory format (default: auto)")
     output_dir: str = _f("runs/semparts", "folder for checkpoints and the metrics log")
     checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)")
+    keep_resume: bool = _f(
+        False,
+        "keep output_dir/last.pt (optimiser, memory, RNG) once a stage completes; by default "
+        "it is dropped then and only the weights-only <stage>_final.pt stays",
+    )
     progress: bool = _f(True, "tqdm progress bar per epoch")
     check_finite_every: int = _f(
         50,

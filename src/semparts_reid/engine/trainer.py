@@ -65,7 +65,7 @@ from .loggers import JsonLinesLogger, MetricsLogger, TensorBoardLogger
 from .objectives import EpochState, ExemplarObjective, TargetObjective, build_objective
 from .optim import build_optimizer
 from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
-from .training_state import restore_objective, training_state
+from .training_state import final_state, restore_objective, training_state
 
 __all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
 
@@ -308,7 +308,20 @@ class DomainAdaptTrainer:
             self.close()
             raise
         if epochs:
-            self.save(self.output_dir / f"{stage}_final.pt")
+            self.save(self.output_dir / f"{stage}_final.pt", final=True)
+            planned = cfg.source_epochs if stage == "source" else cfg.epochs
+            if self.epoch >= planned and not cfg.keep_resume:
+                self._drop_resume_state()
+
+    def _drop_resume_state(self) -> None:
+        """Remove ``last.pt`` once its stage ran the epochs the config plans (rank 0).
+
+        It is kept while the stage runs, after a crash or an interrupt (it is what the
+        run resumes from), after a shorter call such as ``adapt(1)`` of a 4-epoch
+        config, and always with ``TrainConfig.keep_resume``.
+        """
+        if is_main_process():
+            (self.output_dir / "last.pt").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ epochs
     def _data_config(self) -> dict[str, Any]:
@@ -510,12 +523,24 @@ class DomainAdaptTrainer:
             epoch=self.epoch, global_step=self.global_step, history=self.history,
         )
 
-    def save(self, path: str | os.PathLike[str]) -> Path | None:
-        """Write a checkpoint atomically (rank 0 only; other ranks return None)."""
+    def save(self, path: str | os.PathLike[str], *, final: bool = False) -> Path | None:
+        """Write a checkpoint atomically (rank 0 only; other ranks return None).
+
+        ``final=False``: the full training state (:meth:`state_dict`), what
+        :meth:`resume` continues from exactly. ``final=True``: weights, architecture,
+        data config and config only (:func:`~.training_state.final_state`), a third of
+        the size; :meth:`resume` from it restarts the next stage from those weights.
+        """
         if not is_main_process():
             return None
-        out = save_checkpoint(self.state_dict(), path)
-        logger.info("checkpoint: %s (%s epoch %d)", out, self.stage, self.epoch)
+        payload = (
+            final_state(self.model, config=self.config, stage=self.stage, epoch=self.epoch,
+                        global_step=self.global_step, history=self.history)
+            if final else self.state_dict()
+        )
+        out = save_checkpoint(payload, path)
+        logger.info("checkpoint: %s (%s epoch %d%s)", out, self.stage, self.epoch,
+                    ", final" if final else "")
         return out
 
     def resume(self, path: str | os.PathLike[str]) -> None:

@@ -21,7 +21,7 @@ from .checkpoint import capture_rng_state, model_payload
 from .config import TrainConfig
 from .objectives import TargetObjective
 
-__all__ = ["restore_objective", "training_state"]
+__all__ = ["final_state", "restore_objective", "training_state"]
 
 
 def training_state(
@@ -48,6 +48,37 @@ def training_state(
             "objective": objective.state_dict() if objective is not None else None,
             "sampler": {"seed": config.seed, "world": world},
             "rng": capture_rng_state(),
+            "stage": stage,
+            "epoch": epoch,
+            "global_step": global_step,
+            "config": config.to_dict(),
+            "history": json.loads(json.dumps(history, default=float)),
+        }
+    )
+    return payload
+
+
+def final_state(
+    model: nn.Module,
+    *,
+    config: TrainConfig,
+    stage: str,
+    epoch: int,
+    global_step: int,
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A *final* checkpoint: what a user ships, not what a run resumes from.
+
+    The model payload (format, ``arch``, ``model_kwargs``, ``data_config``, weights) plus
+    the config and the progress counters, and ``"final": True``; no optimiser, scheduler,
+    scaler, objective (memory) or RNG state, which are what make ``last.pt`` three times
+    larger. Everything that reads a checkpoint's model (``load_model_from_checkpoint``,
+    ``TrackerEmbedder``, ``export``, ``evaluate``, ``--init``) reads both kinds.
+    """
+    payload = model_payload(model)
+    payload.update(
+        {
+            "final": True,
             "stage": stage,
             "epoch": epoch,
             "global_step": global_step,
