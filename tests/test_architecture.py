@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "semparts_reid"
 LAYERS: dict[str, int] = {
     "layers": 0, "memory": 0, "metrics": 0, "errors": 0, "_version": 0,
     "models": 1, "data": 1, "hub": 1, "precision": 1, "cpu_convs": 1, "viz": 1, "_io": 1,
-    "engine": 2, "inference": 2,
+    "engine": 2, "inference": 2, "parsers": 2,
     "cli": 3, "__main__": 3,
 }  # fmt: skip
 # imports within a layer that the page names

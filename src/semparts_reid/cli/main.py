@@ -3,9 +3,9 @@
 Sub-commands, each in its own module of this package: ``demo`` (:mod:`.demo`),
 ``train`` / ``adapt`` (:mod:`.train`), ``evaluate`` (:mod:`.evaluate`), ``extract``
 (:mod:`.extract`), ``download`` / ``export`` (:mod:`.weights`), ``datasets``
-(:mod:`.datasets`), ``visrank`` (:mod:`.visrank`). Each module registers its
-sub-parsers and sets ``func``, the function that runs the command and returns its exit
-code.
+(:mod:`.datasets`), ``visrank`` (:mod:`.visrank`), ``parse`` (:mod:`.parse`). Each
+module registers its sub-parsers and sets ``func``, the function that runs the command
+and returns its exit code.
 
 Exit codes: 0 success; 2 bad arguments or input, i.e. an argparse error, an
 :class:`~semparts_reid.errors.InputError` raised by the library (dataset spec or layout,
@@ -27,7 +27,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import InputError
-from . import datasets, demo, evaluate, extract, train, visrank, weights
+from . import datasets, demo, evaluate, extract, parse, train, visrank, weights
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 __all__ = ["build_parser", "main"]
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_parser(sub)
     weights.add_parsers(sub)
     datasets.add_parser(sub)
+    parse.add_parser(sub)
     return parser
 
 
