@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean-venv
+.PHONY: demo test test-numeric-variations lint typecheck bench clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,8 +28,18 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy src/semparts_reid
 
+# the numeric tests again on another machine configuration: one thread, oneDNN without
+# AMX/AVX-512 (issue 21: a verdict must not depend on the BLAS kernel or thread count)
+NUMERIC_TESTS := tests/metrics tests/memory tests/layers tests/test_precision.py tests/test_precision_onednn.py
+
 test: lint typecheck
 	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 SEMPARTS_TEST_TORCH_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2 \
+		$(PY) -m pytest -q -p no:cacheprovider $(NUMERIC_TESTS)
+
+test-numeric-variations: $(VENV)/.installed
+	for v in OMP_NUM_THREADS=1 OMP_NUM_THREADS=2 SEMPARTS_TEST_TORCH_THREADS=1 ONEDNN_MAX_CPU_ISA=AVX2; do \
+		echo "== $$v"; env $$v $(PY) -m pytest -q -p no:cacheprovider $(NUMERIC_TESTS) || exit 1; done
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py

@@ -17,3 +17,16 @@ def _suite_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("SEMPARTS_REID_HOME", None)
     else:
         os.environ["SEMPARTS_REID_HOME"] = old
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``SEMPARTS_TEST_TORCH_THREADS=N``: run the suite with ``torch.set_num_threads(N)``
+    (one of the machine variations of ``make test-numeric-variations``)."""
+    config.addinivalue_line(
+        "markers", "numeric: numeric kernels whose verdict must not depend on the machine "
+                   "(BLAS kernel, thread count, oneDNN ISA); rerun under variations in CI")
+    threads = os.environ.get("SEMPARTS_TEST_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))

@@ -191,6 +191,22 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (out / "cmc.png").stat().st_size > 1000
     assert (out / "part_maps.png").stat().st_size > 1000
     assert (out / "ranked.png").stat().st_size > 1000  # 8 queries of b, top 8, a -> b model
+    # what a finished demo leaves: no resume state, only the models a user may reuse
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pt")) == [
+        f"a2b/{demo.method_folder(demo.ADAPTATIONS[1])}/adapt_final.pt",
+        "a2b/source/source_final.pt"]
+
+
+def test_prune_keeps_the_source_and_paper_models_only(tmp_path: Path) -> None:
+    d = tmp_path / "a2b"
+    folders = ["source", *(demo.method_folder(m) for m in demo.ADAPTATIONS)]
+    for name in folders:
+        (d / name).mkdir(parents=True)
+        (d / name / ("source_final.pt" if name == "source" else "adapt_final.pt")).write_bytes(b"x")
+    removed = demo.prune_checkpoints(tmp_path, [d])
+    kept = sorted(p.parent.name for p in d.rglob("*.pt"))
+    assert kept == sorted(["source", demo.method_folder(demo.ADAPTATIONS[1])])
+    assert len(removed) == len(demo.ADAPTATIONS) - 1
 
 
 def test_part_map_loss_can_be_set_apart_from_the_part_features(

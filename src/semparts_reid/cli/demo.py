@@ -329,8 +329,12 @@ def run_demo(
     settings: DemoSettings | None = None,
     target_part_maps: bool = False,
     workers: int | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict[str, Any]:
     """Run the ablation and write ``results.json`` (+ figures) to ``out_dir``.
+
+    ``keep_checkpoints``: keep every run's final model; by default only the source
+    models and the ECN + semantic parts models stay (:func:`prune_checkpoints`).
 
     ``target_part_maps``: train the parts methods with the target's ground-truth part
     maps (off: withheld, as on real data); overrides ``settings.target_part_maps``.
@@ -412,7 +416,30 @@ def run_demo(
     ranked = ("a -> b", models["a2b"]) if "a2b" in models else (label, part_model)
     demo_figures.write_figures(out, results, part_model, ranked, settings.parts_eval_mode,
                                device)
+    if not keep_checkpoints:
+        prune_checkpoints(out, [out / key for key in todo])
     return payload
+
+
+def prune_checkpoints(out: Path, direction_dirs: Sequence[Path]) -> list[Path]:
+    """Delete the adapted models no later step reads, so a demo leaves ~200 MB, not ~500.
+
+    Kept in each direction folder: ``source/source_final.pt`` (every adaptation starts
+    from it) and the ECN + semantic parts model (the paper's method, drawn in the
+    figures). Every other ``adapt_final.pt`` is removed once the table and the figures
+    are written (``--keep-checkpoints`` keeps them). Returns the removed files.
+    """
+    keep = method_folder(ADAPTATIONS[1])
+    removed = []
+    for folder in direction_dirs:
+        for ckpt in sorted(folder.glob("*/adapt_final.pt")):
+            if ckpt.parent.name != keep:
+                ckpt.unlink()
+                removed.append(ckpt)
+    if removed:
+        log.info("removed %d adapted checkpoints under %s (--keep-checkpoints keeps them)",
+                 len(removed), out)
+    return removed
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -425,6 +452,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         device=args.device,
         target_part_maps=args.target_part_maps,
         workers=args.workers,
+        keep_checkpoints=args.keep_checkpoints,
     )
     return EXIT_OK
 
@@ -456,6 +484,11 @@ def add_parser(sub: Any) -> None:
         "--workers", type=positive_int, default=None, metavar="N",
         help="processes that train side by side (default: one per CPU core, at most 8; "
         "1 on a GPU; 1 runs everything in this process)",
+    )
+    p.add_argument(
+        "--keep-checkpoints", action="store_true",
+        help="keep every adapted model's adapt_final.pt (default: only the source models "
+        "and the ECN + semantic parts models stay, about 200 MB)",
     )
     add_device_option(p)
     p.set_defaults(func=cmd_demo)
