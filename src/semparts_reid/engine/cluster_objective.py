@@ -53,7 +53,7 @@ from ..memory import (
 from .clustering import ClusterSettings, cluster_counts, dbscan_labels
 from .distributed import broadcast_object, get_rank, is_distributed
 from .losses import memory_heads, reduce_heads, stack_heads
-from .objectives import EpochState, FeatureProvider
+from .objective_base import EpochState, FeatureProvider
 
 __all__ = ["ClusterObjective"]
 

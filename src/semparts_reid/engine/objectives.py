@@ -35,15 +35,15 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..memory import ExemplarMemory, LinearMomentum
 from .losses import memory_heads, reduce_heads
+from .objective_base import EpochState, FeatureProvider, TargetObjective
 
 __all__ = [
     "OBJECTIVES",
@@ -55,42 +55,6 @@ __all__ = [
 
 #: names of the built-in objectives (``TrainConfig.target_objective``)
 OBJECTIVES = ("ecn", "cluster")
-
-
-@dataclass(frozen=True)
-class EpochState:
-    """What an objective may need to know at the start of an epoch.
-
-    Attributes:
-        stage: ``"adapt"`` (objectives only run in the adaptation stage).
-        epoch: 0-based epoch of the stage about to run.
-        global_step: optimiser steps taken so far.
-        rank, world_size: this process and the number of processes.
-    """
-
-    stage: str
-    epoch: int
-    global_step: int = 0
-    rank: int = 0
-    world_size: int = 1
-
-
-FeatureProvider = Callable[[], Any]
-
-
-@runtime_checkable
-class TargetObjective(Protocol):
-    """The interface the trainer drives (see the module docstring)."""
-
-    def start_epoch(self, state: EpochState, features: FeatureProvider) -> None: ...
-
-    def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor: ...
-
-    def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 class ExemplarObjective:
