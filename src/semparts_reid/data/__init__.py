@@ -55,6 +55,7 @@ from .synthetic import (
     generate_synthetic,
     synthetic_dataset,
 )
+from .tracklets import assign_tracklets, iou_tracker, tracklet_quality
 
 _LAZY: dict[str, str] = {
     "JointTransform": ".transforms",
@@ -78,6 +79,9 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "write_walkers_sequence",
+    "assign_tracklets",
+    "iou_tracker",
+    "tracklet_quality",
     "read_seqinfo",
     "read_mot_boxes",
     "read_crops",

@@ -16,6 +16,12 @@
 from __future__ import annotations
 
 from .cluster import ClusterMemory
+from .constraints import (
+    NeighbourConstraint,
+    VideoConstraints,
+    constrain_cluster_labels,
+    constrain_neighbours,
+)
 from .exemplar import ExemplarMemory, LinearMomentum, MomentumSchedule
 from .gather import all_gather_rows, world_size
 from .refine import agreement_smoothed_targets, knn_agreement, refined_global_targets
@@ -25,8 +31,12 @@ __all__ = [
     "ExemplarMemory",
     "LinearMomentum",
     "MomentumSchedule",
+    "NeighbourConstraint",
+    "VideoConstraints",
     "agreement_smoothed_targets",
     "all_gather_rows",
+    "constrain_cluster_labels",
+    "constrain_neighbours",
     "knn_agreement",
     "refined_global_targets",
     "world_size",
