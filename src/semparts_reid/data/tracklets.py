@@ -107,7 +107,9 @@ def _ambiguous(iou: np.ndarray, cand: np.ndarray, margin: float, axis: int) -> n
     top2 = -np.partition(-v, 1, axis=axis)
     best, second = top2[:2] if axis == 0 else top2[:, :2].T
     found = np.isfinite(second)  # two candidates (then the best one is finite too)
-    return found & (np.where(found, best - second, np.inf) < margin)
+    gap = np.full(best.shape, np.inf)
+    np.subtract(best, second, out=gap, where=found)
+    return found & (gap < margin)
 
 
 def iou_tracker(
