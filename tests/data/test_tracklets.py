@@ -182,9 +182,7 @@ def _walkers_det_with_ids(root: Path, seed: int) -> tuple[np.ndarray, np.ndarray
 def test_walkers_detections_give_pure_tracklets(
     tmp_path: Path, seed: int, frames: int, people: int, purity: float, precision: float
 ) -> None:
-    root = write_walkers_sequence(
-        tmp_path / "w", num_frames=frames, num_people=people, seed=seed
-    )
+    root = write_walkers_sequence(tmp_path / "w", num_frames=frames, num_people=people, seed=seed)
     det, ids = _walkers_det_with_ids(root, seed)
     out = iou_tracker(det[:, 2:6], det[:, 0].astype(int), scores=det[:, 6])
     q = tracklet_quality(out, ids)
