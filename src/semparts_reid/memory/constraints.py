@@ -516,7 +516,7 @@ def constrain_neighbours(
         knn.scatter_(-1, top, 1.0 / k)
         knn = knn.masked_fill(same_frame | own, 0.0)  # too few admissible: -inf picks
     tw = (1.0 / k if k > 0 else 1.0) if tracklet_weight is None else float(tracklet_weight)
-    weights = torch.where(mate, torch.as_tensor(tw, dtype=dtype, device=dev), knn)
+    weights = knn.masked_fill(mate, tw)  # a Python scalar: no host-to-device copy
     stats = None
     if with_stats:
         heads = sim.shape[0] if sim.dim() == 3 else 1
