@@ -26,28 +26,26 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_part_maps import load_target, predict_logits  # noqa: E402
-from bench_semantic_parts import _direction_spec, score_part_maps  # noqa: E402
-from semparts_reid.cli import demo  # noqa: E402
-from semparts_reid.cli.demo_jobs import (  # noqa: E402
+from bench_part_maps import load_target, predict_logits
+from bench_semantic_parts import direction_spec, score_part_maps
+from semparts_reid.data.datasets import build_dataset
+from semparts_reid.experiments import (
+    Adaptation,
+    DemoSettings,
+    adapt_from,
     default_workers,
+    source_checkpoint,
     spawn_pool,
     threads_per_worker,
 )
-from semparts_reid.data.datasets import build_dataset  # noqa: E402
-from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
-from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
-from semparts_reid.metrics.part_iou import part_map_iou  # noqa: E402
+from semparts_reid.inference.extractor import load_model_from_checkpoint
+from semparts_reid.layers.part_classifier import confident_part_labels
+from semparts_reid.metrics.part_iou import part_map_iou
 
 SOURCES = ("self", "self_balanced", "pseudo", "none")
 #: the class portion of the ``self_balanced`` source (CBST keeps the top half per class)
@@ -76,7 +74,7 @@ def label_quality(model: Any, target: Any, size: tuple[int, int]) -> dict[str, A
 def _spec(settings: Any, work_dir: str, seed: int, key: str) -> Any:
     """The benchmark's ``DirectionSpec`` of direction ``key`` (``"a2b"``, ``"b2a"``) of
     ``seed``: its dataset specs and run folder under ``work_dir``."""
-    return _direction_spec(seed, key[0], key[-1], settings, Path(work_dir),
+    return direction_spec(seed, key[0], key[-1], settings, Path(work_dir),
                            Path(work_dir) / f"synthetic_c_market_seed{seed}")
 
 
@@ -85,8 +83,8 @@ def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, di
     checkpoint of ``(work_dir, seed, direction)``, target labels ``src``; its row."""
     work_dir, seed, key, src, threads = job
     torch.set_num_threads(threads)
-    settings = demo.DemoSettings()
-    method = demo.Adaptation("ECN + semantic parts", "ecn", True)
+    settings = DemoSettings()
+    method = Adaptation("ECN + semantic parts", "ecn", True)
     size = tuple(settings.input_size)
     spec = _spec(settings, work_dir, seed, key)
     source, target = build_dataset(spec.source_spec), build_dataset(spec.target_spec)
@@ -96,7 +94,7 @@ def adapt_with_labels(job: tuple[str, int, str, str, int]) -> tuple[str, str, di
                                   self_label_class_portion=BALANCED_PORTION)
     else:
         run = dataclasses.replace(run, unlabeled_part_labels=src)
-    scores, model = demo.adapt_from(run, method, spec.out / "source" / "source_final.pt",
+    scores, model = adapt_from(run, method, source_checkpoint(spec.out),
                                     source, target, spec.out / f"labels_{src}", seed, "cpu")
     row = {"mAP_global": 100 * scores["global"]["mAP"],
            "mAP_global+parts": 100 * scores["global + parts"]["mAP"],
@@ -118,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None,
                    help="processes adapting side by side (default: one per CPU core, at most 8)")
     args = p.parse_args(argv)
-    settings = demo.DemoSettings()
+    settings = DemoSettings()
     size = tuple(settings.input_size)
     workers = args.workers or default_workers("cpu")
     threads = threads_per_worker(workers)
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for key in args.directions:
             spec = _spec(settings, args.work_dir, seed, key)
-            ckpt = spec.out / "source" / "source_final.pt"
+            ckpt = source_checkpoint(spec.out)
             target = build_dataset(spec.target_spec)
             quality.setdefault(key, []).append(
                 label_quality(load_model_from_checkpoint(ckpt), target, size))

@@ -3,7 +3,7 @@ and without it.
 
 For each direction (``a -> b``, ``b -> a``) and seed, two arms run the demo's pipeline
 (``semparts-reid demo``: same data, network, sizes and schedule, from
-``cli.demo.DemoSettings``): source training on the labeled source, then ECN + semantic
+``experiments.DemoSettings``): source training on the labeled source, then ECN + semantic
 parts adaptation (the demo's last row) from that source model, evaluated with the
 demo's part feature (``concat``). The arms differ only in ``triplet_weight``: 0 (the
 demo as it is) vs ``--weight`` (default 1.0), with ``--margin`` (0.3, or ``soft``) on
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import statistics
 import sys
@@ -36,9 +35,13 @@ from typing import Any
 
 import torch
 
-from semparts_reid._io import atomic_write_text
-from semparts_reid.cli.demo import DIRECTIONS, DemoSettings
-from semparts_reid.cli.demo import _config as demo_config
+from semparts_reid.experiments import (
+    DIRECTIONS,
+    DemoSettings,
+    source_checkpoint,
+    train_config,
+    write_results,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "triplet_ablation.json"
@@ -58,20 +61,19 @@ def run_arm(
     from semparts_reid.engine.trainer import DomainAdaptTrainer
     from semparts_reid.models.factory import build_model
 
-    arch = f"semparts_{settings.backbone}"
+    arch = settings.arch
     t0 = time.perf_counter()
-    cfg = dataclasses.replace(demo_config(settings, arch, work / "source", seed, device),
-                              **triplet)
+    cfg = train_config(settings, work / "source", seed, device).replace(**triplet)
     seed_everything(seed)
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
-    trainer.train_source(cfg.source_epochs)
+    trainer.train_source(cfg.optim.source_epochs)
     direct = _metrics(trainer.evaluate(mode=settings.parts_eval_mode))
-    cfg = dataclasses.replace(cfg, output_dir=str(work / "ecn_parts"))
+    cfg = cfg.replace(output_dir=str(work / "ecn_parts"))
     model = build_model(arch, num_classes=source.num_train_pids, input_size=settings.input_size)
     trainer = DomainAdaptTrainer(model, source, target, cfg)
-    trainer.load_weights(work / "source" / "source_final.pt")
-    trainer.adapt(cfg.epochs)
+    trainer.load_weights(source_checkpoint(work))
+    trainer.adapt(cfg.optim.epochs)
     adapted = _metrics(trainer.evaluate(mode=settings.parts_eval_mode))
     return {"direct": direct, "adapted": adapted, "seconds": time.perf_counter() - t0}
 
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(payload, indent=2) + "\n")
+    write_results(args.out, payload)
     print(f"results: {args.out}")
     return 0
 

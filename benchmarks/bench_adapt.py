@@ -11,7 +11,7 @@
 
 Run: ``python benchmarks/bench_adapt.py [--quick] [--train-batch 16] [--threads N]``.
 Every figure is a median over repeats measured in the same run. A missed target is
-printed as ``[MISSED]`` and the script exits with status 3 (see ``_targets.py``);
+printed as ``[MISSED]`` and the script exits with status 3 (see ``experiments.targets``);
 ``--quick`` prints the figures without checking the targets. The speed-up of part 2 has
 no target.
 """
@@ -20,20 +20,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from semparts_reid.engine.losses import identity_loss  # noqa: E402
-from semparts_reid.memory import ExemplarMemory  # noqa: E402
-from semparts_reid.models.factory import build_model  # noqa: E402
-from semparts_reid.precision import has_native_bf16, resolve_precision  # noqa: E402
+from semparts_reid.engine.losses import identity_loss
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.memory import ExemplarMemory
+from semparts_reid.models.factory import build_model
+from semparts_reid.precision import has_native_bf16, resolve_precision
 
 MEMORY_SHARE_PCT = 10.0  # memory loss + update as a share of one training step, in %
 

@@ -18,7 +18,7 @@ depths rather than uniformly at random:
   (distances included) and peak RSS (targets: <= 12 s, < 2 GiB).
 
 A disagreement with the reference is an error (exit 1). A missed target is printed as
-``[MISSED]`` and the script exits with status 3 (see ``_targets.py``). ``--quick`` runs
+``[MISSED]`` and the script exits with status 3 (see ``experiments.targets``). ``--quick`` runs
 small shapes and does not check the targets (they are for the full sizes).
 
 Usage::
@@ -32,21 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from semparts_reid.metrics.rank import evaluate_cmc_map  # noqa: E402
+from semparts_reid.experiments.targets import Target, peak_rss_mib, report
+from semparts_reid.metrics.rank import evaluate_cmc_map
 
 # targets of the full-size run
 MARKET_SPEEDUP = 20.0  # x faster than the per-query reference
@@ -181,27 +176,14 @@ def bench_market(args: argparse.Namespace) -> dict[str, Any]:
             "torchreid": torchreid}  # fmt: skip
 
 
-def _peak_rss_mib() -> float:
-    """Peak RSS of this process in MiB: VmHWM (per address space, so not inherited from
-    the parent across fork + exec as ``ru_maxrss`` is on Linux), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def _msmt_child(quick: bool, dim: int, noise: float) -> None:
     shape = (11659, 82161, 3060, 15) if not quick else (300, 2000, 100, 15)
     qf, gf, qp, gp, qc, gc = make_data(*shape, dim=dim, seed=1, noise=noise)
-    base = _peak_rss_mib()
+    base = peak_rss_mib()
     t0 = time.perf_counter()
     res = evaluate_cmc_map((qf, gf), qp, gp, qc, gc, metric="cosine", max_rank=50)
     elapsed = time.perf_counter() - t0
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
     out = {"shape": shape, "dim": dim, "time_s": elapsed, "peak_rss_mib": peak,
            "rss_before_eval_mib": base, "metrics": str(res)}  # fmt: skip
     print(json.dumps(out))

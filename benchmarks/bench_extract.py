@@ -19,7 +19,7 @@ initialised (no weight downloads); agreement is measured on its features all the
 
 The targets are checked on the full workload (``semparts_resnet50`` at 256x128, the
 default): a missed one is printed as ``[MISSED]`` and the script exits with status 3
-(see ``_targets.py``). ``--quick`` and other architectures or sizes print the same lines
+(see ``experiments.targets``). ``--quick`` and other architectures or sizes print the same lines
 marked ``[not checked]``.
 
 Usage::
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from semparts_reid.inference import FeatureExtractor  # noqa: E402
-from semparts_reid.models.factory import build_model  # noqa: E402
-from semparts_reid.precision import has_native_bf16  # noqa: E402
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.inference import FeatureExtractor
+from semparts_reid.models.factory import build_model
+from semparts_reid.precision import has_native_bf16
 
 
 def make_crops(n: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ Without a CUDA device the script prints ``no CUDA device: skipped`` and exits 0.
 3. **Evaluation** at Market-1501 scale (3368 × 15913, D = 2048): ``evaluate_cmc_map``
    from features on the GPU against the same call on the CPU, same run.
 
-Targets (full run only, see ``_targets.py``): bf16 + channels_last training compute
+Targets (full run only, see ``experiments.targets``): bf16 + channels_last training compute
 >= 1.5× fp32; the loop >= 0.8× the compute rate (the loader keeps the GPU busy).
 
 Usage::
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,10 +35,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
+from semparts_reid.experiments.targets import Target, report
 
 BF16_SPEEDUP = 1.5  # bf16 + channels_last over fp32, training compute
 LOOP_SHARE = 0.8  # training loop images/s over compute-only images/s

@@ -20,7 +20,7 @@ centroids + camera offsets + noise, L2-normalised, dim 2048 (``make_data`` of
   with its agreement. Targets: 16,522 in <= 20 s and <= 2 GiB, 100,000 in <= 4 min and
   <= 8 GiB.
 
-A missed target prints ``[MISSED]`` and the script exits 3 (``_targets.py``); a
+A missed target prints ``[MISSED]`` and the script exits 3 (``experiments.targets``); a
 disagreement beyond the bound is one of the targets. ``--quick`` runs small shapes and
 checks nothing. ``--json PATH`` writes every figure.
 
@@ -44,11 +44,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from bench_eval import _peak_rss_mib, make_data  # noqa: E402
+from bench_eval import make_data
+from semparts_reid.experiments.targets import Target, peak_rss_mib, report
 
 GIB = 1024.0  # MiB
 MARKET = {"q": 3368, "g": 15913, "ids": 751, "cams": 6, "dim": 2048}
@@ -86,13 +83,13 @@ def torchreid_rerank() -> tuple[Any, str]:
 
 def _split_matrices(q: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, ...]:
     """``qg, qq, gg`` of the tiles ``re_ranking_from_features`` searches (same values)."""
-    from semparts_reid.metrics import _knn
+    from semparts_reid.metrics import knn
 
     nq = len(q)
-    prov = _knn.FeatureTiles([q, g], "euclidean")
+    prov = knn.FeatureTiles([q, g], "euclidean")
     qq, qg = np.empty((nq, nq), np.float32), np.empty((nq, len(g)), np.float32)
     gg = np.empty((len(g), len(g)), np.float32)
-    for rows, cols, t in _knn._tiles(prov):
+    for rows, cols, t in knn.iter_tiles(prov):
         x = t.numpy()
         for (a, b), (c, d), blk in (((rows, cols, x)), ((cols, rows, x.T))):
             dst = (qq, 0, 0) if b <= nq and d <= nq else (qg, 0, nq) if b <= nq else \
@@ -109,9 +106,9 @@ def dense_jaccard_reference(f: np.ndarray, k1: int, k2: int) -> np.ndarray:
     same distances as our tiles)."""
     import torch
 
-    from semparts_reid.metrics import _knn
+    from semparts_reid.metrics import knn
 
-    d = _knn.dense_matrix(_knn.FeatureTiles([f], "sqeuclidean", normalize=True)).numpy()
+    d = knn.dense_matrix(knn.FeatureTiles([f], "sqeuclidean", normalize=True)).numpy()
     n, kh = len(d), int(np.around(k1 / 2))
     rank = np.empty((n, max(k1 + 1, k2)), np.int64)
     for a in range(0, n, 1024):
@@ -164,7 +161,7 @@ def _child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     if kind in ("rerank", "torchreid"):
         qf, gf, *_ = make_data(spec["q"], spec["g"], spec["ids"], spec["cams"], spec["dim"],
                                seed=spec["seed"], noise=NOISE)  # fmt: skip
-        out: dict[str, Any] = {"rss_before_mib": _peak_rss_mib()}
+        out: dict[str, Any] = {"rss_before_mib": peak_rss_mib()}
         if kind == "rerank":
             from semparts_reid.metrics.rerank import re_ranking_from_features
 
@@ -181,7 +178,7 @@ def _child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
             t0 = time.perf_counter()
             dist = fn(*mats)
             out.update(available=True, where=where)
-        out.update(time_s=time.perf_counter() - t0, peak_rss_mib=_peak_rss_mib())
+        out.update(time_s=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
         if spec.get("save"):
             np.save(spec["save"], np.asarray(dist, dtype=np.float32))
         return out
@@ -191,7 +188,7 @@ def _child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         from sklearn.cluster import DBSCAN
     except ImportError as exc:
         DBSCAN, no_sklearn = None, f"skipped: scikit-learn not importable ({exc})"
-    out = {"rss_before_mib": _peak_rss_mib()}
+    out = {"rss_before_mib": peak_rss_mib()}
     t0 = time.perf_counter()
     if kind == "jaccard":
         from semparts_reid.metrics import jaccard_distance
@@ -200,7 +197,7 @@ def _child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         out.update(nnz_per_row=d.nnz / spec["n"])
     else:
         d = dense_jaccard_reference(f, 30, 6)
-    out.update(jaccard_s=time.perf_counter() - t0, jaccard_peak_mib=_peak_rss_mib())
+    out.update(jaccard_s=time.perf_counter() - t0, jaccard_peak_mib=peak_rss_mib())
     if DBSCAN is None:
         out["dbscan"] = no_sklearn
     else:
@@ -208,7 +205,7 @@ def _child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         labels = DBSCAN(eps=EPS, min_samples=4, metric="precomputed").fit_predict(d)
         out.update(dbscan_s=time.perf_counter() - t1, clusters=int(labels.max() + 1),
                    outliers=float((labels < 0).mean()))
-    out.update(time_s=time.perf_counter() - t0, peak_rss_mib=_peak_rss_mib())
+    out.update(time_s=time.perf_counter() - t0, peak_rss_mib=peak_rss_mib())
     if kind == "jaccard" and spec.get("save"):
         import scipy.sparse as sp
 

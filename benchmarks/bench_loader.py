@@ -18,7 +18,7 @@ the Market-1501 layout), loaded at 256×128 in batches of 64 with 0 and 2 worker
 Both loaders are timed in steady state (worker start-up and the first batches excluded),
 alternately, ``--rounds`` times; the best round of each counts. Target: ours >= 1.5× the
 torchreid-style loader at equal workers (without part maps). ``--quick`` runs tiny sizes
-and checks nothing (see ``_targets.py``).
+and checks nothing (see ``experiments.targets``).
 
 Usage::
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -39,10 +38,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
+from semparts_reid.experiments.targets import Target, report
 
 RATIO = 1.5  # ours / torchreid-style images per second, at equal workers
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -40,20 +39,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from semparts_reid.data.datasets import build_dataset  # noqa: E402
-from semparts_reid.data.part_labels import part_map_path, read_part_map  # noqa: E402
-from semparts_reid.engine.config import TrainConfig  # noqa: E402
-from semparts_reid.engine.trainer import DomainAdaptTrainer  # noqa: E402
-from semparts_reid.layers.part_classifier import confident_part_labels  # noqa: E402
-from semparts_reid.layers.part_clustering import band_labels, pseudo_part_labels  # noqa: E402
-from semparts_reid.metrics.part_iou import PartIoU, part_map_iou  # noqa: E402
-from semparts_reid.models.factory import build_model  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _targets import Target, report  # noqa: E402
+from semparts_reid.data.datasets import build_dataset
+from semparts_reid.data.part_labels import part_map_path, read_part_map
+from semparts_reid.engine.config import TrainConfig
+from semparts_reid.engine.trainer import DomainAdaptTrainer
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.layers.part_classifier import confident_part_labels
+from semparts_reid.layers.part_clustering import band_labels, pseudo_part_labels
+from semparts_reid.metrics.part_iou import PartIoU, part_map_iou
+from semparts_reid.models.factory import build_model
 
 NAMES = ("background", "head", "upper", "lower")
 

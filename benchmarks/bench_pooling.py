@@ -23,7 +23,7 @@
    Target for both: <= 10% overhead over the global-only step.
 
 A missed target is printed as ``[MISSED]`` and the script exits with status 3 (see
-``_targets.py``). ``--quick`` is a smoke run (small pooling shape, ``resnet18`` at 64x32,
+``experiments.targets``). ``--quick`` is a smoke run (small pooling shape, ``resnet18`` at 64x32,
 batch 4, two repeats): it prints every figure but checks no target.
 
 Usage::
@@ -44,18 +44,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from semparts_reid.engine.losses import part_targets  # noqa: E402
-from semparts_reid.layers.part_pooling import part_mask_pool  # noqa: E402
-from semparts_reid.models.factory import build_model  # noqa: E402
+from semparts_reid.engine.losses import part_targets
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.layers.part_pooling import part_mask_pool
+from semparts_reid.models.factory import build_model
 
 SHAPE = {"batch": 64, "channels": 2048, "height": 24, "width": 8, "parts": 4}
 QUICK_SHAPE = {"batch": 8, "channels": 256, "height": 24, "width": 8, "parts": 4}

@@ -42,7 +42,6 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -51,17 +50,32 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from bench_part_maps import load_target, mode_map, predict_logits  # noqa: E402
-from semparts_reid.cli import demo  # noqa: E402
-from semparts_reid.data.datasets import build_dataset  # noqa: E402
-from semparts_reid.data.synthetic import write_synthetic_market  # noqa: E402
-from semparts_reid.inference.extractor import load_model_from_checkpoint  # noqa: E402
-from semparts_reid.metrics.part_iou import part_map_iou  # noqa: E402
+from bench_part_maps import load_target, mode_map, predict_logits
+from semparts_reid.data.datasets import build_dataset
+from semparts_reid.data.synthetic import write_synthetic_market
+from semparts_reid.experiments import (
+    ADAPTATIONS,
+    FEATURES,
+    Adaptation,
+    DemoJob,
+    DemoSettings,
+    DirectionSpec,
+    chosen_adaptations,
+    default_workers,
+    format_table,
+    label_source,
+    method_folder,
+    metrics_row,
+    run_direction,
+    run_directions,
+    run_job,
+    source_checkpoint,
+    spawn_pool,
+    threads_per_worker,
+)
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.inference.extractor import load_model_from_checkpoint
+from semparts_reid.metrics.part_iou import part_map_iou
 
 DIRECTIONS = (("a", "b"), ("b", "a"), ("a", "c"))
 
@@ -83,12 +97,12 @@ def score_part_maps(model: Any, target: Any, size: tuple[int, int], limit: int) 
 #: diagnostic rows (``--diagnostics``, synthetic pair only): which half of "+ semantic
 #: parts" moves the global feature, the part identity / memory losses or the part-map loss
 DIAGNOSTICS = (
-    demo.Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True),
-    demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False),
+    Adaptation("ECN + part-map loss only", "ecn", parts=False, part_map_loss=True),
+    Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False),
     # the same split under the cluster objective: its parts' losses cost the global
     # feature too (the refinement rows); does the part-map loss alone help it as it
     # helps ECN?
-    demo.Adaptation("Clustering + part-map loss only", "cluster", parts=False,
+    Adaptation("Clustering + part-map loss only", "cluster", parts=False,
                     part_map_loss=True),
 )
 #: ``--detached`` rows (every direction): ECN + semantic parts whose part classifier
@@ -96,7 +110,7 @@ DIAGNOSTICS = (
 #: part features' identity / memory losses, which reach the classifier through its
 #: masks, keep the maps poor even with the target's ground truth
 DETACHED = (
-    demo.Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
+    Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
                     detach_masks=True),
 )
 
@@ -106,9 +120,9 @@ DETACHED = (
 #: parts in the shared backbone's gradient). The diagnostic rows showed those part losses
 #: cost the global feature; this asks whether it is their weight.
 BALANCED = (
-    demo.Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
+    Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
                     overrides=(("part_head_weight", 1 / 3),)),
-    demo.Adaptation("Clustering + semantic parts, part heads 1/3", "cluster", parts=True,
+    Adaptation("Clustering + semantic parts, part heads 1/3", "cluster", parts=True,
                     overrides=(("part_head_weight", 1 / 3),)),
 )
 #: ``--refinement`` rows (every direction), issue 13's ablation of the part refinement of
@@ -122,16 +136,16 @@ BALANCED = (
 #: a person's other images: k = round(20 * 7 / 17.2) = 8)
 _SMOOTHING = ("cluster_part_smoothing", True)
 REFINEMENT = (
-    demo.Adaptation("Clustering + semantic parts, no global refinement", "cluster",
+    Adaptation("Clustering + semantic parts, no global refinement", "cluster",
                     parts=True, overrides=(("cluster_refine_global", False),)),
-    demo.Adaptation("Clustering + semantic parts, with part smoothing", "cluster",
+    Adaptation("Clustering + semantic parts, with part smoothing", "cluster",
                     parts=True, overrides=(_SMOOTHING,)),
-    demo.Adaptation("Clustering + semantic parts, with part smoothing, no global refinement",
+    Adaptation("Clustering + semantic parts, with part smoothing, no global refinement",
                     "cluster", parts=True,
                     overrides=(_SMOOTHING, ("cluster_refine_global", False))),
-    demo.Adaptation("Clustering + semantic parts, with part smoothing, part heads 1/3",
+    Adaptation("Clustering + semantic parts, with part smoothing, part heads 1/3",
                     "cluster", parts=True, overrides=(_SMOOTHING, ("part_head_weight", 1 / 3))),
-    demo.Adaptation("Clustering + semantic parts, with part smoothing, agreement k 8",
+    Adaptation("Clustering + semantic parts, with part smoothing, agreement k 8",
                     "cluster", parts=True, overrides=(_SMOOTHING, ("cluster_agreement_k", 8))),
 )
 
@@ -144,10 +158,10 @@ REFINEMENT = (
 #: with the same triplet loss on the global feature only.
 _TRIPLET = ("triplet_weight", 1.0)
 PART_TRIPLET = (
-    demo.Adaptation("ECN, source triplet", "ecn", parts=False, overrides=(_TRIPLET,)),
-    demo.Adaptation("ECN + part-map loss only, source triplet", "ecn", parts=False,
+    Adaptation("ECN, source triplet", "ecn", parts=False, overrides=(_TRIPLET,)),
+    Adaptation("ECN + part-map loss only, source triplet", "ecn", parts=False,
                     part_map_loss=True, overrides=(_TRIPLET,)),
-    demo.Adaptation("ECN + semantic parts, part triplet instead of part identity", "ecn",
+    Adaptation("ECN + semantic parts, part triplet instead of part identity", "ecn",
                     parts=True, overrides=(_TRIPLET, ("triplet_parts", True),
                                            ("part_head_weight", 0.0))),
 )
@@ -170,9 +184,9 @@ ROW_GROUPS: dict[str, tuple[tuple[Any, ...], str]] = {
 #: same adaptations trained with the target's ground-truth part maps, which real data
 #: does not have. They ask whether the part features help once the maps are good.
 ORACLE = (
-    demo.Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
+    Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
                     target_part_maps=True),
-    demo.Adaptation("ECN + part-map loss only with target GT maps", "ecn", parts=False,
+    Adaptation("ECN + part-map loss only with target GT maps", "ecn", parts=False,
                     part_map_loss=True, target_part_maps=True),
 )
 
@@ -184,19 +198,19 @@ def scores_from_checkpoints(settings: Any, target: Any, folder: Path,
     missing): the source model for direct transfer, each method's ``adapt_final.pt``."""
     from semparts_reid.inference.evaluation import evaluate_model
 
-    paths = {"Direct transfer": folder / "source" / "source_final.pt"}
-    for method in demo.chosen_adaptations(settings) if methods is None else methods:
-        paths[method.name] = folder / demo.method_folder(method) / "adapt_final.pt"
+    paths = {"Direct transfer": source_checkpoint(folder)}
+    for method in chosen_adaptations(settings) if methods is None else methods:
+        paths[method.name] = folder / method_folder(method) / "adapt_final.pt"
     if not all(p.is_file() for p in paths.values()):
         return None
     rows: dict[str, Any] = {}
     part_model = None
     for name, path in paths.items():
         model = load_model_from_checkpoint(path).eval()
-        for suffix, mode in demo.FEATURES:
+        for suffix, mode in FEATURES:
             metrics = evaluate_model(model, target.query, target.gallery, mode=mode,
                                      device="cpu", batch_size=128, progress=False)
-            rows[f"{name} ({suffix})"] = demo._row(metrics)
+            rows[f"{name} ({suffix})"] = metrics_row(metrics)
         if name == "ECN + semantic parts":
             part_model = model
     return rows, part_model
@@ -213,16 +227,15 @@ def _methods(settings: Any, target: str, diagnostics: bool, on_c: bool = False,
         extra += list(ORACLE)
     for name in groups:
         extra += [m for m in ROW_GROUPS[name][0] if m.objective in settings.objectives]
-    return demo.chosen_adaptations(settings) + extra
+    return chosen_adaptations(settings) + extra
 
 
-def _direction_spec(seed: int, s: str, t: str, settings: Any, work: Path, c_root: Path,
+def direction_spec(seed: int, s: str, t: str, settings: Any, work: Path, c_root: Path,
                     methods: tuple[Any, ...] | None = None) -> Any:
     """The ``DirectionSpec`` of direction ``s -> t`` of ``seed`` in the work folder."""
-    from semparts_reid.cli import demo_jobs
 
     size_opt = f"?size={settings.dataset_size}&seed={seed}"
-    return demo_jobs.DirectionSpec(
+    return DirectionSpec(
         f"{s} -> {t}", f"synthetic:{s}{size_opt}",
         f"market1501:{c_root}" if t == "c" else f"synthetic:{t}{size_opt}",
         work / f"seed{seed}" / f"{s}2{t}", methods)
@@ -239,20 +252,19 @@ def extend_seed(record: dict[str, Any], seed: int, settings: Any, work: Path, c_
     ``record`` lacks: each such adaptation runs from that direction's source checkpoint
     in ``work`` (the very weights the record's other rows started from), on ``workers``
     processes, and its rows are merged into ``record``."""
-    from semparts_reid.cli import demo_jobs
 
-    threads = demo_jobs.threads_per_worker(workers)
+    threads = threads_per_worker(workers)
     jobs = []
     for s, t in DIRECTIONS:
-        spec = _direction_spec(seed, s, t, settings, work, c_root)
-        if not (spec.out / "source" / "source_final.pt").is_file():
+        spec = direction_spec(seed, s, t, settings, work, c_root)
+        if not source_checkpoint(spec.out).is_file():
             raise FileNotFoundError(
                 f"seed {seed} {spec.label}: no source checkpoint to extend from")
         have = record[spec.label]["rows"]
-        jobs += [demo_jobs.DemoJob(spec, m, settings, seed, "cpu", threads)
+        jobs += [DemoJob(spec, m, settings, seed, "cpu", threads)
                  for m in methods_of(t) if f"{m.name} (global)" not in have]
-    with demo_jobs.spawn_pool(workers) as pool:
-        for job, (rows, _, seconds) in zip(jobs, pool.map(demo_jobs.run_job, jobs), strict=True):
+    with spawn_pool(workers) as pool:
+        for job, (rows, _, seconds) in zip(jobs, pool.map(run_job, jobs), strict=True):
             print(f"seed {seed} {job.name}: {seconds:.0f} s", flush=True)
             record[job.direction.label]["rows"].update(_r1_map(rows))
     score_diagnostic_part_maps(record, seed, settings, work, c_root, methods_of)
@@ -267,15 +279,15 @@ def score_diagnostic_part_maps(record: dict[str, Any], seed: int, settings: Any,
     for s, t in DIRECTIONS:
         if t == "c":  # no ground truth to score against
             continue
-        spec = _direction_spec(seed, s, t, settings, work, c_root)
+        spec = direction_spec(seed, s, t, settings, work, c_root)
         scored = record[spec.label].setdefault("part_maps_rows", {})
-        extra = [m for m in methods_of(t) if m not in demo.ADAPTATIONS
+        extra = [m for m in methods_of(t) if m not in ADAPTATIONS
                  and m.trains_part_maps and m.name not in scored]
         if not extra:
             continue
         target = build_dataset(spec.target_spec)
         for method in extra:
-            ckpt = spec.out / demo.method_folder(method) / "adapt_final.pt"
+            ckpt = spec.out / method_folder(method) / "adapt_final.pt"
             scored[method.name] = score_part_maps(load_model_from_checkpoint(ckpt), target,
                                                   tuple(settings.input_size), 1000)
 
@@ -290,12 +302,11 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
     the seed's wall time for all its directions. ``diagnostics`` adds :data:`DIAGNOSTICS`
     on the synthetic pair (and on a -> c with ``diagnostics_on_c``), ``oracle``
     :data:`ORACLE` and ``groups`` the named :data:`ROW_GROUPS`."""
-    from semparts_reid.cli import demo_jobs
 
     def methods_of(t: str) -> list[Any]:
         return _methods(settings, t, diagnostics, diagnostics_on_c, oracle, groups)
 
-    specs = {(s, t): _direction_spec(seed, s, t, settings, work, c_root, tuple(methods_of(t)))
+    specs = {(s, t): direction_spec(seed, s, t, settings, work, c_root, tuple(methods_of(t)))
              for s, t in DIRECTIONS}
     results: dict[tuple[str, str], tuple[dict[str, Any], Any, float]] = {}
     todo = []
@@ -310,7 +321,7 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
             todo.append(key)
     if todo and workers > 1:
         t0 = time.perf_counter()
-        ran = demo_jobs.run_directions([specs[k] for k in todo], settings, seed=seed,
+        ran = run_directions([specs[k] for k in todo], settings, seed=seed,
                                        device="cpu", workers=workers)
         seconds = time.perf_counter() - t0
         for key in todo:
@@ -321,7 +332,7 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
         for key in todo:
             spec, t0 = specs[key], time.perf_counter()
             source, target = build_dataset(spec.source_spec), build_dataset(spec.target_spec)
-            rows, part_model = demo._run_direction(settings, source, target, spec.out, seed,
+            rows, part_model = run_direction(settings, source, target, spec.out, seed,
                                                    "cpu", spec.methods)
             results[key] = (rows, part_model, time.perf_counter() - t0)
     out: dict[str, Any] = {}
@@ -330,13 +341,13 @@ def run_seed(seed: int, settings: Any, work: Path, c_root: Path, reuse: bool = F
         entry: dict[str, Any] = {"rows": _r1_map(rows), "seconds": seconds}
         if t != "c":  # the synthetic targets keep their ground truth for scoring only
             target = build_dataset(spec.target_spec)
-            src_model = load_model_from_checkpoint(spec.out / "source" / "source_final.pt")
+            src_model = load_model_from_checkpoint(source_checkpoint(spec.out))
             size = tuple(settings.input_size)
             entry["part_maps_source_model"] = score_part_maps(src_model, target, size, 1000)
             entry["part_maps_adapted"] = score_part_maps(part_model, target, size, 1000)
         out[spec.label] = entry
         print(f"seed {seed} {spec.label}: {entry['seconds']:.0f} s", flush=True)
-        print(demo.format_table({spec.label: rows}), flush=True)
+        print(format_table({spec.label: rows}), flush=True)
     score_diagnostic_part_maps(out, seed, settings, work, c_root, methods_of)
     return out
 
@@ -476,11 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     groups = [flag for flag in ROW_GROUPS if getattr(args, flag.replace("-", "_"))]
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = demo.DemoSettings.quick() if args.quick else demo.DemoSettings()
+    settings = DemoSettings.quick() if args.quick else DemoSettings()
     if args.no_cluster:
         settings = dataclasses.replace(settings, objectives=("ecn",))
     seeds = args.seeds[:1] if args.quick else args.seeds
-    from semparts_reid.cli.demo_jobs import default_workers
 
     workers = default_workers("cpu") if args.workers is None else args.workers
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_semantic_parts_"))
@@ -516,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(
             {"seeds": seeds, "settings": dataclasses.asdict(settings),
-             "target_part_labels": demo.label_source(settings),
+             "target_part_labels": label_source(settings),
              "per_seed": per_seed, "summary": summary}, indent=2))
     return report(targets(summary), checked=not args.quick and len(seeds) >= 3,
                   why_unchecked="fewer than 3 seeds or a quick run")

@@ -27,21 +27,17 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _targets import Target, report  # noqa: E402
-from semparts_reid.cpu_convs import GEMM_MAX_POSITIONS, GEMM_MIN_CHANNELS  # noqa: E402
-from semparts_reid.models.factory import build_model  # noqa: E402
-from semparts_reid.precision import guard_cpu_bf16_convs, has_native_bf16  # noqa: E402
+from semparts_reid.cpu_convs import GEMM_MAX_POSITIONS, GEMM_MIN_CHANNELS
+from semparts_reid.experiments.targets import Target, report
+from semparts_reid.models.factory import build_model
+from semparts_reid.precision import guard_cpu_bf16_convs, has_native_bf16
 
 CONV_SPEEDUP = 1.8  # 512 -> 512 3x3 on 32 x 5x3 maps, forward + backward
 STEP_SPEEDUP = 1.15  # the demo's training step

@@ -7,7 +7,7 @@ file writing alone (the same images encoded again), so the ratio says how much o
 time is rendering.
 
 Each domain's images per CPU-second is a target (>= 500). A domain that misses it is
-printed as ``[MISSED]`` and the script exits with status 3 (see ``_targets.py``).
+printed as ``[MISSED]`` and the script exits with status 3 (see ``experiments.targets``).
 ``--size tiny`` (or ``--quick``) is a smoke run: the figures are printed, the target is
 not checked.
 
@@ -19,19 +19,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from _targets import Target, report  # noqa: E402
-from semparts_reid.data.synthetic import generate as syn  # noqa: E402
+from semparts_reid.data.synthetic import generate as syn
+from semparts_reid.experiments.targets import Target, report
 
 TARGET = 500.0  # images per second on one core
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from semparts_reid.data.datasets import build_dataset  # noqa: E402
+from semparts_reid.data.datasets import build_dataset
 
 
 def diagnose(ckpt_path: Path, true_pids: np.ndarray) -> dict[str, Any]:

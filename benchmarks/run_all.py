@@ -34,10 +34,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from semparts_reid.experiments.targets import MISSED_EXIT
 
-from _targets import MISSED_EXIT  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 # name -> (script: a file in benchmarks/ or an absolute path, arguments of a full run,
 #          arguments of a quick run)

@@ -12,7 +12,8 @@ BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def load_benchmark(name: str) -> ModuleType:
     """Import ``benchmarks/<name>.py`` under ``name`` (``benchmarks/`` goes on ``sys.path``
-    so the script's own ``from _targets import ...`` resolves)."""
+    so a script's imports of its sibling scripts, e.g. ``from bench_eval import make_data``,
+    resolve as they do when the script runs)."""
     if str(BENCH_DIR) not in sys.path:
         sys.path.insert(0, str(BENCH_DIR))
     spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")

@@ -1,5 +1,5 @@
 """``benchmarks/bench_loader.py`` and ``benchmarks/bench_gpu.py``: quick modes run, targets
-are stated through ``_targets`` (a miss says MISSED), no CUDA means a clean skip. No
+are stated through ``experiments.targets`` (a miss says MISSED), no CUDA means a clean skip. No
 assert here depends on timing."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench_loading import load_benchmark as _load
+from semparts_reid.experiments import targets
 
 
 @pytest.mark.slow
@@ -26,7 +27,7 @@ def test_loader_benchmark_quick_run(capsys, tmp_path, monkeypatch) -> None:  # t
 
 def test_loader_target_is_one_and_a_half_times_at_equal_workers(capsys) -> None:  # type: ignore[no-untyped-def]
     bench = _load("bench_loader")
-    T = _load("_targets")
+    T = targets
     rates = {("ours", 0): 150.0, ("torchreid", 0): 100.0, ("ours", 2): 140.0,
              ("torchreid", 2): 100.0}
     assert T.report(bench.targets(rates, [0, 2])) == T.MISSED_EXIT
@@ -44,7 +45,7 @@ def test_gpu_benchmark_skips_cleanly_without_cuda(capsys, monkeypatch) -> None: 
 
 def test_gpu_benchmark_targets(capsys) -> None:  # type: ignore[no-untyped-def]
     bench = _load("bench_gpu")
-    T = _load("_targets")
+    T = targets
     assert T.report(bench.targets(fp32=400.0, bf16=1000.0, loop=900.0)) == 0
     assert T.report(bench.targets(fp32=800.0, bf16=1000.0, loop=500.0)) == T.MISSED_EXIT
     missed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[MISSED]")]

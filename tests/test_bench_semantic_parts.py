@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +77,11 @@ def test_rows_of_fewer_seeds_are_summarised_over_those_and_say_so() -> None:
 
 def test_diagnostic_rows_run_on_the_synthetic_pair_only() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     names = [m.name for m in bench._methods(settings, "b", diagnostics=True)]
-    assert names[:4] == [m.name for m in demo.ADAPTATIONS]
+    assert names[:4] == [m.name for m in ex.ADAPTATIONS]
     assert names[4:] == ["ECN + part-map loss only", "ECN + part features only",
                          "Clustering + part-map loss only"]
     assert [m.name for m in bench._methods(settings, "c", diagnostics=True)] == names[:4]
@@ -90,15 +91,15 @@ def test_diagnostic_rows_run_on_the_synthetic_pair_only() -> None:
     assert (features_only.parts, features_only.trains_part_maps) == (True, False)
     assert cluster_maps_only.objective == "cluster"
     assert (cluster_maps_only.parts, cluster_maps_only.trains_part_maps) == (False, True)
-    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    ecn_only = dataclasses.replace(settings, objectives=("ecn",))
     assert len(bench._methods(ecn_only, "b", diagnostics=True)) == 4
 
 
 def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path) -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     on_c = [m.name for m in bench._methods(settings, "c", diagnostics=True, on_c=True)]
     assert on_c[4:] == ["ECN + part-map loss only", "ECN + part features only",
                         "Clustering + part-map loss only"]
@@ -110,9 +111,9 @@ def test_diagnostics_on_c_and_extend_needs_the_source_checkpoints(tmp_path: Path
 
 def test_oracle_rows_read_the_target_maps_on_the_synthetic_pair_only() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     names = [m.name for m in bench._methods(settings, "b", diagnostics=False, oracle=True)]
     assert names[4:] == ["ECN + semantic parts with target GT maps",
                          "ECN + part-map loss only with target GT maps"]
@@ -135,9 +136,9 @@ def test_diagnostic_rows_part_maps_are_summarised_per_row() -> None:
 
 def test_detached_rows_run_everywhere_with_detached_masks() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     for target in ("b", "c"):
         names = [m.name for m in bench._methods(settings, target, False, groups=["detached"])]
         assert names[4:] == ["ECN + semantic parts, detached masks"]
@@ -147,14 +148,14 @@ def test_detached_rows_run_everywhere_with_detached_masks() -> None:
 
 def test_balanced_heads_rows_run_everywhere_for_the_chosen_objectives() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     for target in ("b", "c"):
         names = [m.name for m in bench._methods(settings, target, False, groups=["balanced-heads"])]
         assert names[4:] == ["ECN + semantic parts, part heads 1/3",
                              "Clustering + semantic parts, part heads 1/3"]
-    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    ecn_only = dataclasses.replace(settings, objectives=("ecn",))
     names = [m.name for m in bench._methods(ecn_only, "b", False, groups=["balanced-heads"])]
     assert names == ["ECN", "ECN + semantic parts", "ECN + semantic parts, part heads 1/3"]
     for row in bench.BALANCED:
@@ -165,9 +166,9 @@ def test_balanced_heads_rows_run_everywhere_for_the_chosen_objectives() -> None:
 
 def test_refinement_rows_switch_one_piece_each() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     names = [m.name for m in bench._methods(settings, "c", False, groups=["refinement"])]
     assert names[4:] == [m.name for m in bench.REFINEMENT] and len(names) == 9
     assert [dict(m.overrides) for m in bench.REFINEMENT] == [
@@ -177,7 +178,7 @@ def test_refinement_rows_switch_one_piece_each() -> None:
         {"cluster_part_smoothing": True, "part_head_weight": pytest.approx(1 / 3)},
         {"cluster_part_smoothing": True, "cluster_agreement_k": 8}]
     assert all(m.objective == "cluster" and m.parts for m in bench.REFINEMENT)
-    ecn_only = demo.dataclasses.replace(settings, objectives=("ecn",))
+    ecn_only = dataclasses.replace(settings, objectives=("ecn",))
     assert len(bench._methods(ecn_only, "b", False, groups=["refinement"])) == 2
 
 
@@ -185,9 +186,9 @@ def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     loaded: list[str] = []
     monkeypatch.setattr(bench, "build_dataset", lambda spec: spec)
     monkeypatch.setattr(bench, "load_model_from_checkpoint",
@@ -213,9 +214,9 @@ def test_diagnostic_part_maps_are_scored_once_for_rows_that_train_maps(
 
 def test_part_triplet_rows_swap_the_part_identity_losses_for_a_triplet_loss() -> None:
     bench = load_benchmark("bench_semantic_parts")
-    from semparts_reid.cli import demo
+    from semparts_reid import experiments as ex
 
-    settings = demo.DemoSettings()
+    settings = ex.DemoSettings()
     names = [m.name for m in bench._methods(settings, "c", False, groups=["part-triplet"])]
     assert names[4:] == [m.name for m in bench.PART_TRIPLET]
     ecn, maps_only, gilt = bench.PART_TRIPLET

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from bench_loading import load_benchmark as _load
+from semparts_reid.experiments import targets
 
 
 @pytest.fixture(scope="module")
 def T() -> ModuleType:
-    return _load("_targets")
+    return targets
 
 
 def _missed(T: ModuleType, targets: list[Any], capsys: pytest.CaptureFixture[str]) -> list[str]:

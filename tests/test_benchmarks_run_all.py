@@ -1,5 +1,6 @@
-"""``benchmarks/run_all.py`` and ``benchmarks/_targets.py``: a missed target is reported as
-MISSED (never "ok") and makes the exit status non-zero; the report is written either way."""
+"""``benchmarks/run_all.py`` and ``semparts_reid.experiments.targets``: a missed target is
+reported as MISSED (never "ok") and makes the exit status non-zero; the report is written
+either way."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from bench_loading import BENCH_DIR
 from bench_loading import load_benchmark as _load
+from semparts_reid.experiments import targets as targets_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +25,7 @@ def run_all() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def targets() -> ModuleType:
-    return _load("_targets")
+    return targets_module
 
 
 def test_every_registered_benchmark_exists(run_all: ModuleType) -> None:
@@ -35,22 +37,20 @@ def test_every_benchmark_script_is_registered_and_reports_its_targets(
     run_all: ModuleType,
 ) -> None:
     """A new bench_*.py cannot bypass the rule: it is run by run_all and exits with the
-    status of ``_targets.report`` (which says MISSED and returns 3 on a miss)."""
+    status of ``experiments.targets.report`` (which says MISSED and returns 3 on a miss)."""
     registered = {script for script, _, _ in run_all.BENCHMARKS.values()}
     for path in sorted(BENCH_DIR.glob("bench_*.py")):
         assert path.name in registered, f"{path.name} is not in run_all.BENCHMARKS"
         source = path.read_text()
-        assert "from _targets import" in source and "return report(" in source, path.name
+        assert "from semparts_reid.experiments.targets import" in source, path.name
+        assert "return report(" in source, path.name
         assert "raise SystemExit(main())" in source, f"{path.name} drops main()'s status"
 
 
 def _fake(tmp_path: Path, name: str, body: str) -> str:
-    """A benchmark script that reports through the real ``_targets`` helper."""
+    """A benchmark script that reports through the real ``experiments.targets`` helper."""
     path = tmp_path / f"{name}.py"
-    header = (
-        f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\n"
-        "from _targets import Target, report\n"
-    )
+    header = "from semparts_reid.experiments.targets import Target, report\n"
     path.write_text(header + textwrap.dedent(body))
     return str(path)
 

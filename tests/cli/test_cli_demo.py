@@ -1,4 +1,4 @@
-"""``semparts-reid demo`` (``cli/demo.py``).
+"""``semparts-reid demo`` (``cli/demo.py``, ``experiments/``).
 
 What docs/cli.md says the demo does: per direction one source model (a part model),
 direct transfer, then ECN, ECN + parts, clustering and clustering + parts, all adapted
@@ -9,6 +9,7 @@ maps withheld unless asked for; its seeding, table, figures, and a quick run end
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 import torch
 
+from semparts_reid import experiments as ex
 from semparts_reid import viz
-from semparts_reid.cli import demo, demo_figures, main
+from semparts_reid.cli import main
 from semparts_reid.errors import InputError
 from semparts_reid.metrics.rank import evaluate_cmc_map
 
@@ -68,8 +70,8 @@ def test_one_source_model_per_direction_and_both_adaptations_start_from_it(
         num_train_pids = 4
         train = list(range(30))  # 7.5 images per identity
 
-    settings = demo.DemoSettings.quick()
-    rows, _ = demo._run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
+    settings = ex.DemoSettings.quick()
+    rows, _ = ex.run_direction(settings, _Data(), _Data(), tmp_path, seed=0, device="cpu")
     log = _Recorder.log
     assert [k for k, _ in log].count("train_source") == 1
     inits = [v for k, v in log if k == "init"]
@@ -107,14 +109,14 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
 
 def test_target_part_maps_only_on_request(tmp_path: Path, recorded: list[Any]) -> None:
-    settings = demo.DemoSettings.quick()
-    settings = demo.dataclasses.replace(settings, target_part_maps=True, objectives=("ecn",))
-    demo._run_direction(settings, _EightImages(), _EightImages(), tmp_path, seed=0,
+    settings = ex.DemoSettings.quick()
+    settings = dataclasses.replace(settings, target_part_maps=True, objectives=("ecn",))
+    ex.run_direction(settings, _EightImages(), _EightImages(), tmp_path, seed=0,
                         device="cpu")
     objectives = [v for k, v in recorded if k == "objective"]
     assert len(objectives) == 3 and all(o[1] for o in objectives)
-    assert "ground truth" in demo.label_source(settings)
-    assert "withheld" in demo.label_source(demo.DemoSettings())
+    assert "ground truth" in ex.label_source(settings)
+    assert "withheld" in ex.label_source(ex.DemoSettings())
 
 
 class _Captured(Exception):
@@ -136,7 +138,7 @@ def test_demo_seeds_the_model_initialisation(
     for i, seed in enumerate((5, 5, 6)):
         torch.manual_seed(200 + i)
         with pytest.raises(_Captured):
-            demo._run_direction(demo.DemoSettings.quick(), source, target, tmp_path, seed, "cpu")
+            ex.run_direction(ex.DemoSettings.quick(), source, target, tmp_path, seed, "cpu")
 
     def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
         return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -147,7 +149,7 @@ def test_demo_seeds_the_model_initialisation(
 
 def test_format_table_has_paper_columns() -> None:
     row = {"R1": 0.5, "R5": 0.6, "R10": 0.7, "mAP": 0.4}
-    text = demo.format_table({"a -> b": {"ECN (global)": row}, "b -> a": {"ECN (global)": row}})
+    text = ex.format_table({"a -> b": {"ECN (global)": row}, "b -> a": {"ECN (global)": row}})
     assert "a -> b" in text and "b -> a" in text
     assert "R1" in text and "mAP" in text
     assert " 50.0  60.0  70.0   40.0" in text
@@ -161,14 +163,14 @@ def test_demo_says_so_without_matplotlib(
 
     monkeypatch.setattr(viz, "_pyplot", missing)
     results = {"a -> b": {"ECN (global)": {"cmc": [0.5, 1.0]}}}
-    demo_figures.write_figures(tmp_path, results, None)
+    ex.figures.write_figures(tmp_path, results, None)
     assert "figures skipped: plots need matplotlib" in capsys.readouterr().out
     assert not list(tmp_path.iterdir())
 
 
 def test_a_bad_direction_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="directions='c2d'"):
-        demo.run_demo(tmp_path, directions="c2d")
+        ex.run_demo(tmp_path, directions="c2d")
     assert not list(tmp_path.iterdir())
 
 
@@ -186,83 +188,83 @@ def test_demo_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "withheld" in payload["target_part_labels"] and "withheld" in text
     for row in rows.values():
         assert 0.0 <= row["mAP"] <= 1.0 and 0.0 <= row["R1"] <= row["R5"] <= row["R10"] <= 1.0
-    assert demo.format_table(payload["results"]) in text
+    assert ex.format_table(payload["results"]) in text
     pytest.importorskip("matplotlib")
     assert (out / "cmc.png").stat().st_size > 1000
     assert (out / "part_maps.png").stat().st_size > 1000
     assert (out / "ranked.png").stat().st_size > 1000  # 8 queries of b, top 8, a -> b model
     # what a finished demo leaves: no resume state, only the models a user may reuse
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pt")) == [
-        f"a2b/{demo.method_folder(demo.ADAPTATIONS[1])}/adapt_final.pt",
+        f"a2b/{ex.method_folder(ex.ADAPTATIONS[1])}/adapt_final.pt",
         "a2b/source/source_final.pt"]
 
 
 def test_prune_keeps_the_source_and_paper_models_only(tmp_path: Path) -> None:
     d = tmp_path / "a2b"
-    folders = ["source", *(demo.method_folder(m) for m in demo.ADAPTATIONS)]
+    folders = ["source", *(ex.method_folder(m) for m in ex.ADAPTATIONS)]
     for name in folders:
         (d / name).mkdir(parents=True)
         (d / name / ("source_final.pt" if name == "source" else "adapt_final.pt")).write_bytes(b"x")
-    removed = demo.prune_checkpoints(tmp_path, [d])
+    removed = ex.prune_checkpoints(tmp_path, [d])
     kept = sorted(p.parent.name for p in d.rglob("*.pt"))
-    assert kept == sorted(["source", demo.method_folder(demo.ADAPTATIONS[1])])
-    assert len(removed) == len(demo.ADAPTATIONS) - 1
+    assert kept == sorted(["source", ex.method_folder(ex.ADAPTATIONS[1])])
+    assert len(removed) == len(ex.ADAPTATIONS) - 1
 
 
 def test_part_map_loss_can_be_set_apart_from_the_part_features(
     tmp_path: Path, recorded: list[Any]
 ) -> None:
     """The benchmarks' diagnostic rows: part-map loss without part features, and back."""
-    settings = demo.DemoSettings.quick()
-    for method in (demo.Adaptation("maps only", "ecn", parts=False, part_map_loss=True),
-                   demo.Adaptation("features only", "ecn", parts=True, part_map_loss=False)):
-        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+    settings = ex.DemoSettings.quick()
+    for method in (ex.Adaptation("maps only", "ecn", parts=False, part_map_loss=True),
+                   ex.Adaptation("features only", "ecn", parts=True, part_map_loss=False)):
+        ex.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
                         tmp_path, 0, "cpu")
     assert [v for k, v in recorded if k == "adapt"] == [(False, "auto"), (True, "none")]
-    assert [m.trains_part_maps for m in demo.ADAPTATIONS] == [False, True, False, True]
+    assert [m.trains_part_maps for m in ex.ADAPTATIONS] == [False, True, False, True]
     # only the demo's ECN + parts method draws the part-map and ranking figures
-    assert [demo.is_part_figure_method(m) for m in demo.ADAPTATIONS] == [
+    assert [ex.is_part_figure_method(m) for m in ex.ADAPTATIONS] == [
         False, True, False, False]
-    assert not demo.is_part_figure_method(
-        demo.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False))
+    assert not ex.is_part_figure_method(
+        ex.Adaptation("ECN + part features only", "ecn", parts=True, part_map_loss=False))
 
 
 def test_an_oracle_row_reads_the_target_maps_and_no_demo_method_does(
     tmp_path: Path, recorded: list[Any]
 ) -> None:
-    settings = demo.DemoSettings.quick()
+    settings = ex.DemoSettings.quick()
     assert not settings.target_part_maps
-    oracle = demo.Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
+    oracle = ex.Adaptation("ECN + semantic parts with target GT maps", "ecn", parts=True,
                              target_part_maps=True)
-    for method in (demo.ADAPTATIONS[1], oracle):
-        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+    for method in (ex.ADAPTATIONS[1], oracle):
+        ex.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
                         tmp_path, 0, "cpu")
     assert [v[1] for k, v in recorded if k == "objective"] == [False, True]
-    assert not any(m.target_part_maps for m in demo.ADAPTATIONS)
+    assert not any(m.target_part_maps for m in ex.ADAPTATIONS)
 
 
 def test_a_detached_row_adapts_with_detached_masks(tmp_path: Path, recorded: list[Any]) -> None:
-    settings = demo.DemoSettings.quick()
-    detached = demo.Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
+    settings = ex.DemoSettings.quick()
+    detached = ex.Adaptation("ECN + semantic parts, detached masks", "ecn", parts=True,
                                detach_masks=True)
-    for method in (demo.ADAPTATIONS[1], detached):
-        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+    for method in (ex.ADAPTATIONS[1], detached):
+        ex.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
                         tmp_path, 0, "cpu")
     assert [v for k, v in recorded if k == "detach_masks"] == [False, True]
-    assert not any(m.detach_masks for m in demo.ADAPTATIONS)
+    assert not any(m.detach_masks for m in ex.ADAPTATIONS)
 
 
 def test_an_override_row_adapts_with_its_setting(
     tmp_path: Path, recorded: list[Any]
 ) -> None:
-    settings = demo.DemoSettings.quick()
-    balanced = demo.Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
+    settings = ex.DemoSettings.quick()
+    balanced = ex.Adaptation("ECN + semantic parts, part heads 1/3", "ecn", parts=True,
                                overrides=(("part_head_weight", 1 / 3),))
-    for method in (demo.ADAPTATIONS[1], balanced):
-        demo.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
+    for method in (ex.ADAPTATIONS[1], balanced):
+        ex.adapt_from(settings, method, tmp_path / "s.pt", _EightImages(), _EightImages(),
                         tmp_path, 0, "cpu")
     assert [v for k, v in recorded if k == "part_head_weight"] == [1.0, 1 / 3]
-    assert not any(m.overrides for m in demo.ADAPTATIONS)
+    assert not any(m.overrides for m in ex.ADAPTATIONS)
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -271,7 +273,7 @@ def test_an_override_row_adapts_with_its_setting(
 ])
 def test_an_override_must_name_a_valid_setting(tmp_path: Path, recorded: list[Any],
                                                overrides: Any, match: str) -> None:
-    bad = demo.Adaptation("X", "ecn", parts=True, overrides=overrides)
+    bad = ex.Adaptation("X", "ecn", parts=True, overrides=overrides)
     with pytest.raises(InputError, match=match):
-        demo.adapt_from(demo.DemoSettings.quick(), bad, tmp_path / "s.pt", _EightImages(),
+        ex.adapt_from(ex.DemoSettings.quick(), bad, tmp_path / "s.pt", _EightImages(),
                         _EightImages(), tmp_path, 0, "cpu")

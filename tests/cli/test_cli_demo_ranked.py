@@ -1,4 +1,4 @@
-"""The demo's ``ranked.png`` (``cli/demo.py``): 8 target queries and their top 8 under
+"""The demo's ``ranked.png`` (``experiments/ex.py``): 8 target queries and their top 8 under
 the a -> b ECN + parts model, drawn through ``inference.rank_gallery`` and
 ``viz.plot_ranked_results``; ``part_maps.png`` through ``inference.predict_part_maps``."""
 
@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from semparts_reid import experiments as ex
 from semparts_reid import viz
-from semparts_reid.cli import demo, demo_figures
 
 
 class _Domain:
@@ -34,15 +34,15 @@ def test_ranked_figure_uses_the_a_to_b_parts_model(
         return {"ECN + semantic parts": row}, f"model adapted to {target.name}"
 
     seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(demo, "_run_direction", run_direction)
-    monkeypatch.setattr(demo_figures, "write_figures", lambda *a: seen.append(a))
-    demo.run_demo(tmp_path, directions="both", device="cpu", workers=1)
+    monkeypatch.setattr(ex.demo, "run_direction", run_direction)
+    monkeypatch.setattr(ex.figures, "write_figures", lambda *a: seen.append(a))
+    ex.run_demo(tmp_path, directions="both", device="cpu", workers=1)
     _, _, part_model, ranked, mode, device = seen[0]
     label, (model, target) = ranked
     assert (label, model, target.name) == ("a -> b", "model adapted to synthetic:b",
                                            "synthetic:b")  # fmt: skip
     assert part_model[0] == "model adapted to synthetic:a"  # part_maps.png: last direction
-    assert (mode, device) == (demo.DemoSettings().parts_eval_mode, "cpu")
+    assert (mode, device) == (ex.DemoSettings().parts_eval_mode, "cpu")
 
 
 def test_write_figures_draws_ranked_png(
@@ -59,7 +59,7 @@ def test_write_figures_draws_ranked_png(
     _, target = tiny_pair
     model = build_model("semparts_resnet18", input_size=(64, 32))
     results = {"a -> b": {"ECN + semantic parts": {"cmc": [0.5, 1.0]}}}
-    demo_figures.write_figures(tmp_path, results, (model, target), ("a -> b", (model, target)),
+    ex.figures.write_figures(tmp_path, results, (model, target), ("a -> b", (model, target)),
                         "concat", "cpu")
     for name in ("cmc.png", "part_maps.png", "ranked.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
@@ -77,7 +77,7 @@ def test_part_map_examples_come_from_predict_part_maps(tiny_pair: Any) -> None:
 
     _, target = tiny_pair
     model = build_model("semparts_resnet18", input_size=(64, 32))
-    images, probs = demo_figures.part_map_examples(model, target.query, "cpu", n=3)
+    images, probs = ex.figures.part_map_examples(model, target.query, "cpu", n=3)
     assert images.shape[0] == probs.shape[0] == 3 and images.shape[-1] == 3
     assert probs.shape[1:] == (4, *images.shape[1:3])  # at image size
     assert 0.0 <= images.min() and images.max() <= 1.0

@@ -1,13 +1,11 @@
 """One spelling on the command line: ``-o/--output`` for a file, ``--output-dir`` for a
-folder, on every command; old spellings as hidden aliases that warn; one line per command
-in ``semparts-reid --help``."""
+folder, on every command (the old spellings of the unreleased 0.1.0 are gone); one line per
+command in ``semparts-reid --help``."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,9 +16,9 @@ from semparts_reid.cli.main import build_parser
 WRITES = {
     "demo": ("--output-dir",), "train": ("--output-dir",), "adapt": ("--output-dir",),
     "download": ("--output-dir",), "evaluate": ("-o", "--output"), "extract": ("-o", "--output"),
-    "export": ("-o", "--output"), "visrank": ("-o", "--output"),
+    "export": ("-o", "--output"), "visrank": ("-o", "--output"), "parse": ("--output-dir",),
 }  # fmt: skip
-OLD = {"demo": "--out", "evaluate": "--json", "download": "--cache-dir"}
+OLD = {"demo": "--out", "evaluate": "--json", "download": "--cache-dir"}  # removed
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -70,30 +68,10 @@ def test_every_command_that_writes_is_covered() -> None:
 
 
 @pytest.mark.parametrize(("command", "old"), sorted(OLD.items()))
-def test_old_spellings_are_hidden(command: str, old: str) -> None:
+def test_old_spellings_are_gone(command: str, old: str) -> None:
     p = _commands()[command]
-    assert old in p._option_string_actions  # still accepted
+    assert old not in p._option_string_actions
     assert not re.search(rf"{old}\b(?!-)", p.format_help())
-
-
-@pytest.mark.parametrize(
-    ("argv", "dest", "new"),
-    [
-        (["demo", "--out", "somewhere"], "output_dir", "--output-dir"),
-        (["evaluate", "--json", "m.json"], "output", "-o/--output"),
-        (["download", "--cache-dir", "w"], "output_dir", "--output-dir"),
-    ],
-)
-def test_old_spelling_warns_and_sets_the_new_option(
-    argv: list[str], dest: str, new: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.warns(DeprecationWarning, match=f"{argv[1]} is deprecated.*use {new}"):
-        args = build_parser().parse_args(argv)
-    assert getattr(args, dest) == argv[2]
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert f"semparts-reid {argv[0]}: warning: {argv[1]} is deprecated and will be removed in " \
-        f"the next release; use {new}" in err
 
 
 def test_new_spellings_do_not_warn(recwarn: pytest.WarningsRecorder) -> None:
@@ -102,18 +80,3 @@ def test_new_spellings_do_not_warn(recwarn: pytest.WarningsRecorder) -> None:
     assert build_parser().parse_args(["demo"]).output_dir == "demo_out"  # default kept
     assert build_parser().parse_args(["evaluate", "-o", "m.json"]).output == "m.json"
     assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
-
-
-def test_demo_out_alias_runs_the_demo_into_that_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import semparts_reid.cli.demo as demo
-
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(demo, "run_demo", lambda **kw: seen.update(kw))
-    with pytest.warns(DeprecationWarning):
-        assert main(["demo", "--quick", "--out", str(tmp_path / "old")]) == 0
-    assert seen["out_dir"] == str(tmp_path / "old")
-    assert "--out is deprecated" in capsys.readouterr().err
-    assert main(["demo", "--quick", "--output-dir", str(tmp_path / "new")]) == 0
-    assert seen["out_dir"] == str(tmp_path / "new")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench_loading import load_benchmark as _load
+from semparts_reid.experiments import targets
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def bench() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def targets_mod() -> ModuleType:
-    return _load("_targets")
+    return targets
 
 
 @pytest.mark.slow  # the MSMT17 part runs in a child interpreter (for its own peak RSS)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bench_loading import load_benchmark as _load
-from semparts_reid.metrics import _knn, jaccard_distance
+from semparts_reid.experiments import targets
+from semparts_reid.metrics import jaccard_distance, knn
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +21,13 @@ def bench() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def targets_mod() -> ModuleType:
-    return _load("_targets")
+    return targets
 
 
 def test_torchreid_gets_the_matrices_our_tiles_search(bench: ModuleType) -> None:
     qf, gf, *_ = bench.make_data(30, 70, 8, 3, dim=16, seed=0)
     qg, qq, gg = bench._split_matrices(qf, gf)
-    d = _knn.dense_matrix(_knn.FeatureTiles([qf, gf], "euclidean")).numpy()
+    d = knn.dense_matrix(knn.FeatureTiles([qf, gf], "euclidean")).numpy()
     np.testing.assert_array_equal(qg, d[:30, 30:])
     np.testing.assert_array_equal(qq, d[:30, :30])
     np.testing.assert_array_equal(gg, d[30:, 30:])

@@ -14,7 +14,7 @@ from distance_bounds import gemm_tolerance
 from kreciprocal_reference import dense_jaccard, load_torchreid_rerank
 
 from semparts_reid.errors import InputError
-from semparts_reid.metrics import _knn, jaccard_distance, k_reciprocal_encoding
+from semparts_reid.metrics import jaccard_distance, k_reciprocal_encoding, knn
 from semparts_reid.metrics.distance import compute_distance
 from semparts_reid.metrics.rank import evaluate_cmc_map
 from semparts_reid.metrics.rerank import _rerank, re_ranking, re_ranking_from_features
@@ -66,8 +66,8 @@ def test_re_ranking_equals_torchreid(seed, nq, ng, k1, k2, lam) -> None:
         assert ours.dtype == np.float32 and ours.shape == (nq, ng)
         np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
     # from features: torchreid gets the very matrix the tiles hold (small tiles, many)
-    prov = _knn.FeatureTiles([q, g], "euclidean", block=7)
-    d = _knn.dense_matrix(prov).numpy()
+    prov = knn.FeatureTiles([q, g], "euclidean", block=7)
+    d = knn.dense_matrix(prov).numpy()
     ref = TORCHREID(d[:nq, nq:], d[:nq, :nq], d[nq:, nq:], k1=k1, k2=k2, lambda_value=lam)
     ours = _rerank(prov, nq, k1, k2, lam, None)
     np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
@@ -100,8 +100,8 @@ def test_ties_and_duplicates_break_by_index(chunk: int) -> None:
     f = rng.integers(0, 3, size=(48, 3)).astype(np.float32)
     f[40:] = f[:8]  # exact duplicates
     nq = 10
-    prov = _knn.FeatureTiles([f[:nq], f[nq:]], "sqeuclidean", block=chunk)
-    d = _knn.dense_matrix(prov).numpy()
+    prov = knn.FeatureTiles([f[:nq], f[nq:]], "sqeuclidean", block=chunk)
+    d = knn.dense_matrix(prov).numpy()
     assert np.array_equal(d, d.T)
     qg, qq, gg = d[:nq, nq:], d[:nq, :nq], d[nq:, nq:]
     for k1, k2 in ((4, 3), (9, 6), (2, 1)):
@@ -117,8 +117,8 @@ def test_ties_and_duplicates_break_by_index(chunk: int) -> None:
 def test_nearest_is_exact_with_ties_by_index(metric: str, block: int) -> None:
     f, _ = _clustered(3, 70, 6, 5)
     f[60:] = f[:10]
-    idx, dist = _knn.nearest(f, 9, metric=metric, block=block)
-    d = _knn.dense_matrix(_knn.FeatureTiles([f], metric, block=block)).numpy()
+    idx, dist = knn.nearest(f, 9, metric=metric, block=block)
+    d = knn.dense_matrix(knn.FeatureTiles([f], metric, block=block)).numpy()
     ref = np.argsort(d, axis=1, kind="stable")[:, :9]
     np.testing.assert_array_equal(idx, ref)
     np.testing.assert_array_equal(dist, np.take_along_axis(d, ref, 1))
@@ -137,7 +137,7 @@ def test_jaccard_distance_equals_dense_reference(k1: int, k2: int, metric: str) 
     f, _ = _clustered(5, 64, 8, 6)
     got = jaccard_distance(f, k1=k1, k2=k2, metric=metric, block=16)
     assert isinstance(got, sp.csr_matrix) and got.shape == (64, 64) and got.dtype == np.float32
-    d = _knn.dense_matrix(_knn.FeatureTiles([f], metric, block=16, normalize=True)).numpy()
+    d = knn.dense_matrix(knn.FeatureTiles([f], metric, block=16, normalize=True)).numpy()
     np.testing.assert_allclose(_dense(got), dense_jaccard(d, k1, k2), atol=1e-6, rtol=0)
     # the diagonal is stored explicitly, as 0; every stored value is in [0, 1)
     rows = np.repeat(np.arange(64), np.diff(got.indptr))
@@ -165,7 +165,7 @@ def test_encoding_from_neighbour_lists_equals_from_features() -> None:
     v = k_reciprocal_encoding(f, k1=8, k2=4)
     assert isinstance(v, sp.csr_matrix) and v.shape == (90, 90)
     np.testing.assert_allclose(np.asarray(v.sum(axis=1)).ravel(), 1.0, atol=1e-12)
-    idx, dist = _knn.nearest(f, 40, metric="sqeuclidean", normalize=True)
+    idx, dist = knn.nearest(f, 40, metric="sqeuclidean", normalize=True)
     shuffled = np.random.default_rng(0).permutation(40)  # rows are re-ordered inside
     w = k_reciprocal_encoding(None, 8, 4, neighbours=idx[:, shuffled],
                               distances=dist[:, shuffled])
@@ -220,7 +220,7 @@ def test_errors_name_the_bad_input() -> None:
         jaccard_distance(f, k1=3, k2=2, backend="annoy")
     with pytest.raises(InputError, match="features or neighbours"):
         k_reciprocal_encoding(None, 3, 2)
-    idx, dist = _knn.nearest(f, 8)
+    idx, dist = knn.nearest(f, 8)
     with pytest.raises(InputError, match="needs distances"):
         k_reciprocal_encoding(None, 3, 2, neighbours=idx)
     with pytest.raises(InputError, match="K=3 columns"):
@@ -232,7 +232,7 @@ def test_errors_name_the_bad_input() -> None:
     with pytest.raises(InputError, match="G >= 1"):
         re_ranking_from_features(f, f[:0])
     with pytest.raises(InputError, match="k must be an int"):
-        _knn.nearest(f, 0)
+        knn.nearest(f, 0)
 
 
 def test_faiss_backend_equals_torch() -> None:

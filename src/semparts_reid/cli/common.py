@@ -1,8 +1,6 @@
 """What the sub-commands share: the usage error, argparse types, option groups, output.
 
 One spelling on every command: ``-o/--output`` names a file, ``--output-dir`` a folder.
-An old spelling stays for one release as a hidden alias (:func:`add_deprecated_alias`)
-that warns when used.
 
 Nothing here imports torch, so ``semparts-reid --help`` stays fast.
 """
@@ -12,9 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import InputError
@@ -47,37 +43,6 @@ def _int_at_least(low: int, what: str) -> Callable[[str], int]:
 positive_int = _int_at_least(1, "a positive integer")
 #: argparse type: an int >= 0 (raises ``argparse.ArgumentTypeError`` otherwise)
 non_negative_int = _int_at_least(0, "an integer >= 0")
-
-
-class _DeprecatedAlias(argparse.Action):
-    """A hidden old spelling of an option: stores into the new option's ``dest`` and
-    warns (a ``DeprecationWarning`` and one line on stderr) each time it is used."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str,
-                 **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, **kwargs)
-        self.new = new
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        message = (f"{option_string} is deprecated and will be removed in the next release; "
-                   f"use {self.new}")
-        warnings.warn(message, DeprecationWarning, stacklevel=2)
-        print(f"{parser.prog}: warning: {message}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
-def add_deprecated_alias(
-    p: argparse.ArgumentParser, old: str, *, dest: str, new: str, **kwargs: Any
-) -> None:
-    """Keep ``old`` as a hidden alias of the option ``new`` (same ``dest``) for one release.
-
-    It does not show in ``--help``; using it prints ``<prog>: warning: <old> is deprecated
-    ...; use <new>`` on stderr and raises a ``DeprecationWarning``. ``kwargs`` (e.g.
-    ``type``) are those of the new option.
-    """
-    p.add_argument(old, dest=dest, action=_DeprecatedAlias, new=new,
-                   default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:

@@ -25,7 +25,6 @@ from typing import Any
 from .common import (
     EXIT_OK,
     UsageError,
-    add_deprecated_alias,
     add_runtime_options,
     positive_int,
     print_metrics,
@@ -207,5 +206,4 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "-o", "--output", metavar="FILE", help="also write the metrics to this JSON file"
     )
-    add_deprecated_alias(p, "--json", dest="output", new="-o/--output")
     p.set_defaults(func=cmd_evaluate)

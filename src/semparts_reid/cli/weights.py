@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK, add_deprecated_alias
+from .common import EXIT_OK
 
 __all__ = ["add_parsers", "cmd_download", "cmd_export"]
 
@@ -52,7 +52,6 @@ def add_parsers(sub: Any) -> None:
         help="folder to download into (default: the cache, $SEMPARTS_REID_HOME/weights, "
         "$SEMPARTS_REID_HOME defaulting to ~/.cache/semparts_reid)",
     )
-    add_deprecated_alias(p, "--cache-dir", dest="output_dir", new="--output-dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 

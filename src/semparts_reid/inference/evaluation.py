@@ -149,7 +149,7 @@ def retrieval_input(
     *, part_weight: float = 0.5,
 ) -> tuple[Tensor, Tensor] | DistanceBlocks:
     """What :func:`evaluate_cmc_map` needs for ``mode``: features, or distance blocks."""
-    _check_mode(mode, metric)
+    check_mode(mode, metric)
     if mode == "parts" and min(query.num_parts, gallery.num_parts) > 0:
         return part_aware_distance_blocks(
             query.global_feat, gallery.global_feat, query.part_feats, gallery.part_feats,
@@ -165,7 +165,7 @@ def distance_matrix(
     *, part_weight: float = 0.5,
 ) -> Tensor:
     """The full ``(len(a), len(b))`` distance matrix of ``mode`` (for re-ranking)."""
-    _check_mode(mode, metric)
+    check_mode(mode, metric)
     if mode == "parts" and min(a.num_parts, b.num_parts) > 0:
         d = part_aware_distance(a.global_feat, b.global_feat, a.part_feats, b.part_feats,
                                 a.visibility, b.visibility, metric, part_weight=part_weight)
@@ -191,7 +191,9 @@ def query_gallery_index(query_paths: Sequence[str], gallery_paths: Sequence[str]
     return np.fromiter((where.get(key(p), -1) for p in query_paths), np.int64, len(query_paths))
 
 
-def _check_mode(mode: str, metric: str) -> None:
+def check_mode(mode: str, metric: str) -> None:
+    """Raise ``InputError`` unless ``mode`` is one of :data:`MODES` and ``metric`` one of
+    the distance metrics (before any extraction is paid for)."""
     if mode not in MODES:
         raise InputError(f"mode={mode!r}: expected one of {MODES}")
     if metric not in METRICS:
@@ -329,7 +331,7 @@ def evaluate_model_modes(
     if not modes or len(set(modes)) != len(modes):
         raise InputError(f"modes={modes!r}: expected one or more distinct modes of {MODES}")
     for mode in modes:
-        _check_mode(mode, metric)
+        check_mode(mode, metric)
     if isinstance(model_or_extractor, FeatureExtractor):
         extractor, model, was_training = model_or_extractor, None, False
     elif isinstance(model_or_extractor, nn.Module):

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ._resolve import resolved_extractor
 from .evaluation import (
     SplitFeatures,
-    _check_mode,
+    check_mode,
     distance_matrix,
     extract_split,
     query_gallery_index,
@@ -206,7 +206,7 @@ def rank_gallery(
     Raises:
         InputError: empty records, a bad index, mode, metric or ``top_k``.
     """
-    _check_mode(mode, metric)  # before any extraction
+    check_mode(mode, metric)  # before any extraction
     if query_indices is not None:
         picks = np.asarray(query_indices, dtype=np.int64).reshape(-1)
         if picks.size == 0 or picks.min() < 0 or picks.max() >= len(query):

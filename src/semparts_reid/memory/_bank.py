@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 __all__ = ["HeadBank"]
 
-_EPS = 1e-12
+#: the epsilon of every L2 normalisation of a bank (shared with :mod:`.cluster`)
+EPS = 1e-12
 
 _Bank = TypeVar("_Bank", bound="HeadBank")
 
@@ -159,7 +160,7 @@ class HeadBank:
         """``bank[:, uniq] <- normalize(m old + (1-m) x)`` where a group has a used member
         (``cnt`` (B, H) > 0), else ``old``; ``uniq``, ``count`` as
         :func:`~._unique.unique_padded` returns them, ``old`` and ``x`` (H, B, D)."""
-        new = F.normalize(momentum * old + (1.0 - momentum) * x, dim=-1, eps=_EPS)
+        new = F.normalize(momentum * old + (1.0 - momentum) * x, dim=-1, eps=EPS)
         new = torch.where((cnt.t() > 0)[..., None], new, old)
         # padding rows repeat the last distinct index: give them that row's value, so
         # every write to a repeated index carries the same value (a deterministic result)

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from ._bank import _EPS, HeadBank
+from ._bank import EPS, HeadBank
 from ._unique import unique_padded
 from .gather import all_gather_rows
 
@@ -170,7 +170,7 @@ class ClusterMemory(HeadBank):
             sl = slice(start, start + _RESET_CHUNK)
             f = F.normalize(feats[sl].float(), dim=-1) * w[sl, :, None]  # 0 where unused
             sums.index_add_(0, lab[sl].clamp_min(0), f)
-        bank = F.normalize(sums, dim=-1, eps=_EPS).transpose(0, 1)  # (H, C, D); 0 if empty
+        bank = F.normalize(sums, dim=-1, eps=EPS).transpose(0, 1)  # (H, C, D); 0 if empty
         self.centroids = bank.to(device=self.device, dtype=self.dtype).contiguous()
 
     # ------------------------------------------------------------------ loss

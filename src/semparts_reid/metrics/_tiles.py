@@ -1,13 +1,14 @@
-"""Distance tiles for the exact k-nearest-neighbour search of :mod:`._knn`.
+"""Distance tiles for the exact k-nearest-neighbour search of :mod:`.knn`.
 
 A *provider* hands out ``(b_r, b_c)`` tiles of an ``(N, N)`` distance matrix that is
 never held whole:
 
 * :class:`FeatureTiles`: from ``(N, D)`` features (given as parts, e.g. query then
   gallery, never concatenated), one ``addmm`` per tile on the CPU or a GPU, through the
-  package's one distance kernel :func:`~semparts_reid.metrics.distance.distance_block`. The matrix is
-  symmetric *by construction*: only tiles ``(A, B)`` with ``A <= B`` are asked for, tile
-  ``(B, A)`` is the transpose and a diagonal tile is mirrored from its upper triangle.
+  package's one distance kernel :func:`~semparts_reid.metrics.distance.distance_block`.
+  The matrix is symmetric *by construction*: only tiles ``(A, B)`` with ``A <= B`` are
+  asked for, tile ``(B, A)`` is the transpose and a diagonal tile is mirrored from its
+  upper triangle.
 * :class:`MatrixTiles`: from the query-gallery, query-query and gallery-gallery matrices
   of :func:`~semparts_reid.metrics.rerank.re_ranking`, read in place. Item ``i`` sees the
   *column* ``i`` of the block matrix ``D = [[qq, qg], [qg^T, gg]]`` (torchreid's

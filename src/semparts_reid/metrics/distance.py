@@ -333,7 +333,7 @@ def _convert_blocks(
         yield start, stop, (block if as_torch else block.cpu().numpy())
 
 
-def _prepared_blocks(
+def prepared_blocks(
     query: np.ndarray | torch.Tensor,
     gallery: np.ndarray | torch.Tensor,
     metric: str,

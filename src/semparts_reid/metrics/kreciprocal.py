@@ -29,7 +29,7 @@ item's row (torchreid's convention, see :mod:`~semparts_reid.metrics.rerank`).
 
 Memory: ``V`` is a ``scipy.sparse.csr_matrix`` with at most ``|R*(p)| <= (k1 + 1)
 (round(k1 / 2) + 2)`` non-zeros per row before, and ``k2`` times that after, query
-expansion: ``O(N k)``. Neighbours come from an exact tiled search (:mod:`._knn`):
+expansion: ``O(N k)``. Neighbours come from an exact tiled search (:mod:`.knn`):
 ``O(b^2 + N k)``. :func:`jaccard_distance` stores only pairs whose encodings overlap.
 Nothing of size ``N x N`` is ever allocated, and no Python loop runs over the items.
 """
@@ -43,7 +43,7 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import InputError
-from . import _knn
+from . import knn
 
 __all__ = ["jaccard_distance", "k_reciprocal_encoding"]
 
@@ -259,7 +259,7 @@ def k_reciprocal_encoding(
     """
     prov = None
     if features is not None:
-        prov = _knn.FeatureTiles([features], metric, block=block, device=device,
+        prov = knn.FeatureTiles([features], metric, block=block, device=device,
                                  normalize=normalize, names=["features"])
         n = prov.n
     elif neighbours is not None:
@@ -295,20 +295,20 @@ def _raise_missing(j: np.ndarray, p: np.ndarray) -> np.ndarray:
     )
 
 
-def _pair_distance(prov: _knn.FeatureTiles, p: np.ndarray, j: np.ndarray) -> np.ndarray:
+def _pair_distance(prov: knn.FeatureTiles, p: np.ndarray, j: np.ndarray) -> np.ndarray:
     return prov.pairs(p, j)
 
 
-def _search(prov: _knn.FeatureTiles, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
+def _search(prov: knn.FeatureTiles, k: int, backend: str) -> tuple[np.ndarray, np.ndarray]:
     """Exact ``(indices, distances)`` candidates ``(N, kc)``, first ``k`` exact."""
     kc = min(prov.n, 2 * k)
     if backend == "torch":
-        val, idx, _ = _knn.search(prov, kc)
+        val, idx, _ = knn.search(prov, kc)
     elif backend == "faiss":
-        val, idx = _knn.faiss_candidates(prov, kc)
+        val, idx = knn.faiss_candidates(prov, kc)
     else:
         raise InputError(f"backend must be 'torch' or 'faiss', got {backend!r}")
-    return _knn.order(prov, val, idx, k, lambda x, _: x)
+    return knn.order(prov, val, idx, k, lambda x, _: x)
 
 
 def jaccard_distance(

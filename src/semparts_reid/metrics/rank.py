@@ -53,7 +53,7 @@ from ._pairs import (
     query_self_index,
 )
 from .blocks import DistanceBlocks
-from .distance import _prepared_blocks
+from .distance import prepared_blocks
 
 __all__ = [
     "AP_MODES",
@@ -301,7 +301,7 @@ def evaluate_cmc_map(
     elif feats:
         if keep_np is not None:
             gf = gf[torch.from_numpy(keep_np)] if isinstance(gf, torch.Tensor) else gf[keep_np]
-        _, _, tblocks = _prepared_blocks(qf, gf, metric, chunk_size)
+        _, _, tblocks = prepared_blocks(qf, gf, metric, chunk_size)
         blocks = ((a, b, to_numpy_block(blk)) for a, b, blk in tblocks)
     else:
         blocks = matrix_blocks(dist, chunk_size, keep_np)

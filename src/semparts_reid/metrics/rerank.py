@@ -18,7 +18,7 @@ ties straddle a neighbourhood's edge, torchreid's unstable ``argsort`` picks an 
 one and this picks the smaller index).
 
 Memory: no ``(N, N)`` array. Neighbours come from an exact tiled search
-(:mod:`._knn`), ``V`` has ``O(N k)`` non-zeros and the Jaccard distance is accumulated a
+(:mod:`.knn`), ``V`` has ``O(N k)`` non-zeros and the Jaccard distance is accumulated a
 block of queries at a time into the ``(Q, G)`` result. :func:`re_ranking_from_features`
 never builds a gallery x gallery matrix either: at Market-1501 scale (3,368 x 15,913,
 dim 2048) it needs little more than the ``(Q, G)`` float32 result (~214 MB).
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from . import _knn
+from . import knn
 from ._tiles import np_of
 from .kreciprocal import candidate_lookup, check_k, encode, sum_min_chunks
 
@@ -75,7 +75,7 @@ def _sq32(x: np.ndarray) -> np.ndarray:
 
 
 def _rerank(
-    prov: _knn.Provider,
+    prov: knn.Provider,
     nq: int,
     k1: int,
     k2: int,
@@ -99,7 +99,7 @@ def _rerank(
                 dst[...] = _sq32(x)
 
     k = max(k1 + 1, k2)
-    val, idx, row_max = _knn.search(prov, min(n, 2 * k), on_tile=None if qg_squared else store)
+    val, idx, row_max = knn.search(prov, min(n, 2 * k), on_tile=None if qg_squared else store)
     max_sq = _sq32(row_max)
     max_sq[max_sq == 0] = 1.0  # an all-zero row stays as it is
 
@@ -107,7 +107,7 @@ def _rerank(
         m = max_sq[rows]
         return _sq32(x) / (m[:, None] if x.ndim == 2 else m)
 
-    nn, tv = _knn.order(prov, val, idx, k, transform)
+    nn, tv = knn.order(prov, val, idx, k, transform)
     lookup = candidate_lookup(nn, tv, lambda p, j: transform(prov.pairs(p, j), p))
     v = encode(nn[:, :k], k1, k2, lookup)
     if qg_squared is not None:
@@ -180,7 +180,7 @@ def re_ranking(
         for a in range(0, nq, chunk_size):
             out[a : a + chunk_size] = np.square(qg[a : a + chunk_size]).astype(np.float32)
 
-    prov = _knn.MatrixTiles(qg, qq, gg, block=chunk_size)
+    prov = knn.MatrixTiles(qg, qq, gg, block=chunk_size)
     final = _rerank(prov, nq, k1, k2, lambda_value, qg_squared)
     return torch.from_numpy(final) if as_torch else final
 
@@ -203,7 +203,7 @@ def re_ranking_from_features(
     :func:`~semparts_reid.metrics.distance.compute_distance` with ``metric``, computed
     in ``(block, block)`` tiles (on ``device``: default the features' device) and made
     exactly symmetric (the upper tiles, transposed below); no gallery x gallery matrix is
-    held. :func:`~semparts_reid.metrics._knn.dense_matrix` of the same tiles, split into
+    held. :func:`~semparts_reid.metrics.knn.dense_matrix` of the same tiles, split into
     ``qg``, ``qq`` and ``gg``, gives :func:`re_ranking` (and torchreid) the identical
     input.
 
@@ -216,7 +216,7 @@ def re_ranking_from_features(
                              f"{type(x).__name__} of shape {getattr(x, 'shape', None)}")
     nq, ng = int(query.shape[0]), int(gallery.shape[0])
     k1, k2 = _check(nq, ng, k1, k2, lambda_value, max_n)
-    prov = _knn.FeatureTiles([query, gallery], metric, block=block, device=device,
+    prov = knn.FeatureTiles([query, gallery], metric, block=block, device=device,
                              names=["query", "gallery"])
     final = _rerank(prov, nq, k1, k2, lambda_value, None)
     as_torch = isinstance(query, torch.Tensor) or isinstance(gallery, torch.Tensor)

@@ -26,7 +26,7 @@ from typing import Any
 
 from ...errors import InputError
 from .config import GENERATOR_VERSION, make_config
-from .generate import _render_all
+from .generate import render_all
 
 __all__ = ["INFO_FILE", "write_synthetic_market"]
 
@@ -80,7 +80,7 @@ def write_synthetic_market(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
-        n = _render_all(cfg, tmp, progress, part_maps=part_maps)
+        n = render_all(cfg, tmp, progress, part_maps=part_maps)
         info = {
             "config": asdict(cfg),
             "images": n,

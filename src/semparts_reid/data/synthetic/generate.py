@@ -61,7 +61,7 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "semparts_reid"
 
 
-def _render_all(cfg: SyntheticConfig, out: Path, progress: bool, part_maps: bool = True) -> int:
+def render_all(cfg: SyntheticConfig, out: Path, progress: bool, part_maps: bool = True) -> int:
     """Render ``cfg``'s images into ``out`` in the Market-1501 layout; return their count.
 
     ``part_maps=False`` writes the images only (no ``<stem>.parts.png``).
@@ -132,7 +132,7 @@ def generate_synthetic(
         shutil.rmtree(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{cfg.key}-", suffix=f"-{os.getpid()}-x", dir=base))
     try:
-        n = _render_all(cfg, tmp, progress)
+        n = render_all(cfg, tmp, progress)
         marker = {"config": asdict(cfg), "images": n, "generator_version": GENERATOR_VERSION}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1))
         try:

@@ -29,24 +29,24 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import InputError
-from .demo import (
+from .rows import Rows
+from .runs import adapt_from, train_source_model
+from .settings import (
     Adaptation,
     DemoSettings,
-    adapt_from,
+    adapted_checkpoint,
     chosen_adaptations,
     is_part_figure_method,
     method_folder,
-    train_source_model,
+    source_checkpoint,
 )
 
 __all__ = [
-    "DemoJob", "DirectionSpec", "default_workers", "job_priority", "run_directions", "run_job",
-    "spawn_pool", "threads_per_worker",
+    "DemoJob", "DirectionResult", "DirectionSpec", "default_workers", "job_priority",
+    "run_directions", "run_job", "spawn_pool", "threads_per_worker", "usable_cores",
 ]
-
 
 @dataclass(frozen=True)
 class DirectionSpec:
@@ -85,8 +85,8 @@ class DemoJob:
     def checkpoint(self) -> Path:
         """The checkpoint this job leaves behind."""
         if self.method is None:
-            return self.direction.out / "source" / "source_final.pt"
-        return self.direction.out / method_folder(self.method) / "adapt_final.pt"
+            return source_checkpoint(self.direction.out)
+        return adapted_checkpoint(self.direction.out, self.method)
 
 
 def usable_cores() -> int:
@@ -129,7 +129,7 @@ def job_priority(job: DemoJob) -> tuple[bool, bool, bool]:
     return (False, job.method.parts, job.method.objective == "cluster")
 
 
-def run_job(job: DemoJob) -> tuple[dict[str, dict[str, Any]], Path, float]:
+def run_job(job: DemoJob) -> tuple[Rows, Path, float]:
     """Run one job in this process: its table rows, its checkpoint and its seconds."""
     import torch
 
@@ -145,7 +145,7 @@ def run_job(job: DemoJob) -> tuple[dict[str, dict[str, Any]], Path, float]:
         rows, _ = train_source_model(job.settings, source, target, out, job.seed, job.device)
     else:
         folder = out / method_folder(job.method)
-        source_ckpt = out / "source" / "source_final.pt"
+        source_ckpt = source_checkpoint(out)
         scores, _ = adapt_from(job.settings, job.method, source_ckpt, source, target, folder,
                                job.seed, job.device)
         rows = {f"{job.method.name} ({k})": v for k, v in scores.items()}
@@ -156,10 +156,77 @@ def run_job(job: DemoJob) -> tuple[dict[str, dict[str, Any]], Path, float]:
 class DirectionResult:
     """What the jobs of one direction produced."""
 
-    rows: dict[str, dict[str, Any]]
+    rows: Rows
     #: checkpoint of the model drawn in part_maps.png / ranked.png (ECN + parts, or the
     #: source model when ECN did not run)
     figure_checkpoint: Path
+
+
+#: what a finished job hands back: its rows, its checkpoint, its seconds
+JobResult = tuple[Rows, Path, float]
+
+
+class _Scheduler:
+    """The pool's bookkeeping for :func:`run_directions`: the ready jobs (longest
+    first), the running ones, and what the finished ones produced."""
+
+    def __init__(self, pool: ProcessPoolExecutor, settings: DemoSettings, seed: int,
+                 device: str, workers: int, total: int) -> None:
+        self.pool, self.settings, self.seed, self.device = pool, settings, seed, device
+        self.workers, self.total = workers, total
+        self.threads = threads_per_worker(workers)
+        self.results: dict[str, dict[str | None, Rows]] = {}
+        self.checkpoints: dict[tuple[str, str | None], Path] = {}
+        self.pending: dict[Future[JobResult], DemoJob] = {}
+        # jobs wait here until a worker is free, so the longest ready job always starts
+        # next (longest-processing-time order: the last job to finish is a short one)
+        self.ready: list[DemoJob] = []
+        self.done = 0
+
+    def queue(self, direction: DirectionSpec, method: Adaptation | None) -> None:
+        self.ready.append(DemoJob(direction, method, self.settings, self.seed, self.device,
+                                  self.threads))
+        self.ready.sort(key=job_priority, reverse=True)
+
+    def fill(self) -> None:
+        while self.ready and len(self.pending) < self.workers:
+            job = self.ready.pop(0)
+            self.pending[self.pool.submit(run_job, job)] = job
+
+    def finish(self, future: Future[JobResult]) -> None:
+        """Record a finished job; a source job queues its direction's adaptations."""
+        job = self.pending.pop(future)
+        try:
+            rows, ckpt, seconds = future.result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                f"demo job {job.name} failed: a worker process died ({exc}). "
+                "Out of memory, or a script that calls run_demo without an "
+                "`if __name__ == '__main__':` guard (the workers are started "
+                "with 'spawn' and import the main module); workers=1 runs "
+                "everything in this process"
+            ) from exc
+        except Exception as exc:
+            raise RuntimeError(f"demo job {job.name} failed: {exc}") from exc
+        self.done += 1
+        print(f"  done {self.done}/{self.total}: {job.name} ({seconds:.0f} s)", flush=True)
+        key = job.method.name if job.method else None
+        self.results.setdefault(job.direction.label, {})[key] = rows
+        self.checkpoints[(job.direction.label, key)] = ckpt
+        if job.method is None:
+            for method in job.direction.adaptations(self.settings):
+                self.queue(job.direction, method)
+
+    def collect(self, direction: DirectionSpec) -> DirectionResult:
+        """A direction's rows in the table's order, whatever order the jobs finished in."""
+        parts = self.results[direction.label]
+        rows = dict(parts[None])
+        figure = self.checkpoints[(direction.label, None)]
+        for method in direction.adaptations(self.settings):
+            rows.update(parts[method.name])
+            if is_part_figure_method(method):
+                figure = self.checkpoints[(direction.label, method.name)]
+        return DirectionResult(rows, figure)
 
 
 def run_directions(
@@ -184,71 +251,22 @@ def run_directions(
         raise InputError(f"workers={workers}: run_directions needs at least 2 workers")
     if not directions:
         raise InputError("run_directions: no directions to run")
-    threads = threads_per_worker(workers)
     total = sum(1 + len(d.adaptations(settings)) for d in directions)
-    results: dict[str, dict[str | None, dict[str, dict[str, Any]]]] = {}
-    checkpoints: dict[tuple[str, str | None], Path] = {}
-    pending: dict[Future[tuple[dict[str, dict[str, Any]], Path, float]], DemoJob] = {}
-    print(f"running {total} jobs on {workers} worker processes, {threads} thread(s) each",
-          flush=True)
-    # jobs wait here until a worker is free, so the longest ready job always starts next
-    # (longest-processing-time order: the last job to finish is a short one)
-    ready: list[DemoJob] = []
+    print(f"running {total} jobs on {workers} worker processes, "
+          f"{threads_per_worker(workers)} thread(s) each", flush=True)
     with spawn_pool(workers) as pool:
-
-        def queue(direction: DirectionSpec, method: Adaptation | None) -> None:
-            ready.append(DemoJob(direction, method, settings, seed, device, threads))
-            ready.sort(key=job_priority, reverse=True)
-
-        def fill() -> None:
-            while ready and len(pending) < workers:
-                job = ready.pop(0)
-                pending[pool.submit(run_job, job)] = job
-
+        jobs = _Scheduler(pool, settings, seed, device, workers, total)
         for direction in directions:
-            queue(direction, None)
-        fill()
-        done_count = 0
+            jobs.queue(direction, None)
+        jobs.fill()
         try:
-            while pending:
-                finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            while jobs.pending:
+                finished, _ = wait(list(jobs.pending), return_when=FIRST_COMPLETED)
                 for future in finished:
-                    job = pending.pop(future)
-                    try:
-                        rows, ckpt, seconds = future.result()
-                    except BrokenProcessPool as exc:
-                        raise RuntimeError(
-                            f"demo job {job.name} failed: a worker process died ({exc}). "
-                            "Out of memory, or a script that calls run_demo without an "
-                            "`if __name__ == '__main__':` guard (the workers are started "
-                            "with 'spawn' and import the main module); workers=1 runs "
-                            "everything in this process"
-                        ) from exc
-                    except Exception as exc:
-                        raise RuntimeError(f"demo job {job.name} failed: {exc}") from exc
-                    done_count += 1
-                    print(f"  done {done_count}/{total}: {job.name} ({seconds:.0f} s)",
-                          flush=True)
-                    key = job.method.name if job.method else None
-                    results.setdefault(job.direction.label, {})[key] = rows
-                    checkpoints[(job.direction.label, key)] = ckpt
-                    if job.method is None:
-                        for method in job.direction.adaptations(settings):
-                            queue(job.direction, method)
-                fill()
+                    jobs.finish(future)
+                jobs.fill()
         except BaseException:
-            for future in pending:
+            for future in jobs.pending:
                 future.cancel()
             raise
-    out: dict[str, DirectionResult] = {}
-    for direction in directions:
-        parts = results[direction.label]
-        rows = dict(parts[None])
-        figure = checkpoints[(direction.label, None)]
-        # the table's order, whatever order the jobs finished in
-        for method in direction.adaptations(settings):
-            rows.update(parts[method.name])
-            if is_part_figure_method(method):
-                figure = checkpoints[(direction.label, method.name)]
-        out[direction.label] = DirectionResult(rows, figure)
-    return out
+    return {direction.label: jobs.collect(direction) for direction in directions}

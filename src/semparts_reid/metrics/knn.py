@@ -25,8 +25,8 @@ from . import _tiles as _tiles_mod
 from ._tiles import FeatureTiles, MatrixTiles, Provider
 from ._tiles import np_of as _np
 
-__all__ = ["FeatureTiles", "MatrixTiles", "Provider", "dense_matrix", "nearest", "order",
-           "search"]
+__all__ = ["FeatureTiles", "MatrixTiles", "Provider", "dense_matrix", "iter_tiles", "nearest",
+           "order", "search"]
 
 PREFETCH = True  # compute the next tile in a background thread (CPU)
 
@@ -38,7 +38,7 @@ def _col_blocks(prov: Provider) -> list[tuple[int, int]]:
     return getattr(prov, "col_blocks", prov.blocks)
 
 
-def _tiles(prov: Provider):  # noqa: ANN202 - a generator of (rows, cols, tile)
+def iter_tiles(prov: Provider):  # noqa: ANN202 - a generator of (rows, cols, tile)
     """Every tile once: for a symmetric provider the diagonal tiles first (every row's
     first candidates then come from a contiguous top-k), then the upper triangle."""
     if prov.symmetric:
@@ -162,7 +162,7 @@ def search(
     """
     run = _Running(prov.n, kc, _np(torch.empty(0, dtype=prov.dtype)).dtype)
     row_max = np.full(prov.n, -np.inf, dtype=run.val.dtype)
-    for rows, cols, t in _tiles(prov):
+    for rows, cols, t in iter_tiles(prov):
         if on_tile is not None:
             on_tile(rows, cols, t)
         r, c = slice(*rows), slice(*cols)
@@ -268,7 +268,7 @@ def dense_matrix(prov: Provider) -> torch.Tensor:
     For references and tests only: ``O(N^2)`` memory.
     """
     out = torch.empty((prov.n, prov.n), dtype=prov.dtype, device=prov.device)
-    for rows, cols, t in _tiles(prov):
+    for rows, cols, t in iter_tiles(prov):
         out[rows[0] : rows[1], cols[0] : cols[1]] = t
         if prov.symmetric:
             out[cols[0] : cols[1], rows[0] : rows[1]] = t.T

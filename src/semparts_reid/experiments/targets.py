@@ -1,7 +1,7 @@
 """Targets of the benchmarks: one format for "met" and "missed", one exit status for a miss.
 
-Every benchmark script in this folder states its targets as :class:`Target` objects,
-prints them with :func:`report` and exits with the status :func:`report` returns:
+Every script in ``benchmarks/`` states its targets as :class:`Target` objects, prints
+them with :func:`report` and exits with the status :func:`report` returns:
 
 * ``0`` when every target is met (or when targets are not checked, see below);
 * :data:`MISSED_EXIT` (3) when at least one target is missed. Each missed target is
@@ -13,16 +13,29 @@ Targets are stated for the full-size workload of each script. A quick or smoke r
 say that the code runs, not whether it is fast enough.
 
 A value that is NaN never meets a target.
+
+Example:
+    >>> Target("speed-up", 2.5, ">=", 2.0, "x").line()
+    '[ok] speed-up: 2.50x (target >= 2x)'
+    >>> report([Target("time", 9.0, "<=", 5.0, " s", fmt=".1f")])
+    [MISSED] time: 9.0 s (target <= 5 s)
+    MISSED 1 of 1 targets: time
+    3
 """
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["MISSED_EXIT", "Target", "report"]
+from .._io import atomic_write_text
+
+__all__ = ["MISSED_EXIT", "Target", "peak_rss_mib", "report", "write_results"]
 
 #: exit status of a benchmark that ran to the end but missed one of its targets
 #: (distinct from 1, the status of a crash, so ``run_all.py`` can tell the two apart)
@@ -34,8 +47,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-
-
 @dataclass(frozen=True)
 class Target:
     """One measured figure and the bound it must satisfy.
@@ -98,3 +109,24 @@ def report(targets: Sequence[Target], *, checked: bool = True, why_unchecked: st
         return MISSED_EXIT
     print(f"all {len(targets)} targets met")
     return 0
+
+
+def peak_rss_mib() -> float:
+    """Peak RSS of this process in MiB: VmHWM (per address space, so not inherited from
+    the parent across fork + exec as ``ru_maxrss`` is on Linux), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # POSIX only
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def write_results(path: str | Path, payload: Any) -> None:
+    """Write a benchmark's results to ``path`` as indented JSON (and a final newline),
+    atomically: a reader never sees half a file."""
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
