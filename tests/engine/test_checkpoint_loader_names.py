@@ -34,14 +34,3 @@ def test_load_training_checkpoint_reads_what_save_checkpoint_wrote(tmp_path: Pat
     torch.save(nn.Linear(3, 2).state_dict(), plain)  # weights, but not a training checkpoint
     with pytest.raises(InputError, match="plain.pt is not a semparts-reid checkpoint"):
         load_training_checkpoint(plain)
-
-
-def test_old_name_warns_naming_the_new_one_and_passes_arguments_on(tmp_path: Path) -> None:
-    path = _saved(tmp_path)
-    with pytest.warns(DeprecationWarning, match="use .*checkpoint.load_training_checkpoint"):
-        old = checkpoint.load_checkpoint(path, map_location="cpu", weights_only=True)
-    assert old["epoch"] == 4 and torch.equal(old["model"]["weight"],
-                                             load_training_checkpoint(path)["model"]["weight"])
-    with pytest.warns(DeprecationWarning), pytest.raises(FileNotFoundError, match="gone.pt"):
-        checkpoint.load_checkpoint(tmp_path / "gone.pt")
-    assert "load_training_checkpoint" in checkpoint.__all__

@@ -75,7 +75,7 @@ HUB_NAMES = [
     "ENV_HOME", "ENV_OFFLINE", "IMAGENET_MEAN", "IMAGENET_STD", "MIN_FILL", "ChecksumError",
     "DownloadError", "LoadReport", "PretrainedCfg", "StrictWeightsError",
     "WeightsMismatchError", "download_weights", "file_sha256", "get_cache_dir",
-    "get_pretrained_cfg", "list_pretrained", "load_checkpoint", "load_matching_weights",
+    "get_pretrained_cfg", "list_pretrained", "load_matching_weights",
     "load_pretrained", "register_pretrained", "resolve_pretrained_name",
 ]  # fmt: skip
 

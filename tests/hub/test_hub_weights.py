@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 import pytest
@@ -201,14 +200,3 @@ def test_load_weights_file_reads_state_dicts_and_checkpoints(tmp_path: Path) -> 
     torch.save([torch.zeros(1)], listed)
     with pytest.raises(InputError, match="expected a state dict or a checkpoint dict"):
         load_weights_file(listed)
-
-
-def test_old_load_checkpoint_name_warns_and_reads_the_same(tmp_path: Path) -> None:
-    path = tmp_path / "w.pth"
-    torch.save(_Net().state_dict(), path)
-    with pytest.warns(DeprecationWarning, match="use semparts_reid.hub.load_weights_file"):
-        old = hub.load_checkpoint(path)
-    assert set(old) == set(load_weights_file(path))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new name does not warn
-        load_weights_file(path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ from ..errors import InputError, InputNotFoundError
 __all__ = [
     "CHECKPOINT_FORMAT",
     "capture_rng_state",
-    "load_checkpoint",
     "load_training_checkpoint",
     "model_payload",
     "restore_rng_state",
@@ -163,23 +161,3 @@ def load_training_checkpoint(
     if fmt is not None and fmt != CHECKPOINT_FORMAT:
         raise InputError(f"{p}: checkpoint format {fmt!r}, expected {CHECKPOINT_FORMAT!r}")
     return data
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    map_location: str | torch.device = "cpu",
-    weights_only: bool = True,
-) -> dict[str, Any]:
-    """Deprecated alias of :func:`load_training_checkpoint`.
-
-    The old name was easy to confuse with :func:`semparts_reid.hub.load_checkpoint`,
-    which reads any weights file (now :func:`semparts_reid.hub.load_weights_file`).
-    """
-    warnings.warn(
-        "semparts_reid.engine.checkpoint.load_checkpoint is deprecated; use "
-        "semparts_reid.engine.checkpoint.load_training_checkpoint",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return load_training_checkpoint(path, map_location=map_location, weights_only=weights_only)

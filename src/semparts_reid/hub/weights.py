@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,6 @@ __all__ = [
     "LoadReport",
     "StrictWeightsError",
     "WeightsMismatchError",
-    "load_checkpoint",
     "load_matching_weights",
     "load_pretrained",
     "load_weights_file",
@@ -183,23 +181,6 @@ def load_weights_file(
     if not isinstance(obj, Mapping):
         raise InputError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj)!r}")
     return dict(obj)
-
-
-def load_checkpoint(
-    source: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """Deprecated alias of :func:`load_weights_file` (it reads any weights file).
-
-    The old name was easy to confuse with the training-checkpoint reader,
-    :func:`semparts_reid.engine.checkpoint.load_training_checkpoint`.
-    """
-    warnings.warn(
-        "semparts_reid.hub.load_checkpoint is deprecated; use "
-        "semparts_reid.hub.load_weights_file (reads any weights file)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return load_weights_file(source, map_location=map_location)
 
 
 def _extract_state_dict(obj: Mapping[str, Any], source: str) -> dict[str, torch.Tensor]:
