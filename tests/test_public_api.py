@@ -92,4 +92,4 @@ def test_input_error_is_a_value_error_and_the_library_raises_it() -> None:
     with pytest.raises(semparts_reid.InputError, match="no/such/folder"):
         semparts_reid.build_dataset("market1501:/no/such/folder")
     with pytest.raises(semparts_reid.InputError, match="seed=-1"):
-        semparts_reid.TrainConfig(seed=-1)
+        semparts_reid.TrainConfig().replace(seed=-1)

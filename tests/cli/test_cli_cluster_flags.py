@@ -23,18 +23,19 @@ def test_cluster_flags_reach_the_config() -> None:
                   "--no-cluster-part-smoothing", "--cluster-beta", "0.6",
                   "--cluster-agreement-k", "10", "--cluster-images-per-identity", "7")
     assert cfg.target_objective == "cluster"
-    assert (cfg.cluster_eps, cfg.cluster_min_samples, cfg.cluster_k1, cfg.cluster_k2) == (
-        0.45, 3, 15, 4)
-    assert (cfg.cluster_temperature, cfg.cluster_momentum, cfg.cluster_hard_update) == (
-        0.07, 0.2, True)
-    assert (cfg.cluster_refine_global, cfg.cluster_part_smoothing) == (False, False)
-    assert (cfg.cluster_beta, cfg.cluster_agreement_k) == (0.6, 10)
-    assert cfg.cluster_images_per_identity == 7.0
+    c = cfg.cluster
+    assert (c.cluster_eps, c.cluster_min_samples, c.cluster_k1, c.cluster_k2) == (0.45, 3, 15, 4)
+    assert (c.cluster_temperature, c.cluster_momentum, c.cluster_hard_update) == (0.07, 0.2, True)
+    assert (cfg.cluster.cluster_refine_global, cfg.cluster.cluster_part_smoothing) == (False, False)
+    assert (cfg.cluster.cluster_beta, cfg.cluster.cluster_agreement_k) == (0.6, 10)
+    assert cfg.cluster.cluster_images_per_identity == 7.0
     default = _config()
-    assert default.target_objective == "ecn" and default.cluster_images_per_identity is None
-    assert default.cluster_refine_global and not default.cluster_part_smoothing
-    assert _config("--cluster-part-smoothing").cluster_part_smoothing
-    assert _config("--cluster-images-per-identity", "none").cluster_images_per_identity is None
+    d = default.cluster
+    assert default.target_objective == "ecn" and d.cluster_images_per_identity is None
+    assert d.cluster_refine_global and not d.cluster_part_smoothing
+    assert _config("--cluster-part-smoothing").cluster.cluster_part_smoothing
+    c = _config("--cluster-images-per-identity", "none").cluster
+    assert c.cluster_images_per_identity is None
 
 
 def test_unknown_objective_and_bad_eps_are_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,20 +31,20 @@ class _Recorder:
 
     def __init__(self, model: Any, source: Any, target: Any, config: Any) -> None:
         self.model, self.config = model, config
-        self.log.append(("init", (model.arch, config.use_parts, config.part_labels)))
+        self.log.append(("init", (model.arch, config.parts.use_parts, config.parts.part_labels)))
         self.log.append(("detach_masks", model.detach_masks))
-        self.log.append(("part_head_weight", config.part_head_weight))
-        self.log.append(("objective", (config.target_objective, config.target_part_maps,
-                                       config.cluster_images_per_identity)))
+        self.log.append(("part_head_weight", config.parts.part_head_weight))
+        self.log.append(("objective", (config.target_objective, config.parts.target_part_maps,
+                                       config.cluster.cluster_images_per_identity)))
 
     def train_source(self, epochs: int) -> None:
-        self.log.append(("train_source", (self.config.output_dir, epochs)))
+        self.log.append(("train_source", (self.config.runtime.output_dir, epochs)))
 
     def load_weights(self, path: Any) -> None:
         self.log.append(("load_weights", Path(path)))
 
     def adapt(self, epochs: int) -> None:
-        self.log.append(("adapt", (self.config.use_parts, self.config.part_labels)))
+        self.log.append(("adapt", (self.config.parts.use_parts, self.config.parts.part_labels)))
 
     def evaluate(self, mode: str = "global") -> Any:
         self.log.append(("evaluate", mode))

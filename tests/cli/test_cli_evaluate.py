@@ -196,7 +196,7 @@ def test_the_trainer_and_the_command_agree_on_a_checkpoint(
     torch.manual_seed(0)
     model = build_model("semparts_resnet18", num_classes=source.num_train_pids,
                         input_size=(64, 32))  # fmt: skip
-    config = TrainConfig(arch="semparts_resnet18", pretrained=None, input_size=(64, 32),
+    config = TrainConfig().replace(arch="semparts_resnet18", pretrained=None, input_size=(64, 32),
                          device="cpu", precision="fp32", eval_batch_size=64, num_workers=0,
                          output_dir=str(tmp_path), progress=False)  # fmt: skip
     trainer = DomainAdaptTrainer(model, source, target, config)

@@ -28,23 +28,25 @@ def test_every_train_config_field_is_a_flag(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["adapt", "--help"])
     out = capsys.readouterr().out
-    for field in dataclasses.fields(TrainConfig):
-        assert "--" + field.name.replace("_", "-") in out, field.name
+    from semparts_reid.engine.config import flat_fields
+
+    assert len(flat_fields()) == 75
+    for name in flat_fields():
+        assert "--" + name.replace("_", "-") in out, name
 
 
 def test_config_is_the_defaults_with_the_given_flags() -> None:
     cfg = config_for(_args("--epochs", "3", "--input-size", "64", "32", "--no-progress"))
-    assert cfg == dataclasses.replace(TrainConfig(), epochs=3, input_size=(64, 32),
-                                      progress=False)  # fmt: skip
+    assert cfg == TrainConfig().replace(epochs=3, input_size=(64, 32), progress=False)
 
 
 def test_resume_keeps_the_checkpoints_config_under_the_given_flags(tmp_path: Path) -> None:
     from semparts_reid.engine.checkpoint import save_checkpoint
 
-    saved = TrainConfig(epochs=7, lr=0.01, seed=3)
+    saved = TrainConfig().replace(epochs=7, lr=0.01, seed=3)
     ckpt = save_checkpoint({"model": {}, "config": dataclasses.asdict(saved)}, tmp_path / "r.pt")
     cfg = config_for(_args("--resume", str(ckpt), "--epochs", "9"))
-    assert cfg == dataclasses.replace(saved, epochs=9)
+    assert cfg == saved.replace(epochs=9)
 
 
 def test_resume_from_a_file_without_config_is_bad_input(tmp_path: Path) -> None:
@@ -97,7 +99,7 @@ def test_run_seeds_the_model_initialisation(
     for i, seed in enumerate((3, 3, 4)):
         torch.manual_seed(100 + i)
         torch.rand(7)
-        cfg = TrainConfig(arch="semparts_resnet18", pretrained=None, input_size=(64, 32),
+        cfg = TrainConfig().replace(arch="semparts_resnet18", pretrained=None, input_size=(64, 32),
                           output_dir=str(tmp_path), seed=seed)  # fmt: skip
         with pytest.raises(_Captured):
             run(cfg, TINY.format("a"), None, adapt=False)
@@ -156,3 +158,14 @@ def test_adapt_with_checkpoint_then_resume(
     assert [r["epoch"] for r in records] == [1, 2]
     assert "eval" in records[-1]
     assert "target: " in capsys.readouterr().out
+
+
+def test_recipe_flag_is_the_base_and_flags_change_it() -> None:
+    cfg = config_for(_args("--recipe", "parts-aux", "--epochs", "3", "--eval-mode", "global"))
+    assert cfg == TrainConfig.from_recipe("parts-aux", epochs=3, eval_mode="global")
+    assert config_for(_args()) == TrainConfig.from_recipe("paper")
+
+
+def test_recipe_and_resume_together_are_bad_input() -> None:
+    with pytest.raises(InputError, match="--recipe"):
+        config_for(_args("--recipe", "paper", "--resume", "x.pt"))

@@ -21,9 +21,10 @@ def _config(*argv: str):  # noqa: ANN202 - a TrainConfig
 def test_triplet_flags_reach_the_config() -> None:
     cfg = _config("--triplet-weight", "1", "--num-instances", "4", "--triplet-margin", "soft",
                   "--triplet-parts")  # fmt: skip
-    assert (cfg.triplet_weight, cfg.triplet_margin, cfg.triplet_parts) == (1.0, None, True)
-    assert _config("--triplet-margin", "0.5").triplet_margin == 0.5
-    assert _config().tensorboard is False and _config("--tensorboard").tensorboard is True
+    o = cfg.optim
+    assert (o.triplet_weight, o.triplet_margin, cfg.parts.triplet_parts) == (1.0, None, True)
+    assert _config("--triplet-margin", "0.5").optim.triplet_margin == 0.5
+    assert not _config().runtime.tensorboard and _config("--tensorboard").runtime.tensorboard
 
 
 def test_triplet_margin_zero_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ def tiny_config(out: str, **kw: Any) -> TrainConfig:
         precision="fp32", device="cpu",
     )
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig().replace(**base)
 
 
 def tiny_model(num_classes: int, arch: str = "semparts_resnet18", seed: int = 0) -> Any:

@@ -67,6 +67,6 @@ def test_the_class_portion_reaches_the_self_labels() -> None:
     want = confident_part_labels(logits, threshold=0.99, size=SIZE, class_portion=0.5)
     assert got is not None and torch.equal(got, want)
     assert not torch.equal(want, confident_part_labels(logits, threshold=0.99, size=SIZE))
-    assert TrainConfig().self_label_class_portion == 0.0
+    assert TrainConfig().parts.self_label_class_portion == 0.0
     with pytest.raises(InputError, match="self_label_class_portion"):
-        TrainConfig(self_label_class_portion=2.0)
+        TrainConfig().replace(self_label_class_portion=2.0)

@@ -189,7 +189,7 @@ def test_update_state_round_trip_and_errors() -> None:
 
 
 def test_build_objective_reads_the_cluster_config() -> None:
-    cfg = TrainConfig(target_objective="cluster", cluster_eps=0.5, cluster_min_samples=3,
+    cfg = TrainConfig().replace(target_objective="cluster", cluster_eps=0.5, cluster_min_samples=3,
                       cluster_k1=20, cluster_k2=5, cluster_temperature=0.1,
                       cluster_momentum=0.2, cluster_hard_update=True,
                       cluster_refine_global=False, cluster_part_smoothing=True,
@@ -209,7 +209,7 @@ def test_build_objective_reads_the_cluster_config() -> None:
                       ({"cluster_images_per_identity": 0.5}, "cluster_images_per_identity"),
                       ({"target_objective": "spcl"}, "target_objective")):
         with pytest.raises(ValueError, match=text):
-            TrainConfig(**bad)  # type: ignore[arg-type]
+            TrainConfig().replace(**bad)  # type: ignore[arg-type]
 
 
 def test_target_features_are_sharded_by_rank_and_gathered_in_record_order(monkeypatch) -> None:

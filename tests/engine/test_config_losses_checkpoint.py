@@ -25,12 +25,14 @@ from semparts_reid.engine.losses import identity_loss, part_targets, stack_heads
 
 def test_config_defaults_are_the_papers() -> None:
     c = TrainConfig()
-    assert (c.arch, c.input_size, c.optimizer, c.lr, c.weight_decay, c.epochs) == (
+    o = c.optim
+    assert (c.arch, c.input_size, o.optimizer, o.lr, o.weight_decay, o.epochs) == (
         "semparts_resnet50", (256, 128), "adam", 3e-4, 5e-4, 80
     )
-    assert c.random_crop and c.flip_prob == 0.5 and c.random_erasing == 0.5
-    assert (c.memory_temperature, c.memory_knn, c.memory_momentum) == (0.05, 6, 0.01)
-    assert c.neighbour_start_epoch == 5 and c.target_weight == 0.3
+    a = c.augment
+    assert a.random_crop and a.flip_prob == 0.5 and a.random_erasing == 0.5
+    assert (c.ecn.memory_temperature, c.ecn.memory_knn, c.ecn.memory_momentum) == (0.05, 6, 0.01)
+    assert c.ecn.neighbour_start_epoch == 5 and o.target_weight == 0.3
     assert c.loss_weights() == pytest.approx((0.7, 0.3))
     assert c.replace(loss_mix="sum", target_weight=1.0).loss_weights() == (1.0, 1.0)
 
@@ -38,7 +40,10 @@ def test_config_defaults_are_the_papers() -> None:
 def test_every_field_has_help_and_round_trips_through_json() -> None:
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata.get("help"), f"field {f.name} has no help"
-    c = TrainConfig(input_size=(64, 32), epochs=3, memory_dtype="bfloat16")
+        if f.metadata.get("group"):
+            for g in dataclasses.fields(f.default_factory()):  # type: ignore[misc]
+                assert g.metadata.get("help"), f"field {f.name}.{g.name} has no help"
+    c = TrainConfig().replace(input_size=(64, 32), epochs=3, memory_dtype="bfloat16")
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig.from_dict({"no_such_field": 1})
@@ -58,7 +63,7 @@ def test_every_field_has_help_and_round_trips_through_json() -> None:
 )
 def test_config_validation_names_the_field(kw: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
-        TrainConfig(**kw)
+        TrainConfig().replace(**kw)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -190,7 +195,7 @@ def ecn_step(cfg: TrainConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("mix, heads", [("convex", "sum"), ("sum", "sum"), ("convex", "mean")])
 def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
-    cfg = TrainConfig(loss_mix=mix, target_weight=0.3, head_reduction=heads)
+    cfg = TrainConfig().replace(loss_mix=mix, target_weight=0.3, head_reduction=heads)
     terms, per_id, per_mem = ecn_step(cfg)
     id_sum, mem_sum = per_id.sum(), per_mem.sum()
     scale = 4.0 if heads == "mean" else 1.0
@@ -220,10 +225,10 @@ def test_part_table_reaches_the_training_dataset(tmp_path) -> None:  # type: ign
     records = [("x.jpg", 0, 0)]
     data_config = {"input_size": (64, 32), "mean": (0.5,) * 3, "std": (0.5,) * 3,
                    "interpolation": "bilinear"}
-    ds = build_train_dataset(records, TrainConfig(part_table="lip"), data_config)
+    ds = build_train_dataset(records, TrainConfig().replace(part_table="lip"), data_config)
     assert np.array_equal(ds.lut, make_lut("lip"))
     with pytest.raises(ValueError, match="part_table"):
-        TrainConfig(part_table="no-such-parser")
+        TrainConfig().replace(part_table="no-such-parser")
 
 
 def test_cache_images_reaches_the_training_dataset() -> None:
@@ -234,4 +239,4 @@ def test_cache_images_reaches_the_training_dataset() -> None:
                    "interpolation": "bilinear"}
     records = [("x.jpg", 0, 0)]
     assert not build_train_dataset(records, TrainConfig(), data_config).cache
-    assert build_train_dataset(records, TrainConfig(cache_images=True), data_config).cache
+    assert build_train_dataset(records, TrainConfig().replace(cache_images=True), data_config).cache

@@ -12,12 +12,12 @@ import semparts_reid.engine
 from semparts_reid.engine.config import TrainConfig
 from semparts_reid.errors import InputError
 
-cfg = TrainConfig(arch="ecn_resnet18", part_table="lip")
+cfg = TrainConfig().replace(arch="ecn_resnet18", part_table="lip")
 cfg.validate()
 TrainConfig.from_dict(cfg.to_dict())
 for bad in ({"arch": "resnet9000"}, {"part_table": "nope"}):
     try:
-        TrainConfig(**bad)
+        TrainConfig().replace(**bad)
     except InputError as err:
         print(type(err).__name__, err)
     else:

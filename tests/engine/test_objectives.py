@@ -78,7 +78,7 @@ def test_head_count_mismatch_is_named() -> None:
 
 
 def test_build_objective_reads_the_config_and_rejects_unknown_names() -> None:
-    cfg = TrainConfig(memory_temperature=0.1, memory_knn=3, neighbour_start_epoch=2,
+    cfg = TrainConfig().replace(memory_temperature=0.1, memory_knn=3, neighbour_start_epoch=2,
                       head_reduction="mean", memory_dtype="bfloat16")
     obj = build_objective("ecn", cfg, num_samples=5, feat_dim=4, num_heads=2)
     assert isinstance(obj, ExemplarObjective)
@@ -88,7 +88,7 @@ def test_build_objective_reads_the_config_and_rejects_unknown_names() -> None:
     with pytest.raises(ValueError, match="unknown target objective 'spcl'.*ecn"):
         build_objective("spcl", cfg, num_samples=5, feat_dim=4, num_heads=1)
     with pytest.raises(ValueError, match="target_objective"):
-        TrainConfig(target_objective="spcl").validate()  # type: ignore[arg-type]
+        TrainConfig().replace(target_objective="spcl").validate()  # type: ignore[arg-type]
 
 
 class _Recording:

@@ -31,7 +31,7 @@ def _train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int = 5) -
 def test_cpu_parameters_use_the_fused_kernel(name: str) -> None:
     model = _net()
     model(torch.zeros(1, 3, 6, 6))  # materialise the lazy layer
-    optimizer, _ = build_optimizer(model, TrainConfig(optimizer=name))
+    optimizer, _ = build_optimizer(model, TrainConfig().replace(optimizer=name))
     assert all(g.get("fused") for g in optimizer.param_groups)
 
 
@@ -40,7 +40,7 @@ def test_fused_updates_equal_the_default_kernel(name: str) -> None:
     model = _net()
     model(torch.zeros(1, 3, 6, 6))
     reference = copy.deepcopy(model)
-    cfg = TrainConfig(optimizer=name, lr=1e-2, weight_decay=5e-4)
+    cfg = TrainConfig().replace(optimizer=name, lr=1e-2, weight_decay=5e-4)
     fused, _ = build_optimizer(model, cfg)
     kwargs = {"weight_decay": 5e-4, "lr": 1e-2}
     plain = (torch.optim.Adam(reference.parameters(), **kwargs) if name == "adam" else
@@ -50,7 +50,7 @@ def test_fused_updates_equal_the_default_kernel(name: str) -> None:
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         # the kernels order their float32 operations differently; an entry whose
         # gradient is near 0 moves by m / (sqrt(v) + eps), which is sensitive to that
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=cfg.lr * 1e-2)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=cfg.optim.lr * 1e-2)
 
 
 def test_parameters_without_a_fused_kernel_keep_the_default() -> None:

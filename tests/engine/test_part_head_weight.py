@@ -47,9 +47,9 @@ def test_reduce_heads_rejects_bad_weights_and_shapes(bad: float) -> None:
 
 
 def test_config_validates_part_head_weight() -> None:
-    TrainConfig(part_head_weight=0.0).validate()
+    TrainConfig().replace(part_head_weight=0.0).validate()
     with pytest.raises(InputError, match="part_head_weight=-1"):
-        TrainConfig(part_head_weight=-1.0).validate()
+        TrainConfig().replace(part_head_weight=-1.0).validate()
 
 
 @pytest.mark.parametrize("heads", ["sum", "mean"])
@@ -57,7 +57,7 @@ def test_step_losses_weight_the_part_heads(heads: str) -> None:
     from semparts_reid.engine.step import step_losses
 
     w = 1 / 3
-    cfg = TrainConfig(head_reduction=heads, part_head_weight=w)
+    cfg = TrainConfig().replace(head_reduction=heads, part_head_weight=w)
     assert build_objective("ecn", cfg, num_samples=10, feat_dim=8,
                            num_heads=4).part_weight == w  # type: ignore[attr-defined]
     terms, per_id, per_mem = ecn_step(cfg)
@@ -90,7 +90,7 @@ def test_cluster_objective_weights_the_part_heads() -> None:
     assert losses[0.25] < losses[1.0]
     with pytest.raises(ValueError, match="part_weight=-1"):
         _objective(part_weight=-1.0)
-    cfg = TrainConfig(target_objective="cluster", part_head_weight=0.5)
+    cfg = TrainConfig().replace(target_objective="cluster", part_head_weight=0.5)
     assert build_objective("cluster", cfg, num_samples=4, feat_dim=8,
                            num_heads=4).part_weight == 0.5  # type: ignore[attr-defined]
 

@@ -27,19 +27,19 @@ from semparts_reid.models.factory import build_model
 )
 def test_bad_part_options_name_the_field(field: str, value: Any, match: str) -> None:
     with pytest.raises(InputError, match=match):
-        TrainConfig(**{field: value})
+        TrainConfig().replace(**{field: value})
 
 
 def test_defaults_withhold_the_target_maps_and_self_train() -> None:
     cfg = TrainConfig()
-    assert cfg.target_part_maps is False and cfg.unlabeled_part_labels == "self"
-    assert cfg.part_head == "decoder" and cfg.part_head_lr_mult == 10.0
-    assert TrainConfig(part_labels="self").part_labels == "self"
+    assert cfg.parts.target_part_maps is False and cfg.parts.unlabeled_part_labels == "self"
+    assert cfg.parts.part_head == "decoder" and cfg.parts.part_head_lr_mult == 10.0
+    assert TrainConfig().replace(part_labels="self").parts.part_labels == "self"
 
 
 def test_part_head_gets_its_own_learning_rate() -> None:
     model = build_model("semparts_resnet18", num_classes=3)
-    cfg = TrainConfig(lr=1e-3, backbone_lr_mult=0.5, part_head_lr_mult=10.0)
+    cfg = TrainConfig().replace(lr=1e-3, backbone_lr_mult=0.5, part_head_lr_mult=10.0)
     optimizer, _ = build_optimizer(model, cfg)
     by_lr = {round(g["lr"], 8): {id(p) for p in g["params"]} for g in optimizer.param_groups}
     assert set(by_lr) == {5e-4, 1e-2, 1e-3}
@@ -55,7 +55,7 @@ def test_colour_jitter_reaches_the_training_transform() -> None:
     from semparts_reid.engine.loaders import build_train_dataset
     from semparts_reid.models.sempartsnet import default_data_config
 
-    cfg = TrainConfig(color_jitter=0.3)
+    cfg = TrainConfig().replace(color_jitter=0.3)
     records = [ImageRecord("x.jpg", 0, 0)]
     dataset = build_train_dataset(records, cfg, default_data_config((64, 32)), with_parts=False)
     assert dataset.transform.color_jitter == pytest.approx(0.3)

@@ -13,7 +13,7 @@ from semparts_reid.errors import InputError
 
 @pytest.mark.parametrize("seed", [0, 4_600_000, 2**40, 2**63 - 1, 2**64 - 1])
 def test_large_seeds_do_not_overflow_the_samplers(seed: int) -> None:
-    TrainConfig(seed=seed)  # accepted
+    TrainConfig().replace(seed=seed)  # accepted
     pids = [i // 4 for i in range(64)]
     # the trainer's per-(stage, epoch, domain) seed, fed to P x K and uniform batches
     derived = (seed * 1_000_003 + 1 * 10_007 + 3) * 2 + 1
@@ -44,4 +44,4 @@ def test_seeds_below_2_64_keep_their_generator() -> None:
 @pytest.mark.parametrize("seed", [-1, 2**64, 2**70, 1.5, True])
 def test_config_rejects_seeds_outside_0_to_2_64(seed: object) -> None:
     with pytest.raises(InputError, match=r"seed=.*expected an int in \[0, 2\*\*64\)"):
-        TrainConfig(seed=seed)  # type: ignore[arg-type]
+        TrainConfig().replace(seed=seed)  # type: ignore[arg-type]

@@ -186,9 +186,9 @@ def test_check_finite_every_is_validated() -> None:
     from semparts_reid.engine.config import TrainConfig
     from semparts_reid.errors import InputError
 
-    assert TrainConfig().check_finite_every == 50
+    assert TrainConfig().runtime.check_finite_every == 50
     with pytest.raises(InputError, match="check_finite_every=0"):
-        TrainConfig(check_finite_every=0)
+        TrainConfig().replace(check_finite_every=0)
 
 
 def test_cudnn_benchmark_is_scoped_and_respects_determinism() -> None:
@@ -256,7 +256,7 @@ def test_part_term_from_the_host_summary_equals_the_device_path(
     from semparts_reid.engine.step import part_map_term
 
     labels, _, unlabeled = source.partition("/")
-    cfg = TrainConfig(part_labels=labels, unlabeled_part_labels=unlabeled or "self",
+    cfg = TrainConfig().replace(part_labels=labels, unlabeled_part_labels=unlabeled or "self",
                       self_label_threshold=0.3)
 
     g = torch.Generator().manual_seed(0)

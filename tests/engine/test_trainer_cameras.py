@@ -38,7 +38,7 @@ def test_folder_target_without_cameras_trains_and_evaluates(
         target.train + target.query + target.gallery
     )
     config = tiny_config(str(tmp_path / "run"), epochs=1)
-    assert config.camstyle  # on by default
+    assert config.augment.camstyle  # on by default
     with caplog.at_level(logging.INFO):
         trainer = DomainAdaptTrainer(tiny_model(source.num_train_pids), source, target, config)
         trainer.adapt(1)
@@ -48,7 +48,8 @@ def test_folder_target_without_cameras_trains_and_evaluates(
         f"target has no camera id for {len(target.train)} of {len(target.train)} training "
         "images (camid -1): camera-style augmentation (ECN's camera invariance) off"
     ]
-    assert not trainer.config.camstyle and config.camstyle  # the caller's config untouched
+    # the caller's config untouched
+    assert not trainer.config.augment.camstyle and config.augment.camstyle
     batch = next(trainer.batches.iterator("target", "adapt", 0, 1))
     assert "image_cam" not in batch
     assert trainer.history[-1]["target_memory"] > 0
@@ -66,6 +67,6 @@ def test_folder_target_with_cameras_keeps_camera_style(
             tiny_model(source.num_train_pids), source, target,
             tiny_config(str(tmp_path / "run"), epochs=1),
         )
-    assert trainer.config.camstyle and not _camstyle_lines(caplog)
+    assert trainer.config.augment.camstyle and not _camstyle_lines(caplog)
     batch = next(trainer.batches.iterator("target", "adapt", 0, 1))
     assert "image_cam" in batch

@@ -38,7 +38,7 @@ def test_cluster_adaptation_logs_checkpoints_and_resumes_exactly(tiny_pair, tmp_
     full = make(str(tmp_path / "full"))
     obj = full.objective
     assert isinstance(obj, ClusterObjective) and obj.memory.num_heads == 4
-    assert full.memory is None  # not an exemplar memory
+    assert full.memory is obj.memory  # the cluster memory
     full.fit()
     recs = _records(full)
     assert [r[0] for r in recs] == [1, 2]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -150,15 +149,16 @@ def test_bad_inputs_are_named(kwargs: dict[str, Any], match: str) -> None:
 
 def test_config_fields_and_refusals() -> None:
     cfg = TrainConfig()
-    assert (cfg.triplet_weight, cfg.triplet_margin, cfg.triplet_parts) == (0.0, 0.3, False)
-    soft = TrainConfig(triplet_weight=1.0, num_instances=4, triplet_margin=None)
+    o = cfg.optim
+    assert (o.triplet_weight, o.triplet_margin, cfg.parts.triplet_parts) == (0.0, 0.3, False)
+    soft = TrainConfig().replace(triplet_weight=1.0, num_instances=4, triplet_margin=None)
     assert TrainConfig.from_dict(soft.to_dict()) == soft
     with pytest.raises(InputError, match=r"triplet_weight=1.0 needs P x K .*num_instances >= 2"):
-        TrainConfig(triplet_weight=1.0)
+        TrainConfig().replace(triplet_weight=1.0)
     with pytest.raises(InputError, match=r"triplet_margin=0: expected a value > 0.*'soft'"):
-        TrainConfig(triplet_margin=0)
+        TrainConfig().replace(triplet_margin=0)
     with pytest.raises(InputError, match=r"triplet_weight=-1.0"):
-        TrainConfig(triplet_weight=-1.0)
+        TrainConfig().replace(triplet_weight=-1.0)
 
 
 def _outputs(b: int, k: int, c: int, seed: int = 0) -> dict[str, Any]:
@@ -179,10 +179,10 @@ def _outputs(b: int, k: int, c: int, seed: int = 0) -> dict[str, Any]:
 def test_step_adds_the_weighted_term_on_the_raw_features(parts: bool) -> None:
     out, pids = _outputs(8, 3, 4), _pk(4, 2)
     batch = {"pid": pids, "image": torch.zeros(8, 3, 8, 4)}
-    cfg = TrainConfig(num_instances=2, batch_size=8, part_labels="none")
+    cfg = TrainConfig().replace(num_instances=2, batch_size=8, part_labels="none")
     off = step_losses(out, batch, None, None, objective=None, config=cfg, use_parts=True)
     assert "triplet" not in off
-    cfg = dataclasses.replace(cfg, triplet_weight=2.0, triplet_margin=None, triplet_parts=parts)
+    cfg = cfg.replace(triplet_weight=2.0, triplet_margin=None, triplet_parts=parts)
     on = step_losses(out, batch, None, None, objective=None, config=cfg, use_parts=True)
     if parts:
         feats = torch.cat([out["global_raw"].unsqueeze(1), out["part_raw"]], dim=1)

@@ -1,12 +1,13 @@
 """Turn a configuration dataclass into command-line flags and back.
 
 Every field of a dataclass such as :class:`~semparts_reid.engine.config.TrainConfig`
-becomes ``--field-name``; its help text is the field's ``metadata["help"]`` and its
-type is taken from the annotation (``bool`` fields get ``--flag/--no-flag``; tuples
-take several values; an optional field takes ``none`` for None, or the word in its
-``metadata["none_word"]``, e.g. ``--triplet-margin soft``). Only flags the user actually
-gave override the defaults, so a config built from ``--resume`` or from a preset keeps
-its own values otherwise.
+becomes ``--field-name``, and so does every field of a nested dataclass (a
+``TrainConfig`` group: ``optim.lr`` is ``--lr``), so the flags stay flat. A flag's
+help text is the field's ``metadata["help"]`` and its type is taken from the annotation
+(``bool`` fields get ``--flag/--no-flag``; tuples take several values; an optional
+field takes ``none`` for None, or the word in its ``metadata["none_word"]``, e.g.
+``--triplet-margin soft``). Only flags the user actually gave override the defaults, so
+a config built from ``--resume`` or from a recipe keeps its own values otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
@@ -63,11 +65,9 @@ def add_dataclass_arguments(
     :func:`dataclass_from_args` to build the instance, which applies only the flags the
     user gave on top of a base instance.
     """
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if field.name in exclude or not field.init:
+    for field, tp, optional in _leaf_fields(cls):
+        if field.name in exclude:
             continue
-        tp, optional = _unwrap_optional(hints[field.name])
         default = (
             field.default
             if field.default is not dataclasses.MISSING
@@ -106,16 +106,40 @@ def add_dataclass_arguments(
 
 def dataclass_from_args(cls: type[T], namespace: argparse.Namespace, base: T | None = None) -> T:
     """Build an instance of ``cls`` from ``base`` (or the defaults) plus the given flags."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     given: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    for name in names:
-        if hasattr(namespace, name):
-            value = getattr(namespace, name)
-            tp, _ = _unwrap_optional(hints[name])
+    for field, tp, _ in _leaf_fields(cls):
+        if hasattr(namespace, field.name):
+            value = getattr(namespace, field.name)
             if get_origin(tp) is tuple and isinstance(value, list):
                 value = tuple(value)
-            given[name] = value
-    if base is None:
-        return cls(**given)
-    return dataclasses.replace(base, **given)  # type: ignore[type-var]
+            given[field.name] = value
+    return _with(base if base is not None else cls(), given)  # type: ignore[return-value]
+
+
+def _leaf_fields(cls: type) -> Iterator[tuple[dataclasses.Field[Any], Any, bool]]:
+    """``(field, type, optional)`` of every init field of ``cls`` that is not itself a
+    dataclass, depth first through the nested dataclasses (a ``TrainConfig`` group)."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if not field.init:
+            continue
+        tp, optional = _unwrap_optional(hints[field.name])
+        if dataclasses.is_dataclass(tp):
+            yield from _leaf_fields(tp)  # type: ignore[arg-type]
+        else:
+            yield field, tp, optional
+
+
+def _with(obj: Any, given: dict[str, Any]) -> Any:
+    """``obj`` with the leaf values in ``given`` (by flat name) replaced, nested groups
+    included; ``obj`` itself when nothing changes."""
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            new = _with(value, given)
+            if new is not value:
+                changes[field.name] = new
+        elif field.name in given:
+            changes[field.name] = given[field.name]
+    return dataclasses.replace(obj, **changes) if changes else obj

@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..engine.config import MODES
 from .common import (
     EXIT_OK,
     UsageError,
@@ -174,7 +175,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target", help="dataset spec whose query/gallery are evaluated")
     p.add_argument(
         "--mode",
-        choices=["global", "concat", "parts"],
+        choices=list(MODES),
         default="global",
         help="global feature, global+parts concatenated, or visibility-aware part distance",
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.config import TrainConfig
+from ..engine.recipes import list_recipes
 from ..errors import InputError
 from .args import add_dataclass_arguments, dataclass_from_args
 from .common import EXIT_OK
@@ -28,8 +29,15 @@ parser does not import torch."""
 
 
 def config_for(args: argparse.Namespace) -> TrainConfig:
-    """The run's config: the resumed checkpoint's (if any), with the given flags on top."""
+    """The run's config: the resumed checkpoint's (if any) or the ``--recipe``'s (default:
+    ``TrainConfig()``, the ``paper`` recipe), with the given flags on top."""
     base: TrainConfig | None = None
+    recipe = getattr(args, "recipe", None)
+    if recipe and getattr(args, "resume", None):
+        raise InputError("--recipe: a resumed run keeps its checkpoint's config; give "
+                         "--resume or --recipe, not both")
+    if recipe:
+        base = TrainConfig.from_recipe(recipe)
     if getattr(args, "resume", None):
         from ..engine.checkpoint import load_training_checkpoint
 
@@ -52,11 +60,11 @@ def run(
 ) -> dict[str, Any]:
     """Train on ``source_spec`` (and adapt to ``target_spec`` when ``adapt``).
 
-    ``train`` (``adapt=False``) runs source-only training for ``config.epochs`` epochs;
-    ``adapt`` runs ``config.source_epochs`` of source pre-training, then
-    ``config.epochs`` of joint adaptation. Checkpoints and ``metrics.jsonl`` go to
-    ``config.output_dir`` (and TensorBoard event files to ``output_dir/tensorboard`` with
-    ``config.tensorboard``). ``config.seed`` seeds the model's initialisation too.
+    ``train`` (``adapt=False``) runs source-only training for ``config.optim.epochs`` epochs;
+    ``adapt`` runs ``config.optim.source_epochs`` of source pre-training, then
+    ``config.optim.epochs`` of joint adaptation. Checkpoints and ``metrics.jsonl`` go to
+    ``config.runtime.output_dir`` (and TensorBoard event files to ``output_dir/tensorboard`` with
+    ``config.runtime.tensorboard``). ``config.seed`` seeds the model's initialisation too.
 
     Returns:
         The last evaluation on the target query/gallery as a dict ({} when none ran).
@@ -66,7 +74,7 @@ def run(
     from ..engine.trainer import DomainAdaptTrainer
     from ..models.factory import build_model
 
-    if config.tensorboard:  # before any slow work
+    if config.runtime.tensorboard:  # before any slow work
         from ..engine.loggers import require_tensorboard
 
         try:
@@ -84,7 +92,7 @@ def run(
         num_classes=source.num_train_pids,
         pretrained=pretrained,
         input_size=tuple(config.input_size),
-        part_head=config.part_head,
+        part_head=config.parts.part_head,
     )
     trainer = DomainAdaptTrainer(model, source, target, config)
     if resume:
@@ -95,7 +103,7 @@ def run(
         result = trainer.fit()
     else:
         try:
-            trainer.train_source(config.epochs)
+            trainer.train_source(config.optim.epochs)
         finally:
             trainer.close()
         evals = [r["eval"] for r in trainer.history if "eval" in r]
@@ -119,14 +127,14 @@ def run_training(args: argparse.Namespace, *, adapt: bool) -> int:
 
     if not is_main_process():  # under torchrun only rank 0 reports
         return EXIT_OK
-    out = Path(config.output_dir)
+    out = Path(config.runtime.output_dir)
     if result:
         print(
             "target: "
             + ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float))
         )
     print(f"checkpoints and metrics.jsonl in {out}")
-    if config.tensorboard:
+    if config.runtime.tensorboard:
         print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
     return EXIT_OK
 
@@ -166,6 +174,12 @@ def _add_train_arguments(p: argparse.ArgumentParser, *, adapt: bool) -> None:
             default="auto",
             help="key layout of the --init file (default: auto, detected from its keys)",
         )
+    p.add_argument(
+        "--recipe",
+        choices=list_recipes(),
+        help="start from this recipe's configuration (docs/recipes.md; default: paper, "
+        "the TrainConfig defaults); the flags below change it",
+    )
     group = p.add_argument_group("training configuration (TrainConfig fields)")
     add_dataclass_arguments(group, TrainConfig, exclude=("source", "target"))
 

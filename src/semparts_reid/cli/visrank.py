@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..engine.config import MODES
 from .common import EXIT_OK, add_runtime_options, positive_int
 
 __all__ = ["add_parser", "cmd_visrank"]
@@ -89,7 +90,7 @@ def add_parser(sub: Any) -> None:
         "--top-k", type=positive_int, default=10, help="gallery images per query (default: 10)"
     )
     p.add_argument(
-        "--mode", choices=["global", "concat", "parts"], default="global",
+        "--mode", choices=list(MODES), default="global",
         help="retrieval distance, as in 'evaluate' (default: global)",
     )  # fmt: skip
     p.add_argument(

@@ -57,8 +57,8 @@ class EpochBatches:
         pin_memory: page-locked batches (set on CUDA, for ``non_blocking`` copies).
         part_model: the model has a part classifier. Items carry their part-label maps
             (uint8) only when a part loss reads maps from disk: ``part_model`` and
-            ``config.part_labels`` is ``"auto"`` or ``"gt"`` (for the target domain
-            also ``config.target_part_loss``); otherwise no map is read or shipped.
+            ``config.parts.part_labels`` is ``"auto"`` or ``"gt"`` (for the target domain
+            also ``config.parts.target_part_loss``); otherwise no map is read or shipped.
     """
 
     def __init__(self, source: Any, target: Any | None, config: TrainConfig,
@@ -74,16 +74,16 @@ class EpochBatches:
     def steps_per_epoch(self) -> int:
         """Source batches per epoch (capped by ``max_steps_per_epoch``)."""
         cfg = self.config
-        steps = max(1, len(self.source.train) // cfg.batch_size)
-        return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+        steps = max(1, len(self.source.train) // cfg.optim.batch_size)
+        return min(steps, cfg.optim.max_steps_per_epoch) if cfg.optim.max_steps_per_epoch else steps
 
     def ships_parts(self, which: str) -> bool:
         """Whether the items of ``which`` (``"source"`` / ``"target"``) carry part maps."""
         cfg = self.config
-        if not self.part_model or cfg.part_labels not in ("auto", "gt"):
+        if not self.part_model or cfg.parts.part_labels not in ("auto", "gt"):
             return False
         # the target's maps are evidence real data lacks: read only when asked for
-        return which == "source" or (cfg.target_part_loss and cfg.target_part_maps)
+        return which == "source" or (cfg.parts.target_part_loss and cfg.parts.target_part_maps)
 
     def dataset(self, which: str) -> Any:
         """The torch dataset of ``which`` (built on first use)."""
@@ -93,7 +93,7 @@ class EpochBatches:
         if which not in self._datasets:
             self._datasets[which] = build_train_dataset(
                 ds.train, self.config, self.data_config,
-                camstyle=which == "target" and self.config.camstyle,
+                camstyle=which == "target" and self.config.augment.camstyle,
                 with_parts=self.ships_parts(which),
             )
         return self._datasets[which]
@@ -109,17 +109,17 @@ class EpochBatches:
         assert ds is not None
         seed = epoch_seed(cfg.seed, stage, epoch, which == "target")
         cached = self._loaders.get(which)
-        if cfg.num_workers and cached is not None and cached[0] == steps:
+        if cfg.runtime.num_workers and cached is not None and cached[0] == steps:
             reseed_loader(cached[1], seed)
             return iter(cached[1])
         loader = build_train_loader(
             data, [r[1] for r in ds.train], cfg,
-            global_batch=cfg.batch_size if which == "source" else cfg.target_batch_size,
+            global_batch=cfg.optim.batch_size if which == "source" else cfg.optim.target_batch_size,
             steps=steps, seed=seed, rank=self.rank, world=self.world,
-            num_instances=cfg.num_instances if which == "source" else 0,
+            num_instances=cfg.optim.num_instances if which == "source" else 0,
             pin_memory=self.pin_memory,
         )
-        if cfg.num_workers:
+        if cfg.runtime.num_workers:
             self._loaders[which] = (steps, loader)  # its workers persist
         return iter(loader)
 

@@ -51,6 +51,7 @@ from ..memory import (
     refined_global_targets,
 )
 from .clustering import ClusterSettings, cluster_counts, dbscan_labels
+from .config import ClusterConfig, PartsConfig
 from .distributed import broadcast_object, get_rank, is_distributed
 from .losses import memory_heads, reduce_heads, stack_heads
 from .objective_base import EpochState, FeatureProvider
@@ -132,6 +133,29 @@ class ClusterObjective:
         self.labels = torch.zeros(0, dtype=torch.long, device=dev)  # (N,), -1: outlier
         self.agreement = torch.zeros(0, self.num_parts, device=dev)  # (N, K)
         self.epoch = 0
+
+    @classmethod
+    def from_config(
+        cls, cluster: ClusterConfig, parts: PartsConfig, *, feat_dim: int, num_heads: int,
+        device: torch.device | str | None = None, progress: bool = False,
+    ) -> ClusterObjective:
+        """The objective of a config's ``cluster`` and ``parts`` groups
+        (``cluster_images_per_identity`` given: the settings derived from it)."""
+        ipi = cluster.cluster_images_per_identity
+        settings = (
+            ClusterSettings.for_identity_size(ipi) if ipi is not None else ClusterSettings(
+                eps=cluster.cluster_eps, min_samples=cluster.cluster_min_samples,
+                k1=cluster.cluster_k1, k2=cluster.cluster_k2,
+            )
+        )
+        return cls(
+            feat_dim, num_heads, settings=settings, temperature=cluster.cluster_temperature,
+            momentum=cluster.cluster_momentum, hard=cluster.cluster_hard_update,
+            refine_global=cluster.cluster_refine_global,
+            part_smoothing=cluster.cluster_part_smoothing, beta=cluster.cluster_beta,
+            agreement_k=cluster.cluster_agreement_k, head_reduction=parts.head_reduction,
+            part_weight=parts.part_head_weight, device=device, progress=progress,
+        )
 
     @property
     def num_parts(self) -> int:

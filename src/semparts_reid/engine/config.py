@@ -1,21 +1,46 @@
-"""``TrainConfig``: every setting of source pre-training and domain adaptation.
+"""``TrainConfig``: every setting of source pre-training and domain adaptation, in groups.
+
+A config is a few top-level choices (the network, its input size, the seed and the
+target objective) and one nested dataclass per concern:
+
+========== ============================================================================
+``optim``    :class:`OptimConfig`: schedule, batches, optimiser and the loss weights
+``augment``  :class:`AugmentConfig`: training augmentation and camera invariance
+``parts``    :class:`PartsConfig`: the part heads, their losses and the part-map loss
+``ecn``      :class:`EcnConfig`: ECN's exemplar memory (``target_objective="ecn"``)
+``cluster``  :class:`ClusterConfig`: clustering + cluster memory (``"cluster"``)
+``video``    :class:`VideoConfig`: constraints from video (tracks); none yet
+``runtime``  :class:`RuntimeConfig`: device, precision, loading, evaluation, output
+========== ============================================================================
+
+Every field keeps the flat name it always had (``cfg.optim.lr`` is the ``lr`` of
+``--lr``), so a flat name says which group holds it (:func:`flat_fields`),
+:meth:`TrainConfig.replace` takes flat names (``cfg.replace(lr=1e-3,
+target_objective="cluster")``) and :meth:`TrainConfig.from_dict` reads the flat dicts
+of checkpoints written before the groups existed. The command line turns every field
+into a ``--field-name`` flag.
 
 The defaults are the paper's (ResNet-50, 256×128 input, Adam with lr 3e-4 and weight
 decay 5e-4, 80 epochs, random crop + flip + random erasing) and ECN's for the exemplar
 memory (β = 0.05, k = 6, momentum 0.01 × epoch, neighbourhood invariance from epoch 5,
-target-loss weight λ = 0.3). Every field carries a help string in its metadata; the
-command line turns each field into a ``--field-name`` flag.
+target-loss weight λ = 0.3): ``TrainConfig()`` is the ``paper`` recipe
+(:mod:`~semparts_reid.engine.recipes`, ``TrainConfig.from_recipe``).
 
 Loss mixing: the paper writes the joint objective as ``L = L_s + L_t``; ECN's released
 code trains with ``(1-λ) L_s + λ L_t``, ``λ = 0.3``. ``loss_mix="convex"`` (default)
 follows ECN's code, ``loss_mix="sum"`` gives ``L_s + λ L_t`` (``λ = 1`` is the paper's
 equation). See ``docs/training.md`` for the measurement behind the default.
 
+Each group checks itself (``validate()``, run on construction); every choice list is
+the ``Literal`` annotation of its field (:func:`field_choices`).
+
 Example:
-    >>> cfg = TrainConfig(arch="semparts_resnet18", input_size=(128, 64), epochs=2)
-    >>> cfg.to_dict()["epochs"]
-    2
+    >>> cfg = TrainConfig(arch="semparts_resnet18", input_size=(128, 64)).replace(epochs=2)
+    >>> cfg.optim.epochs, cfg.to_flat_dict()["epochs"]
+    (2, 2)
     >>> TrainConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    >>> TrainConfig.from_dict(cfg.to_flat_dict()) == cfg
     True
 """
 
@@ -23,46 +48,121 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ..errors import InputError
 
-__all__ = ["TrainConfig"]
+__all__ = [
+    "MODES",
+    "OBJECTIVES",
+    "AugmentConfig",
+    "ClusterConfig",
+    "EcnConfig",
+    "OptimConfig",
+    "PartsConfig",
+    "RuntimeConfig",
+    "TrainConfig",
+    "VideoConfig",
+    "field_choices",
+    "flat_fields",
+]
 
 SEED_LIMIT = 2**64  # torch generators take seeds in [0, 2**64)
 
-
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - 'help' reads best here
-    return field(default=default, metadata={"help": help})
-
-
 PartLabelSource = Literal["auto", "gt", "pseudo", "self", "band", "none"]
+EvalMode = Literal["global", "concat", "parts"]
+ObjectiveName = Literal["ecn", "cluster"]
+
+#: retrieval features of the evaluation (``RuntimeConfig.eval_mode``), torch-free
+MODES: tuple[str, ...] = typing.get_args(EvalMode)
+#: the built-in target objectives (``TrainConfig.target_objective``), torch-free
+OBJECTIVES: tuple[str, ...] = typing.get_args(ObjectiveName)
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:  # noqa: A002 - 'help' reads best here
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def field_choices(cls: type, name: str) -> tuple[Any, ...] | None:
+    """The allowed values of field ``name`` of dataclass ``cls``: the arguments of its
+    ``Literal`` annotation (also inside ``X | None``), or None for a free field."""
+    tp = typing.get_type_hints(cls)[name]
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    for arg in typing.get_args(tp):  # Optional[Literal[...]]
+        if typing.get_origin(arg) is Literal:
+            return typing.get_args(arg)
+    return None
+
+
+# ---------------------------------------------------------------------- checks
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _ints_at_least(obj: Any, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not _is_int(value) or value < low:
+            raise InputError(f"{name}={value!r}: expected an int >= {low}")
+
+
+def _reals(obj: Any, names: tuple[str, ...], *, positive: bool) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (_is_real(value) and (value > 0 if positive else value >= 0)):
+            bound = ">" if positive else ">="
+            raise InputError(f"{name}={value!r}: expected a finite value {bound} 0")
+
+
+def _units(obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
+
+
+def _half_open_unit(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise InputError(f"{name}={value!r}: expected [0, 1)")
+
+
+def _check_choices(obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        allowed = field_choices(type(obj), f.name)
+        value = getattr(obj, f.name)
+        if allowed is not None and value not in allowed:
+            raise InputError(f"{f.name}={value!r}: expected one of {allowed}")
+
+
+class _Group:
+    """What every group of :class:`TrainConfig` does: validate itself on construction."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # set by @dataclass
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`~semparts_reid.errors.InputError` naming the first bad field."""
+        _check_choices(self)
+        self._check()
+
+    def _check(self) -> None:
+        """The group's own range checks (beyond its ``Literal`` choices)."""
 
 
 @dataclass
-class TrainConfig:
-    """Settings of :class:`~semparts_reid.engine.trainer.DomainAdaptTrainer`.
+class OptimConfig(_Group):
+    """Optimisation: the schedule, the batches, the optimiser and the loss weights."""
 
-    All fields are plain values (str / int / float / bool / tuples), so a config
-    round-trips through JSON and through checkpoints (:meth:`to_dict` /
-    :meth:`from_dict`). :meth:`validate` (called by ``__post_init__``) raises
-    ``ValueError`` naming the first bad field.
-    """
-
-    # model (used by the command line to build the model; the trainer records them)
-    arch: str = _f("semparts_resnet50", "build_model name of the network")
-    pretrained: str | None = _f(
-        "imagenet", "initial weights: 'imagenet', a registry name, a path, a URL, or none"
-    )
-    input_size: tuple[int, int] = _f((256, 128), "input height and width in pixels")
-    part_head: Literal["decoder", "linear"] = _f(
-        "decoder",
-        "part classifier of a semparts_* model: 'decoder' (layer1 + layer2 + last map, "
-        "stride-4 part maps) or 'linear' (the paper's 1x1 conv on the last map)",
-    )
-
-    # schedule
     source_epochs: int = _f(
         0,
         "epochs of source-only pre-training run by fit() before adaptation "
@@ -77,14 +177,6 @@ class TrainConfig:
     num_instances: int = _f(
         0, "images per identity in a source batch (P x K sampler); 0: plain random sampling"
     )
-    num_workers: int = _f(4, "data-loading worker processes (0: load in the main process)")
-    cache_images: bool = _f(
-        False,
-        "keep decoded training images and part maps in memory after their first read "
-        "(datasets that fit in memory; each loader worker holds its own copy)",
-    )
-
-    # optimiser
     optimizer: Literal["adam", "sgd"] = _f("adam", "optimiser")
     lr: float = _f(3e-4, "learning rate")
     weight_decay: float = _f(5e-4, "weight decay")
@@ -92,8 +184,69 @@ class TrainConfig:
     lr_step: int = _f(40, "decay the learning rate every this many epochs (0: never)")
     lr_gamma: float = _f(0.1, "learning-rate decay factor at each step")
     warmup_epochs: int = _f(0, "linear learning-rate warm-up epochs")
+    target_weight: float = _f(0.3, "lambda: weight of the target (memory) loss")
+    loss_mix: Literal["convex", "sum"] = _f(
+        "convex",
+        "'convex': (1-lambda) L_s + lambda L_t (ECN's code); "
+        "'sum': L_s + lambda L_t (the paper's L_s + L_t with lambda=1)",
+    )
+    label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
+    triplet_weight: float = _f(
+        0.0,
+        "weight of the batch-hard triplet loss on the source batch, added to the total "
+        "(0: off; needs num_instances >= 2 for P x K batches)",
+    )
+    triplet_margin: float | None = _f(
+        0.3,
+        "margin of the triplet loss: relu(d_ap - d_an + margin); 'soft' (None in "
+        "Python): softplus(d_ap - d_an)",
+        none_word="soft",
+    )
 
-    # augmentation
+    def _check(self) -> None:
+        _ints_at_least(self, ("source_epochs", "epochs", "num_instances", "lr_step",
+                              "warmup_epochs"), 0)
+        _ints_at_least(self, ("batch_size", "target_batch_size"), 1)
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise InputError(
+                f"max_steps_per_epoch={self.max_steps_per_epoch!r}: expected None or >= 1"
+            )
+        if self.num_instances and self.batch_size % self.num_instances:
+            raise InputError(
+                f"batch_size={self.batch_size} is not a multiple of "
+                f"num_instances={self.num_instances}"
+            )
+        _reals(self, ("lr",), positive=True)
+        _reals(self, ("weight_decay", "backbone_lr_mult", "target_weight", "triplet_weight"),
+               positive=False)
+        _units(self, ("lr_gamma",))
+        _half_open_unit(self, "label_smoothing")
+        if self.triplet_weight > 0 and self.num_instances < 2:
+            raise InputError(
+                f"triplet_weight={self.triplet_weight!r} needs P x K source batches: set "
+                f"num_instances >= 2 (got {self.num_instances})"
+            )
+        m = self.triplet_margin
+        if m is not None and not (_is_real(m) and not isinstance(m, bool) and m > 0):
+            raise InputError(
+                f"triplet_margin={m!r}: expected a value > 0, or None "
+                "('soft' on the command line) for the soft margin"
+            )
+        if self.loss_mix == "convex" and self.target_weight > 1:
+            raise InputError(
+                f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
+            )
+
+    def loss_weights(self) -> tuple[float, float]:
+        """``(w_source, w_target)`` of the joint objective per :attr:`loss_mix`."""
+        lam = float(self.target_weight)
+        return (1.0 - lam, lam) if self.loss_mix == "convex" else (1.0, lam)
+
+
+@dataclass
+class AugmentConfig(_Group):
+    """Augmentation of the training images, and ECN's camera-style inputs."""
+
     random_crop: bool = _f(True, "random crop after padding")
     flip_prob: float = _f(0.5, "horizontal flip probability")
     color_jitter: float = _f(
@@ -106,12 +259,20 @@ class TrainConfig:
         True, "camera invariance: add the loss on camera-style target images (where available)"
     )
 
-    # losses
-    target_weight: float = _f(0.3, "lambda: weight of the target (memory) loss")
-    loss_mix: Literal["convex", "sum"] = _f(
-        "convex",
-        "'convex': (1-lambda) L_s + lambda L_t (ECN's code); "
-        "'sum': L_s + lambda L_t (the paper's L_s + L_t with lambda=1)",
+    def _check(self) -> None:
+        _units(self, ("flip_prob", "random_erasing"))
+        _half_open_unit(self, "color_jitter")
+
+
+@dataclass
+class PartsConfig(_Group):
+    """Semantic parts: the part classifier, the losses of the head / upper / lower
+    features, and the pixel-wise part-map loss with its label source."""
+
+    part_head: Literal["decoder", "linear"] = _f(
+        "decoder",
+        "part classifier of a semparts_* model: 'decoder' (layer1 + layer2 + last map, "
+        "stride-4 part maps) or 'linear' (the paper's 1x1 conv on the last map)",
     )
     use_parts: bool = _f(
         True, "identity and memory losses on head/upper/lower features (False: global only)"
@@ -126,20 +287,6 @@ class TrainConfig:
         "weight of each part head's (head, upper, lower) identity and memory loss next to "
         "the global head's weight 1 (1: the paper's sum; 1/3: the three parts together "
         "weigh as much as the global feature)",
-    )
-    label_smoothing: float = _f(0.0, "label smoothing of the source identity loss")
-    triplet_weight: float = _f(
-        0.0,
-        "weight of the batch-hard triplet loss on the source batch, added to the total "
-        "(0: off; needs num_instances >= 2 for P x K batches)",
-    )
-    triplet_margin: float | None = field(
-        default=0.3,
-        metadata={
-            "help": "margin of the triplet loss: relu(d_ap - d_an + margin); 'soft' (None in "
-            "Python): softplus(d_ap - d_an)",
-            "none_word": "soft",
-        },
     )
     triplet_parts: bool = _f(
         False, "triplet loss on the head/upper/lower features too (with use_parts)"
@@ -195,12 +342,23 @@ class TrainConfig:
         True, "apply the part-map loss to target images too (part labels carry no identity)"
     )
 
-    # target objective; exemplar memory (ECN)
-    target_objective: Literal["ecn", "cluster"] = _f(
-        "ecn", "how the unlabeled target is learned: 'ecn' = exemplar memory; 'cluster' = "
-        "DBSCAN pseudo-identities each epoch + cluster memory, with semantic-part label "
-        "refinement (a user can pass any objective object to DomainAdaptTrainer instead)"
-    )
+    def _check(self) -> None:
+        _reals(self, ("part_loss_weight", "part_dice_weight", "part_head_lr_mult",
+                      "part_head_weight"), positive=False)
+        _units(self, ("self_label_threshold", "self_label_class_portion"))
+        from ..data.part_tables import GROUPING_TABLES  # torch-free
+
+        if self.part_table not in GROUPING_TABLES:
+            raise InputError(
+                f"part_table={self.part_table!r}: expected one of {sorted(GROUPING_TABLES)}"
+            )
+
+
+@dataclass
+class EcnConfig(_Group):
+    """ECN's exemplar memory (``target_objective="ecn"``): exemplar, camera and
+    neighbourhood invariance."""
+
     memory_temperature: float = _f(0.05, "beta: temperature of the memory logits")
     memory_knn: int = _f(6, "k: neighbours for neighbourhood invariance")
     memory_momentum: float = _f(0.01, "memory momentum alpha = this x epoch")
@@ -211,7 +369,19 @@ class TrainConfig:
         5, "first (0-based) adaptation epoch with neighbourhood invariance (ECN: 5)"
     )
 
-    # target objective 'cluster' (cluster-contrast's defaults; PPLR's for the refinement)
+    def _check(self) -> None:
+        _ints_at_least(self, ("memory_knn", "neighbour_start_epoch"), 0)
+        _reals(self, ("memory_temperature",), positive=True)
+        _reals(self, ("memory_momentum",), positive=False)
+
+
+@dataclass
+class ClusterConfig(_Group):
+    """``target_objective="cluster"``: DBSCAN pseudo-identities on the k-reciprocal
+    Jaccard distance, a cluster memory, and semantic-part label refinement
+    (cluster-contrast's defaults; PPLR's for the refinement). Checked whatever the
+    objective, so a config that switches to ``"cluster"`` later is already valid."""
+
     cluster_eps: float = _f(0.6, "DBSCAN radius on the k-reciprocal Jaccard distance, in (0, 1)")
     cluster_min_samples: int = _f(
         4, "DBSCAN: images within eps (itself included) that make an image a core point"
@@ -241,22 +411,48 @@ class TrainConfig:
     cluster_beta: float = _f(0.5, "weight of the cluster label in the refined global target")
     cluster_agreement_k: int = _f(20, "neighbours of the part / global k-NN agreement score")
 
-    # evaluation
-    eval_every: int = _f(
-        10, "evaluate on the target query/gallery every N epochs and after the last (0: never)"
-    )
-    eval_mode: Literal["global", "concat", "parts"] = _f(
-        "global", "retrieval feature for evaluation"
-    )
-    eval_batch_size: int = _f(128, "batch size of feature extraction")
+    def _check(self) -> None:
+        _ints_at_least(self, ("cluster_min_samples", "cluster_k1", "cluster_k2",
+                              "cluster_agreement_k"), 1)
+        if not (isinstance(self.cluster_eps, (int, float)) and 0.0 < self.cluster_eps < 1.0):
+            raise InputError(
+                f"cluster_eps={self.cluster_eps!r}: expected 0 < eps < 1 (pairs without "
+                "overlapping k-reciprocal encodings are at Jaccard distance 1)"
+            )
+        _reals(self, ("cluster_temperature",), positive=True)
+        _units(self, ("cluster_momentum", "cluster_beta"))
+        m = self.cluster_images_per_identity
+        if m is not None and not (_is_real(m) and not isinstance(m, bool) and m >= 1):
+            raise InputError(f"cluster_images_per_identity={m!r}: expected None or >= 1")
 
-    # run
-    seed: int = _f(0, "random seed in [0, 2**64): initial weights, batch order, augmentation")
+
+@dataclass
+class VideoConfig(_Group):
+    """Constraints that video gives the target (frames of one track show one person,
+    two people in one frame are two): no settings yet; the video recipe adds them."""
+
+
+@dataclass
+class RuntimeConfig(_Group):
+    """Where and how a run executes: device, precision, data loading, evaluation,
+    checkpoints, logging. None of it changes what the method learns (given a seed)."""
+
     device: str = _f("auto", "'auto', 'cpu' or 'cuda:N'")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = _f(
         "auto", "autocast policy: 'auto' = bf16/fp16 where the hardware runs it natively"
     )
     channels_last: bool | None = _f(None, "channels_last memory format (default: auto)")
+    num_workers: int = _f(4, "data-loading worker processes (0: load in the main process)")
+    cache_images: bool = _f(
+        False,
+        "keep decoded training images and part maps in memory after their first read "
+        "(datasets that fit in memory; each loader worker holds its own copy)",
+    )
+    eval_every: int = _f(
+        10, "evaluate on the target query/gallery every N epochs and after the last (0: never)"
+    )
+    eval_mode: EvalMode = _f("global", "retrieval feature for evaluation")
+    eval_batch_size: int = _f(128, "batch size of feature extraction")
     output_dir: str = _f("runs/semparts", "folder for checkpoints and the metrics log")
     checkpoint_every: int = _f(1, "save a checkpoint every N epochs (0: only at the end)")
     keep_resume: bool = _f(
@@ -275,6 +471,47 @@ class TrainConfig:
         "also log the metrics to TensorBoard in output_dir/tensorboard (the tensorboard extra)",
     )
 
+    def _check(self) -> None:
+        _ints_at_least(self, ("num_workers", "eval_every", "checkpoint_every"), 0)
+        _ints_at_least(self, ("eval_batch_size", "check_finite_every"), 1)
+
+
+def _group(cls: type, help: str) -> Any:  # noqa: A002
+    return field(default_factory=cls, metadata={"help": help, "group": True})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :class:`~semparts_reid.engine.trainer.DomainAdaptTrainer`.
+
+    Five top-level choices and seven groups (see the module docstring). All values are
+    plain (str / int / float / bool / tuples), so a config round-trips through JSON and
+    through checkpoints (:meth:`to_dict` / :meth:`from_dict`). :meth:`validate` (called
+    by ``__post_init__``) raises ``InputError`` (a ``ValueError``) naming the first bad
+    field. Build a variant with flat names: ``TrainConfig().replace(epochs=2, lr=1e-3)``
+    or ``TrainConfig.from_recipe("parts-aux", epochs=2)``.
+    """
+
+    # the model (used by the command line to build it; the trainer records them)
+    arch: str = _f("semparts_resnet50", "build_model name of the network")
+    pretrained: str | None = _f(
+        "imagenet", "initial weights: 'imagenet', a registry name, a path, a URL, or none"
+    )
+    input_size: tuple[int, int] = _f((256, 128), "input height and width in pixels")
+    seed: int = _f(0, "random seed in [0, 2**64): initial weights, batch order, augmentation")
+    target_objective: ObjectiveName = _f(
+        "ecn", "how the unlabeled target is learned: 'ecn' = exemplar memory; 'cluster' = "
+        "DBSCAN pseudo-identities each epoch + cluster memory, with semantic-part label "
+        "refinement (a user can pass any objective object to DomainAdaptTrainer instead)"
+    )
+    optim: OptimConfig = _group(OptimConfig, "schedule, batches, optimiser, loss weights")
+    augment: AugmentConfig = _group(AugmentConfig, "training augmentation")
+    parts: PartsConfig = _group(PartsConfig, "semantic parts and the part-map loss")
+    ecn: EcnConfig = _group(EcnConfig, "ECN's exemplar memory")
+    cluster: ClusterConfig = _group(ClusterConfig, "clustering objective")
+    video: VideoConfig = _group(VideoConfig, "video constraints")
+    runtime: RuntimeConfig = _group(RuntimeConfig, "device, precision, loading, output")
+
     def __post_init__(self) -> None:
         if isinstance(self.input_size, list):
             self.input_size = tuple(self.input_size)  # type: ignore[assignment]
@@ -283,160 +520,122 @@ class TrainConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise :class:`~semparts_reid.errors.InputError` (a ``ValueError``) naming the
-        first field whose value is out of range."""
-        if (
-            not isinstance(self.input_size, tuple)
-            or len(self.input_size) != 2
-            or not all(isinstance(v, int) and v >= 16 for v in self.input_size)
-        ):
-            raise InputError(
-                f"input_size={self.input_size!r}: expected (height, width), each >= 16"
-            )
-        non_negative = (
-            "source_epochs", "epochs", "num_workers", "num_instances", "lr_step",
-            "warmup_epochs", "memory_knn", "neighbour_start_epoch", "eval_every",
-            "checkpoint_every",
-        )
-        for name in non_negative:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InputError(f"{name}={value!r}: expected an int >= 0")
-        for name in ("batch_size", "target_batch_size", "eval_batch_size", "check_finite_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name}={value!r}: expected an int >= 1")
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or not 0 <= self.seed < SEED_LIMIT
-        ):
+        first field whose value is out of range: the top-level fields, then each group's
+        own :meth:`validate`."""
+        size = self.input_size
+        if not (isinstance(size, tuple) and len(size) == 2
+                and all(isinstance(v, int) and v >= 16 for v in size)):
+            raise InputError(f"input_size={size!r}: expected (height, width), each >= 16")
+        if not (_is_int(self.seed) and 0 <= self.seed < SEED_LIMIT):
             raise InputError(f"seed={self.seed!r}: expected an int in [0, 2**64)")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise InputError(
-                f"max_steps_per_epoch={self.max_steps_per_epoch!r}: expected None or >= 1"
-            )
-        if self.num_instances and self.batch_size % self.num_instances:
-            raise InputError(
-                f"batch_size={self.batch_size} is not a multiple of "
-                f"num_instances={self.num_instances}"
-            )
-        positive = ("lr", "memory_temperature")
-        for name in positive:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise InputError(f"{name}={value!r}: expected a finite value > 0")
-        for name in ("weight_decay", "backbone_lr_mult", "part_loss_weight", "target_weight",
-                     "memory_momentum", "triplet_weight", "part_dice_weight",
-                     "part_head_lr_mult", "part_head_weight"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise InputError(f"{name}={value!r}: expected a finite value >= 0")
-        for name in ("flip_prob", "random_erasing", "lr_gamma", "self_label_threshold",
-                     "self_label_class_portion"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
-        if self.triplet_weight > 0 and self.num_instances < 2:
-            raise InputError(
-                f"triplet_weight={self.triplet_weight!r} needs P x K source batches: set "
-                f"num_instances >= 2 (got {self.num_instances})"
-            )
-        if self.triplet_margin is not None and not (
-            isinstance(self.triplet_margin, (int, float))
-            and not isinstance(self.triplet_margin, bool)
-            and math.isfinite(self.triplet_margin)
-            and self.triplet_margin > 0
-        ):
-            raise InputError(
-                f"triplet_margin={self.triplet_margin!r}: expected a value > 0, or None "
-                "('soft' on the command line) for the soft margin"
-            )
-        if not 0.0 <= self.color_jitter < 1.0:
-            raise InputError(f"color_jitter={self.color_jitter!r}: expected [0, 1)")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise InputError(f"label_smoothing={self.label_smoothing!r}: expected [0, 1)")
-        if self.loss_mix == "convex" and self.target_weight > 1:
-            raise InputError(
-                f"target_weight={self.target_weight!r} with loss_mix='convex': expected <= 1"
-            )
-        # both name lists are torch-free: validating a config needs no torch
-        from ..models.names import MODEL_NAMES
+        from ..models.names import MODEL_NAMES  # torch-free
 
         if self.arch not in MODEL_NAMES:
             raise InputError(f"arch={self.arch!r}: expected one of {list(MODEL_NAMES)}")
-        from ..data.part_tables import GROUPING_TABLES
-
-        if self.part_table not in GROUPING_TABLES:
-            raise InputError(
-                f"part_table={self.part_table!r}: expected one of {sorted(GROUPING_TABLES)}"
-            )
-        choices: dict[str, tuple[str, ...]] = {
-            "optimizer": ("adam", "sgd"),
-            "loss_mix": ("convex", "sum"),
-            "head_reduction": ("sum", "mean"),
-            "part_labels": ("auto", "gt", "pseudo", "self", "band", "none"),
-            "unlabeled_part_labels": ("self", "pseudo", "none"),
-            "part_head": ("decoder", "linear"),
-            "memory_dtype": ("float32", "bfloat16"),
-            "target_objective": ("ecn", "cluster"),
-            "eval_mode": ("global", "concat", "parts"),
-            "precision": ("auto", "fp32", "bf16", "fp16"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
-        self._validate_cluster()
-
-    def _validate_cluster(self) -> None:
-        """The ``cluster_*`` settings (checked whatever the objective, so a config that
-        switches to ``"cluster"`` later is already valid)."""
-        for name in ("cluster_min_samples", "cluster_k1", "cluster_k2", "cluster_agreement_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name}={value!r}: expected an int >= 1")
-        if not (isinstance(self.cluster_eps, (int, float)) and 0.0 < self.cluster_eps < 1.0):
-            raise InputError(
-                f"cluster_eps={self.cluster_eps!r}: expected 0 < eps < 1 (pairs without "
-                "overlapping k-reciprocal encodings are at Jaccard distance 1)"
-            )
-        t = self.cluster_temperature
-        if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
-            raise InputError(f"cluster_temperature={t!r}: expected a finite value > 0")
-        for name in ("cluster_momentum", "cluster_beta"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-                raise InputError(f"{name}={value!r}: expected a value in [0, 1]")
-        m = self.cluster_images_per_identity
-        if m is not None and not (
-            isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m)
-            and m >= 1
-        ):
-            raise InputError(f"cluster_images_per_identity={m!r}: expected None or >= 1")
+        _check_choices_of(self, ("target_objective",))
+        for name in _GROUPS:
+            group = getattr(self, name)
+            if not isinstance(group, _GROUPS[name]):
+                raise InputError(f"{name}={group!r}: expected a {_GROUPS[name].__name__}")
+            group.validate()
 
     # ------------------------------------------------------------------ helpers
     def loss_weights(self) -> tuple[float, float]:
-        """``(w_source, w_target)`` of the joint objective per :attr:`loss_mix`."""
-        lam = float(self.target_weight)
-        return (1.0 - lam, lam) if self.loss_mix == "convex" else (1.0, lam)
+        """``(w_source, w_target)`` of the joint objective (:meth:`OptimConfig.loss_weights`)."""
+        return self.optim.loss_weights()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field (tuples become lists)."""
+        """A JSON-safe nested dict: the top-level fields, and one dict per group."""
         out = dataclasses.asdict(self)
         out["input_size"] = list(self.input_size)
         return out
 
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Every field under its flat name (the command line's, and the pre-group
+        checkpoints' layout)."""
+        flat = {k: v for k, v in self.to_dict().items() if k not in _GROUPS}
+        for name in _GROUPS:
+            flat.update(dataclasses.asdict(getattr(self, name)))
+        return flat
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys raise ``InputError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(f"unknown TrainConfig field(s) {unknown}; known: {sorted(names)}")
-        kw = dict(data)
-        if "input_size" in kw:
-            kw["input_size"] = tuple(kw["input_size"])
-        return cls(**kw)
+        """Build a config from :meth:`to_dict` output, or from a flat dict (checkpoints
+        written before the groups; :meth:`to_flat_dict`), or a mix of both. Unknown
+        keys raise ``InputError``."""
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in _GROUPS and isinstance(value, dict):
+                known = _GROUP_FIELDS[key]
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise InputError(f"unknown {key} field(s) {unknown}; known: {sorted(known)}")
+                flat.update(value)
+            else:
+                flat[key] = value
+        return cls().replace(**flat)
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides: Any) -> TrainConfig:
+        """The config of recipe ``name`` (:mod:`~semparts_reid.engine.recipes`) with
+        ``overrides`` (flat names, as :meth:`replace`) on top."""
+        from .recipes import get_recipe
+
+        return get_recipe(name).config(**overrides)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` applied (validated)."""
-        return dataclasses.replace(self, **changes)
+        """A validated copy with ``changes`` applied. Keys are flat field names
+        (``lr=1e-3``, routed to :attr:`optim`), top-level names, or group names given a
+        whole group object (``optim=OptimConfig(...)``). An unknown name raises
+        :class:`~semparts_reid.errors.InputError` naming it."""
+        index = flat_fields()
+        top: dict[str, Any] = {}
+        grouped: dict[str, dict[str, Any]] = {}
+        unknown = []
+        for key, value in changes.items():
+            where = index.get(key, key if key in _GROUPS else "?")
+            if where == "?":
+                unknown.append(key)
+            elif where in ("", key):
+                top[key] = value
+            else:
+                grouped.setdefault(where, {})[key] = value
+        if unknown:
+            raise InputError(f"unknown TrainConfig field(s) {sorted(unknown)}; known: "
+                             f"{sorted(index)}")
+        for name, kw in grouped.items():
+            top[name] = dataclasses.replace(top.get(name, getattr(self, name)), **kw)
+        return dataclasses.replace(self, **top)
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(TrainConfig) if f.metadata.get("group")
+}
+_GROUP_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in _GROUPS.items()
+}
+
+
+def _check_choices_of(obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        allowed = field_choices(type(obj), name)
+        if allowed is not None and getattr(obj, name) not in allowed:
+            raise InputError(f"{name}={getattr(obj, name)!r}: expected one of {allowed}")
+
+
+def flat_fields() -> dict[str, str]:
+    """``{flat field name: its group}`` for every setting of :class:`TrainConfig`
+    (``""`` for the top-level ones), in declaration order.
+
+    Example:
+        >>> flat_fields()["lr"], flat_fields()["cluster_eps"], flat_fields()["seed"]
+        ('optim', 'cluster', '')
+    """
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _GROUPS:
+            out.update((g.name, f.name) for g in dataclasses.fields(_GROUPS[f.name]))
+        else:
+            out[f.name] = ""
+    return out

@@ -177,16 +177,17 @@ def build_train_dataset(
 
     h = int(data_config["input_size"][0])
     # 10 px of padding at 256 px height (the usual re-ID setting), scaled with height
-    pad = max(1, round(10 * h / 256)) if cfg.random_crop else 0
+    pad = max(1, round(10 * h / 256)) if cfg.augment.random_crop else 0
+    aug = cfg.augment
     transform = build_transforms(data_config, train=True, label_dtype=torch.uint8, pad=pad,
-                                 flip_p=cfg.flip_prob, erasing_p=cfg.random_erasing,
-                                 color_jitter=getattr(cfg, "color_jitter", 0.0))
-    staged = staged and not getattr(cfg, "color_jitter", 0.0)  # jitter needs PIL images
+                                 flip_p=aug.flip_prob, erasing_p=aug.random_erasing,
+                                 color_jitter=aug.color_jitter)
+    staged = staged and not aug.color_jitter  # jitter needs PIL images
     style = CameraStyleAugmenter(records) if camstyle else None
     return ReIDImageDataset(records, transform, camstyle=style,
-                            part_table=getattr(cfg, "part_table", "parts4"),
+                            part_table=cfg.parts.part_table,
                             with_parts=with_parts, staged=staged,
-                            cache=bool(getattr(cfg, "cache_images", False)))
+                            cache=bool(cfg.runtime.cache_images))
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def build_train_loader(
     batch (:func:`collate_batch`; for a dataset with ``staged`` items
     :class:`TrainCollate`, whose images :func:`move_batch` finishes on the device) of
     ``global_batch // world`` items. With
-    ``cfg.num_workers > 0`` the workers persist: call :func:`reseed_loader` for the next
+    ``cfg.runtime.num_workers > 0`` the workers persist: call :func:`reseed_loader` for the next
     epoch and iterate the same loader again (one live iterator per loader: a new
     ``iter()`` ends the previous one). ``pin_memory``: page-locked batches, for
     ``non_blocking`` copies to a GPU.
@@ -323,7 +324,7 @@ def build_train_loader(
         len(torch_dataset), pids, global_batch=global_batch, steps=steps, seed=seed,
         num_instances=num_instances, rank=rank, world=world,
     )
-    workers = int(cfg.num_workers)
+    workers = int(cfg.runtime.num_workers)
     transform = getattr(torch_dataset, "transform", None)
     collate: Any = collate_batch
     if getattr(torch_dataset, "staged", False) and transform is not None:

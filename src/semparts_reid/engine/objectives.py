@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from ..memory import ExemplarMemory, LinearMomentum
+from .config import OBJECTIVES, EcnConfig, PartsConfig, TrainConfig
 from .losses import memory_heads, reduce_heads
 from .objective_base import EpochState, FeatureProvider, TargetObjective
 
@@ -53,8 +54,6 @@ __all__ = [
     "build_objective",
 ]
 
-#: names of the built-in objectives (``TrainConfig.target_objective``)
-OBJECTIVES = ("ecn", "cluster")
 
 
 class ExemplarObjective:
@@ -123,6 +122,21 @@ class ExemplarObjective:
         self.epoch = 0
         self.check_indices = True
 
+    @classmethod
+    def from_config(
+        cls, ecn: EcnConfig, parts: PartsConfig, *, num_samples: int, feat_dim: int,
+        num_heads: int, device: torch.device | str | None = None,
+    ) -> ExemplarObjective:
+        """The objective of a config's ``ecn`` and ``parts`` groups."""
+        return cls(
+            num_samples, feat_dim, num_heads, temperature=ecn.memory_temperature,
+            knn=ecn.memory_knn, momentum=ecn.memory_momentum,
+            neighbour_start_epoch=ecn.neighbour_start_epoch,
+            head_reduction=parts.head_reduction, part_weight=parts.part_head_weight,
+            dtype=torch.bfloat16 if ecn.memory_dtype == "bfloat16" else torch.float32,
+            device=device,
+        )
+
     @property
     def uses_parts(self) -> bool:
         """Whether the memory has part heads (``num_heads > 1``)."""
@@ -172,38 +186,22 @@ class ExemplarObjective:
 
 
 def build_objective(
-    name: str, config: Any, *, num_samples: int, feat_dim: int, num_heads: int,
+    name: str, config: TrainConfig, *, num_samples: int, feat_dim: int, num_heads: int,
     device: torch.device | str | None = None,
 ) -> TargetObjective:
-    """The built-in objective ``name`` (one of :data:`OBJECTIVES`) set up from a
-    :class:`~semparts_reid.engine.config.TrainConfig`."""
+    """The built-in objective ``name`` (one of :data:`OBJECTIVES`) set up from the groups
+    of a :class:`~semparts_reid.engine.config.TrainConfig` that it reads: ``ecn`` or
+    ``cluster``, and ``parts`` (how the heads' losses combine)."""
     if name == "ecn":
-        return ExemplarObjective(
-            num_samples, feat_dim, num_heads, temperature=config.memory_temperature,
-            knn=config.memory_knn, momentum=config.memory_momentum,
-            neighbour_start_epoch=config.neighbour_start_epoch,
-            head_reduction=config.head_reduction, part_weight=config.part_head_weight,
-            dtype=torch.bfloat16 if config.memory_dtype == "bfloat16" else torch.float32,
-            device=device,
+        return ExemplarObjective.from_config(
+            config.ecn, config.parts, num_samples=num_samples, feat_dim=feat_dim,
+            num_heads=num_heads, device=device,
         )
     if name == "cluster":
         from .cluster_objective import ClusterObjective
-        from .clustering import ClusterSettings
 
-        ipi = config.cluster_images_per_identity
-        settings = (
-            ClusterSettings.for_identity_size(ipi) if ipi is not None else ClusterSettings(
-                eps=config.cluster_eps, min_samples=config.cluster_min_samples,
-                k1=config.cluster_k1, k2=config.cluster_k2,
-            )
-        )
-        return ClusterObjective(
-            feat_dim, num_heads, settings=settings, temperature=config.cluster_temperature,
-            momentum=config.cluster_momentum, hard=config.cluster_hard_update,
-            refine_global=config.cluster_refine_global,
-            part_smoothing=config.cluster_part_smoothing, beta=config.cluster_beta,
-            agreement_k=config.cluster_agreement_k, head_reduction=config.head_reduction,
-            part_weight=config.part_head_weight,
-            device=device, progress=config.progress,
+        return ClusterObjective.from_config(
+            config.cluster, config.parts, feat_dim=feat_dim, num_heads=num_heads,
+            device=device, progress=config.runtime.progress,
         )
     raise ValueError(f"unknown target objective {name!r}; built in: {', '.join(OBJECTIVES)}")

@@ -16,9 +16,9 @@ def lr_factor(config: TrainConfig, epoch: int) -> float:
     """Multiplier of the base learning rate at (0-based) ``epoch``: linear warm-up over
     ``warmup_epochs``, then ``lr_gamma ** (epoch // lr_step)`` (constant if ``lr_step == 0``).
     """
-    if config.warmup_epochs and epoch < config.warmup_epochs:
-        return (epoch + 1) / (config.warmup_epochs + 1)
-    return config.lr_gamma ** (epoch // config.lr_step) if config.lr_step else 1.0
+    if config.optim.warmup_epochs and epoch < config.optim.warmup_epochs:
+        return (epoch + 1) / (config.optim.warmup_epochs + 1)
+    return config.optim.lr_gamma ** (epoch // config.optim.lr_step) if config.optim.lr_step else 1.0
 
 
 #: device types with fused Adam / SGD kernels in every torch this package supports (>= 2.5)
@@ -56,21 +56,22 @@ def build_optimizer(
     params = [p for p in model.parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = []
     for mult, ps in (
-        (config.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
-        (config.part_head_lr_mult, [p for p in params if id(p) in head_ids]),
+        (config.optim.backbone_lr_mult, [p for p in params if id(p) in bb_ids]),
+        (config.parts.part_head_lr_mult, [p for p in params if id(p) in head_ids]),
         (1.0, [p for p in params if id(p) not in bb_ids and id(p) not in head_ids]),
     ):
         if ps:
-            groups.append({"params": ps, "lr_mult": mult, "lr": config.lr * mult})
+            groups.append({"params": ps, "lr_mult": mult, "lr": config.optim.lr * mult})
     optimizer: torch.optim.Optimizer
     fused = _fused_kernel(params)
-    if config.optimizer == "adam":
+    if config.optim.optimizer == "adam":
         optimizer = torch.optim.Adam(
-            groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused
+            groups, lr=config.optim.lr, weight_decay=config.optim.weight_decay, fused=fused
         )
     else:
         optimizer = torch.optim.SGD(
-            groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True,
+            groups, lr=config.optim.lr, momentum=0.9, weight_decay=config.optim.weight_decay,
+            nesterov=True,
             fused=fused,
         )
 

@@ -194,7 +194,7 @@ def part_map_term(
     ``parts_known``) are inspected on the device, as :func:`~.losses.part_targets` does.
     The loss is the same either way.
     """
-    source = config.part_labels
+    source = config.parts.part_labels
     if source == "none" or out.get("part_logits") is None:
         return None
     size = tuple(batch["image"].shape[-2:])
@@ -210,27 +210,28 @@ def part_map_term(
             some = known != "none"
             labels = _auto_part_targets(
                 parts if some else None, batch["has_parts"] if some else None,
-                unlabeled=config.unlabeled_part_labels, feature_map=fmap,
+                unlabeled=config.parts.unlabeled_part_labels, feature_map=fmap,
                 image_size=(int(size[0]), int(size[1])), part_logits=out.get("part_logits"),
-                threshold=config.self_label_threshold,
-                class_portion=config.self_label_class_portion)
+                threshold=config.parts.self_label_threshold,
+                class_portion=config.parts.self_label_class_portion)
             if labels is None:
                 return None
     else:
         labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
                               part_logits=out.get("part_logits"),
-                              unlabeled=config.unlabeled_part_labels,
-                              threshold=config.self_label_threshold,
-                              class_portion=config.self_label_class_portion)
+                              unlabeled=config.parts.unlabeled_part_labels,
+                              threshold=config.parts.self_label_threshold,
+                              class_portion=config.parts.self_label_class_portion)
         # only maps alone ("gt") can leave a whole batch unknown often enough to matter
         # (checked on the host); confident self labels rarely do, and an all-ignored
         # batch gives an exact zero loss without a GPU synchronisation
-        maps_only = source == "gt" or (source == "auto" and config.unlabeled_part_labels == "none")
+        maps_only = source == "gt" or (
+            source == "auto" and config.parts.unlabeled_part_labels == "none")
         if labels is None or ((maps_only or fmap is None) and not has_labels(labels)):
             return None
     return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels,
-                         dice_weight=config.part_dice_weight,
-                         class_balance=config.part_class_balance)
+                         dice_weight=config.parts.part_dice_weight,
+                         class_balance=config.parts.part_class_balance)
 
 
 def source_triplet_term(
@@ -238,19 +239,19 @@ def source_triplet_term(
 ) -> Tensor:
     """Batch-hard triplet loss of the source batch (:func:`~.losses.triplet_loss`).
 
-    On the features before the BNNeck (``global_raw``; with ``config.triplet_parts`` and
+    On the features before the BNNeck (``global_raw``; with ``config.parts.triplet_parts`` and
     ``use_parts`` also ``part_raw``, invisible parts masked), with
-    ``config.triplet_margin`` (None: soft margin).
+    ``config.optim.triplet_margin`` (None: soft margin).
     """
     feats = out_s["global_raw"]
     part_raw = out_s.get("part_raw")
-    if config.triplet_parts and use_parts and part_raw is not None and part_raw.shape[1] > 0:
+    if config.parts.triplet_parts and use_parts and part_raw is not None and part_raw.shape[1] > 0:
         feats = torch.cat([feats.unsqueeze(1), part_raw.to(feats.dtype)], dim=1)
         vis = out_s["visibility"]
         visibility = torch.cat([vis.new_ones(vis.shape[0], 1), vis], dim=1)
-        return triplet_loss(feats, batch_s["pid"], margin=config.triplet_margin,
+        return triplet_loss(feats, batch_s["pid"], margin=config.optim.triplet_margin,
                             visibility=visibility)
-    return triplet_loss(feats, batch_s["pid"], margin=config.triplet_margin)
+    return triplet_loss(feats, batch_s["pid"], margin=config.optim.triplet_margin)
 
 
 def step_losses(
@@ -270,7 +271,7 @@ def step_losses(
     the trainer checks its data once and passes ``False``.
 
     Returns:
-        ``source_id``, ``triplet`` (with ``config.triplet_weight > 0``),
+        ``source_id``, ``triplet`` (with ``config.optim.triplet_weight > 0``),
         ``target_memory`` (the objective's loss, with a target batch), ``part_map``
         (where labels exist) and the weighted total ``loss``.
     """
@@ -281,19 +282,20 @@ def step_losses(
     _, per_head = identity_loss(
         out_s["id_logits"], batch_s["pid"],
         visibility=out_s["visibility"] if has_parts else None,
-        use_parts=use_parts, label_smoothing=config.label_smoothing, check_labels=check_labels,
+        use_parts=use_parts, label_smoothing=config.optim.label_smoothing,
+        check_labels=check_labels,
     )
     n_heads = 1 + (per_head.numel() - 1 if use_parts else 0)
-    terms["source_id"] = reduce_heads(per_head[:n_heads], part_weight=config.part_head_weight,
-                                      reduction=config.head_reduction)
-    if config.triplet_weight > 0:
+    terms["source_id"] = reduce_heads(per_head[:n_heads], part_weight=config.parts.part_head_weight,
+                                      reduction=config.parts.head_reduction)
+    if config.optim.triplet_weight > 0:
         terms["triplet"] = source_triplet_term(out_s, batch_s, config, use_parts)
     part_terms = [part_map_term(out_s, batch_s, config, check_labels=check_labels)]
     if out_t is not None and batch_t is not None:
         if objective is None:
             raise ValueError("a target batch needs a target objective")
         terms["target_memory"] = objective.loss(out_t, batch_t)
-        if config.target_part_loss:
+        if config.parts.target_part_loss:
             part_terms.append(
                 part_map_term(out_t, batch_t, config, check_labels=check_labels)
             )
@@ -305,9 +307,9 @@ def step_losses(
     if "target_memory" in terms:
         loss = loss + wt * terms["target_memory"]
     if "part_map" in terms:
-        loss = loss + config.part_loss_weight * terms["part_map"]
+        loss = loss + config.parts.part_loss_weight * terms["part_map"]
     if "triplet" in terms:
-        loss = loss + config.triplet_weight * terms["triplet"]
+        loss = loss + config.optim.triplet_weight * terms["triplet"]
     terms["loss"] = loss
     return terms
 

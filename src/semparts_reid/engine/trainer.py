@@ -28,7 +28,6 @@ their docstrings and argument checks; the work itself is in the modules named ab
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -38,11 +37,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.camstyle import camera_style_possible
 from ..errors import InputError
-from ..memory import ExemplarMemory
+from ..memory import ClusterMemory, ExemplarMemory
 from ..precision import resolve_precision
-from .batches import STAGES, EpochBatches, check_pids
+from .batches import STAGES, EpochBatches
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     load_training_checkpoint,
@@ -61,10 +59,20 @@ from .distributed import (
     seed_everything,
 )
 from .epoch import run_epoch
-from .loggers import JsonLinesLogger, MetricsLogger, TensorBoardLogger
-from .objectives import EpochState, ExemplarObjective, TargetObjective, build_objective
+from .loggers import MetricsLogger
+from .objectives import EpochState, TargetObjective
 from .optim import build_optimizer
 from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
+from .trainer_setup import (
+    check_labels_once,
+    check_trainer_args,
+    check_world_batches,
+    config_for_target,
+    make_loggers,
+    make_objective,
+    model_data_config,
+    probe_num_parts,
+)
 from .training_state import final_state, restore_objective, training_state
 
 __all__ = ["DomainAdaptTrainer", "NonFiniteLossError"]
@@ -92,7 +100,7 @@ class DomainAdaptTrainer:
             :class:`~semparts_reid.engine.loggers.JsonLinesLogger` writing
             ``output_dir/metrics.jsonl``, plus a
             :class:`~semparts_reid.engine.loggers.TensorBoardLogger` writing
-            ``output_dir/tensorboard`` when ``config.tensorboard``. :meth:`fit` closes
+            ``output_dir/tensorboard`` when ``config.runtime.tensorboard``. :meth:`fit` closes
             them at its end and when a stage stops on an error (:meth:`close`).
 
     Attributes:
@@ -114,69 +122,32 @@ class DomainAdaptTrainer:
         memory: ExemplarMemory | None = None,
         loggers: list[MetricsLogger] | None = None,
     ) -> None:
-        self.config = config if config is not None else TrainConfig()
-        if not isinstance(self.config, TrainConfig):
-            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
-        for name in ("forward_features", "forward_head", "feat_dim"):
-            if not hasattr(model, name):
-                raise TypeError(
-                    f"model: {type(model).__name__} has no '{name}'; expected a build_model model"
-                )
-        if source is None or not hasattr(source, "train") or len(source.train) == 0:
-            raise ValueError("source: expected a dataset with a non-empty .train split")
-        if target is not None and (not hasattr(target, "train") or len(target.train) == 0):
-            raise ValueError("target: expected a dataset with a non-empty .train split")
-        if objective is not None and memory is not None:
-            raise ValueError("give objective= or memory=, not both")
-        if objective is not None and not isinstance(objective, TargetObjective):
-            raise TypeError(
-                f"objective: {type(objective).__name__} lacks the objective interface "
-                "(start_epoch, loss, update, state_dict, load_state_dict)"
-            )
-        cfg = self.config
-        if cfg.camstyle and target is not None and not camera_style_possible(target.train):
-            cfg = self.config = dataclasses.replace(cfg, camstyle=False)  # logged once
-        self.source = source
-        self.target = target
-        self.device = init_distributed(cfg.device)
+        cfg = check_trainer_args(model, source, target, config, objective, memory)
+        cfg = self.config = config_for_target(cfg, target)
+        self.source, self.target = source, target
+        self.device = init_distributed(cfg.runtime.device)
         self.rank, self.world = get_rank(), get_world_size()
-        for name in ("batch_size", "target_batch_size"):
-            if getattr(cfg, name) % self.world:
-                raise ValueError(
-                    f"{name}={getattr(cfg, name)} is not divisible by the {self.world} processes"
-                )
-        self.policy = resolve_precision(self.device, cfg.precision, channels_last=cfg.channels_last)
+        check_world_batches(cfg, self.world)
+        self.policy = resolve_precision(self.device, cfg.runtime.precision,
+                                        channels_last=cfg.runtime.channels_last)
         seed_everything(cfg.seed + self.rank)
         self.model = self.policy.prepare_module(unwrap_model(model))
-        self.num_parts = self._probe_num_parts()
-        self.use_parts = cfg.use_parts and self.num_parts > 0
+        self.num_parts = probe_num_parts(self.model, cfg.input_size, self.device)
+        self.use_parts = cfg.parts.use_parts and self.num_parts > 0
         self.scaler = self.policy.grad_scaler()
-        self.objective: TargetObjective | None = objective
-        if memory is not None:
-            self.objective = ExemplarObjective(
-                memory=memory, neighbour_start_epoch=cfg.neighbour_start_epoch,
-                head_reduction=cfg.head_reduction, part_weight=cfg.part_head_weight,
-            )
-        elif objective is None and target is not None:
-            self.objective = build_objective(
-                cfg.target_objective, cfg, num_samples=len(target.train),
-                feat_dim=int(getattr(self.model, "feat_dim")),  # noqa: B009 - checked above
-                num_heads=1 + self.num_parts if self.use_parts else 1, device=self.device,
-            )
-        self.stage = "source"
-        self.epoch = 0
-        self.global_step = 0
+        self.objective: TargetObjective | None = make_objective(
+            cfg, objective, memory, target, device=self.device,
+            feat_dim=int(getattr(self.model, "feat_dim")),  # noqa: B009 - checked above
+            num_heads=1 + self.num_parts if self.use_parts else 1,
+        )
+        self.stage, self.epoch, self.global_step = "source", 0, 0
         self.history: list[dict[str, Any]] = []
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self._net: nn.Module | None = None
-        self.output_dir = Path(cfg.output_dir)
-        self.loggers: list[MetricsLogger] = (
-            list(loggers) if loggers is not None else [JsonLinesLogger(self.output_dir)]
-        )
-        if loggers is None and cfg.tensorboard:
-            self.loggers.append(TensorBoardLogger(self.output_dir / "tensorboard"))
-        self._check_setup_labels()
+        self.output_dir = Path(cfg.runtime.output_dir)
+        self.loggers = make_loggers(loggers, self.output_dir, cfg)
+        self._pids_checked = check_labels_once(self.model, source, target, self.objective)
         self.batches = EpochBatches(source, target, cfg, self._data_config(),
                                     rank=self.rank, world=self.world,
                                     pin_memory=self.device.type == "cuda",
@@ -187,48 +158,19 @@ class DomainAdaptTrainer:
         )
 
     @property
-    def memory(self) -> ExemplarMemory | None:
-        """The exemplar memory of an :class:`ExemplarObjective` (else None)."""
+    def memory(self) -> ExemplarMemory | ClusterMemory | None:
+        """The objective's memory: the :class:`ExemplarMemory` of ECN, the
+        :class:`ClusterMemory` of the clustering objective (None without one)."""
         mem = getattr(self.objective, "memory", None)
-        return mem if isinstance(mem, ExemplarMemory) else None
+        return mem if isinstance(mem, (ExemplarMemory, ClusterMemory)) else None
 
     # ------------------------------------------------------------------ setup
-    def _check_setup_labels(self) -> None:
-        """Check the source pids and the memory's slot count once, on the host, so the
-        loop's steps need not read labels or indices back from the GPU."""
-        nc = getattr(self.model, "num_classes", None)
-        self._pids_checked = isinstance(nc, int) and nc > 0
-        if isinstance(nc, int) and nc > 0:
-            check_pids(self.source.train, nc)
-        mem = self.memory
-        if mem is not None and self.target is not None and isinstance(
-            self.objective, ExemplarObjective
-        ):
-            if mem.num_samples < len(self.target.train):
-                raise ValueError(f"the memory has {mem.num_samples} slots but the target has "
-                                 f"{len(self.target.train)} training images: expected one each")
-            self.objective.check_indices = False  # the sampler's indices are < N
-
-    def _probe_num_parts(self) -> int:
-        """K of the model (0 for a global-only model), from one tiny forward."""
-        k = getattr(self.model, "num_parts", None)
-        if isinstance(k, int):
-            return k
-        h, w = self.config.input_size
-        was = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            out = self.model(torch.zeros(1, 3, h, w, device=self.device))
-        self.model.train(was)
-        pf = out.part_feats
-        return 0 if pf is None else int(pf.shape[1])
-
     def _wrap(self) -> nn.Module:
         if self._net is None:
             # a part model trained without its part heads (the ECN ablation) or without
             # the part-map loss leaves parameters unused; every other setup uses all
             unused = self.num_parts > 0 and (
-                not self.use_parts or self.config.part_labels == "none"
+                not self.use_parts or self.config.parts.part_labels == "none"
             )
             self._net = wrap_step_net(self.model, self.device, distributed=is_distributed(),
                                       unused_parameters=unused)
@@ -246,17 +188,18 @@ class DomainAdaptTrainer:
 
     # ------------------------------------------------------------------ stages
     def fit(self) -> dict[str, Any]:
-        """Run source pre-training (``config.source_epochs``) then adaptation (``epochs``).
+        """Run source pre-training (``config.optim.source_epochs``) then adaptation (``epochs``).
 
         Continues where a :meth:`resume` left off (a finished stage is skipped).
         Returns the last evaluation as a dict ({} when none ran).
         """
         cfg = self.config
         try:
-            if cfg.source_epochs and not (self.stage == "adapt" and self.optimizer is not None):
-                self.train_source(cfg.source_epochs)
-            if self.target is not None and cfg.epochs:
-                self.adapt(cfg.epochs)
+            resumed_in_adapt = self.stage == "adapt" and self.optimizer is not None
+            if cfg.optim.source_epochs and not resumed_in_adapt:
+                self.train_source(cfg.optim.source_epochs)
+            if self.target is not None and cfg.optim.epochs:
+                self.adapt(cfg.optim.epochs)
         finally:
             self.close()
         evals = [r["eval"] for r in self.history if "eval" in r]
@@ -264,11 +207,11 @@ class DomainAdaptTrainer:
 
     def train_source(self, epochs: int | None = None) -> None:
         """Stage 1: identity CE (+ part-map loss) on the labeled source, ``epochs`` epochs."""
-        self._run_stage("source", self.config.source_epochs if epochs is None else epochs)
+        self._run_stage("source", self.config.optim.source_epochs if epochs is None else epochs)
 
     def adapt(self, epochs: int | None = None) -> None:
         """Stage 2: source loss + exemplar-memory loss on the target, ``epochs`` epochs."""
-        self._run_stage("adapt", self.config.epochs if epochs is None else epochs)
+        self._run_stage("adapt", self.config.optim.epochs if epochs is None else epochs)
 
     def _run_stage(self, stage: str, epochs: int) -> None:
         if epochs < 0:
@@ -287,14 +230,15 @@ class DomainAdaptTrainer:
                 assert self.scheduler is not None
                 self.scheduler.step()
                 last = self.epoch == epochs
-                if self.target is not None and cfg.eval_every and (
-                    self.epoch % cfg.eval_every == 0 or last
+                if self.target is not None and cfg.runtime.eval_every and (
+                    self.epoch % cfg.runtime.eval_every == 0 or last
                 ):
                     metrics = self.evaluate()
                     if metrics is not None:
                         record["eval"] = metrics.as_dict()
                 self._log(record)
-                if (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0) or last:
+                every = cfg.runtime.checkpoint_every
+                if (every and self.epoch % every == 0) or last:
                     self.save(self.output_dir / "last.pt")
         except KeyboardInterrupt:
             path = self.output_dir / "interrupted.pt"
@@ -309,8 +253,8 @@ class DomainAdaptTrainer:
             raise
         if epochs:
             self.save(self.output_dir / f"{stage}_final.pt", final=True)
-            planned = cfg.source_epochs if stage == "source" else cfg.epochs
-            if self.epoch >= planned and not cfg.keep_resume:
+            planned = cfg.optim.source_epochs if stage == "source" else cfg.optim.epochs
+            if self.epoch >= planned and not cfg.runtime.keep_resume:
                 self._drop_resume_state()
 
     def _drop_resume_state(self) -> None:
@@ -325,9 +269,7 @@ class DomainAdaptTrainer:
 
     # ------------------------------------------------------------------ epochs
     def _data_config(self) -> dict[str, Any]:
-        dc = dict(getattr(self.model, "data_config", {}) or {})
-        dc["input_size"] = tuple(self.config.input_size)
-        return dc
+        return model_data_config(self.model, self.config.input_size)
 
     def _target_features(self) -> Any:
         """The current model's features of the target training images (for objectives
@@ -348,9 +290,9 @@ class DomainAdaptTrainer:
 
         return FeatureExtractor(
             self.model, device=self.device, precision=self.policy.name,
-            channels_last=self.policy.channels_last, batch_size=self.config.eval_batch_size,
-            num_workers=self.config.num_workers, data_config=self._data_config(),
-            progress=self.config.progress and is_main_process(), fuse_bn=False,
+            channels_last=self.policy.channels_last, batch_size=self.config.runtime.eval_batch_size,
+            num_workers=self.config.runtime.num_workers, data_config=self._data_config(),
+            progress=self.config.runtime.progress and is_main_process(), fuse_bn=False,
         )
 
     def _train_epoch(self, stage: str, epoch: int) -> dict[str, Any]:
@@ -376,8 +318,8 @@ class DomainAdaptTrainer:
                 (lambda bs, bt, where: self.train_step(bs, bt, epoch=epoch, where=where))
                 if custom else (lambda bs, bt, where: self._step(bs, bt, where=where)),
                 src, tgt, steps, self.policy, desc=f"{stage} {epoch + 1}",
-                progress=self.config.progress and is_main_process(),
-                check_every=self.config.check_finite_every,
+                progress=self.config.runtime.progress and is_main_process(),
+                check_every=self.config.runtime.check_finite_every,
             )
         assert self.optimizer is not None
         # an objective may report on its epoch start (a clustering one: clusters, outliers)
@@ -400,7 +342,7 @@ class DomainAdaptTrainer:
         Checks the pids, the memory indices and every term's finiteness before the
         optimiser step, and reads the terms back: host synchronisations on a GPU. The
         trainer's own loop runs the same step without them (its data was checked once,
-        finiteness every ``config.check_finite_every`` steps).
+        finiteness every ``config.runtime.check_finite_every`` steps).
 
         Args:
             batch_s: source batch dict (``image``, ``pid``, ``parts``) on the device.
@@ -410,7 +352,7 @@ class DomainAdaptTrainer:
                 learned the epoch in ``start_epoch``).
         """
         mem = self.memory
-        if batch_t is not None and mem is not None and batch_t["index"].numel():
+        if batch_t is not None and isinstance(mem, ExemplarMemory) and batch_t["index"].numel():
             lo, hi = int(batch_t["index"].min()), int(batch_t["index"].max())
             if lo < 0 or hi >= mem.num_samples:
                 raise ValueError(f"target indices in [{lo}, {hi}]: expected values in "
@@ -436,7 +378,7 @@ class DomainAdaptTrainer:
             if self.objective is None:
                 raise ValueError("a target batch needs a target objective")
             cams = int(getattr(self.target, "num_train_cams", 2))
-            images.append(camstyle_swap(batch_t, cams, self.config.camstyle))
+            images.append(camstyle_swap(batch_t, cams, self.config.augment.camstyle))
         with self.policy.autocast():
             outs = net(*images)
         out_t = outs[1] if batch_t is not None else None
@@ -472,13 +414,13 @@ class DomainAdaptTrainer:
         Args:
             query, gallery: lists of ``ImageRecord``.
             mode: ``"global"``, ``"concat"`` or ``"parts"`` (visibility-aware part
-                distance); default ``config.eval_mode``.
+                distance); default ``config.runtime.eval_mode``.
             metric: ``"cosine"``, ``"euclidean"`` or ``"sqeuclidean"``.
 
         Returns:
             ``ReIDMetrics`` on rank 0; None on other ranks (they wait at a barrier).
         """
-        mode = mode or self.config.eval_mode
+        mode = mode or self.config.runtime.eval_mode
         scores = self.evaluate_modes((mode,), query, gallery, metric=metric)
         return None if scores is None else scores[mode]
 
