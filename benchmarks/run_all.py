@@ -98,6 +98,12 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),
+    # deep-sort-realtime IDF1 per embedder on the two TUD sequences of ../shared/data/mot15
+    # (issue 23, item 4); ours run when --checkpoint / --adapted-checkpoint are given
+    "tracking": ("bench_tracking.py", ["--output", "benchmarks/tracking.json"],
+                 ["--quick", "--detections", "gt-jitter"]),
+    # TrackerEmbedder vs deep-sort-realtime's MobileNetV2, crops/s on CPU (target >= 15x)
+    "embedder_speed": ("bench_embedder_speed.py", [], ["--quick"]),
 }
 
 # lines worth lifting into the summary
