@@ -63,7 +63,7 @@ def _trainer(args: argparse.Namespace, pair: Any, out: str, precision: str,
     from semparts_reid.models.factory import build_model
 
     a, b = pair
-    cfg = TrainConfig(
+    cfg = TrainConfig().replace(
         arch=args.arch, pretrained=None, input_size=args.input, batch_size=args.batch,
         target_batch_size=args.batch, num_instances=4, num_workers=args.workers,
         epochs=args.epochs, source_epochs=0, eval_every=0, checkpoint_every=0,

@@ -107,7 +107,8 @@ def our_loader(records: list[Any], size: tuple[int, int], batch: int, workers: i
     from semparts_reid.engine.loaders import build_train_dataset, build_train_loader, move_batch
     from semparts_reid.precision import resolve_precision
 
-    cfg = TrainConfig(input_size=size, batch_size=batch, num_instances=4, num_workers=workers)
+    cfg = TrainConfig().replace(input_size=size, batch_size=batch, num_instances=4,
+                                num_workers=workers)
     data_config = {"input_size": size, "mean": MEAN, "std": STD}
     data = build_train_dataset(records, cfg, data_config, with_parts=parts)
     loader = build_train_loader(data, [r[1] for r in records], cfg, global_batch=batch,

@@ -101,7 +101,7 @@ def run_direction(src: str, tgt: str, args: argparse.Namespace, out: Path) -> di
     model = build_model("semparts_resnet18", num_classes=source.num_train_pids,
                         input_size=size, part_head=args.part_head,
                         detach_masks=args.detach_masks)
-    cfg = TrainConfig(arch="semparts_resnet18", pretrained=None, input_size=size,
+    cfg = TrainConfig().replace(arch="semparts_resnet18", pretrained=None, input_size=size,
                       source_epochs=args.epochs, epochs=0, batch_size=32, num_instances=4,
                       num_workers=0, lr=3.5e-4, lr_step=0, eval_every=0, checkpoint_every=0,
                       output_dir=str(out / f"{src}_{tgt}".replace(":", "")), seed=args.seed,

@@ -44,7 +44,7 @@ def diagnose(ckpt_path: Path, true_pids: np.ndarray) -> dict[str, Any]:
               for c in np.unique(labels[clustered])]
     split = sum(len(set(labels[(true_pids == p) & clustered])) > 1 for p in np.unique(true_pids))
     per_id = Counter(true_pids.tolist())
-    min_samples = cfg.get("cluster_min_samples")
+    min_samples = (cfg.get("cluster") or cfg).get("cluster_min_samples")  # nested or flat
     out: dict[str, Any] = {
         "images": int(len(labels)),
         "identities": int(len(per_id)),
