@@ -91,6 +91,32 @@ def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     return labels.index_select(-2, rows).index_select(-1, cols)
 
 
+def _checked_part_map_args(
+    logits: Tensor, labels: Tensor, label_smoothing: float, dice_weight: float, resize: str
+) -> Tensor:
+    """:func:`part_map_loss`'s argument checks; ``labels`` as (B, H, W)."""
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
+    if labels.ndim == 4 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 3:
+        raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"labels batch size {labels.shape[0]} does not match logits batch size "
+            f"{logits.shape[0]}"
+        )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if dice_weight < 0:
+        raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
+    if resize not in ("logits", "labels"):
+        raise ValueError(f"resize must be 'logits' or 'labels', got {resize!r}")
+    return labels
+
+
 def part_map_loss(
     logits: Tensor,
     labels: Tensor,
@@ -140,25 +166,7 @@ def part_map_loss(
         >>> round(part_map_loss(logits, torch.tensor([[[0, 1], [2, 255]]])).item(), 4)
         1.3863
     """
-    if logits.ndim != 4:
-        raise ValueError(f"logits must have shape (B, K+1, h, w), got {tuple(logits.shape)}")
-    if labels.ndim == 4 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 3:
-        raise ValueError(f"labels must have shape (B, H, W), got {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
-    if labels.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"labels batch size {labels.shape[0]} does not match logits batch size "
-            f"{logits.shape[0]}"
-        )
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    if dice_weight < 0:
-        raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
-    if resize not in ("logits", "labels"):
-        raise ValueError(f"resize must be 'logits' or 'labels', got {resize!r}")
+    labels = _checked_part_map_args(logits, labels, label_smoothing, dice_weight, resize)
     num_classes = logits.shape[1]
     logits32 = logits.float()
     if resize == "logits" and logits.shape[-2:] != labels.shape[-2:]:
