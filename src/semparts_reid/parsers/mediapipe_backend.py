@@ -4,7 +4,8 @@ MediaPipe's legacy pose solution (``mediapipe.solutions.pose`` with
 ``enable_segmentation=True``, BlazePose "full", ``model_complexity=1``) ships its model
 files inside the ``mediapipe`` wheel up to 0.10.21; later wheels ship none, and the
 "lite" and "heavy" models are downloaded on first use, so only ``model_complexity=1``
-works offline (``docs/parsers.md``).
+works offline. The ``[parser]`` extra pins 0.10.14, the newest version with them that does not
+require numpy<2 (its maps are identical to 0.10.21's; ``docs/parsers.md``).
 
 Each crop is upscaled to ``input_height`` pixels, centred on a square canvas with a
 ``margin`` of grey on every side (the pose detector expects a person with some context),
@@ -40,8 +41,9 @@ from .geometry import BLAZEPOSE, pose_to_parts
 __all__ = ["MEDIAPIPE_HINT", "MediaPipeParser", "MediaPipeSettings", "import_mediapipe"]
 
 MEDIAPIPE_HINT = (
-    "the MediaPipe part parser needs mediapipe (0.10.14 to 0.10.21, the versions whose "
-    "wheel ships the pose and segmentation models): pip install 'semparts-reid[parser]'"
+    "the MediaPipe part parser needs mediapipe 0.10.14 (0.10.15 to 0.10.21 also work but "
+    "need numpy<2; later wheels ship no pose model) on Python <= 3.12: "
+    "pip install 'semparts-reid[parser]'"
 )
 
 
@@ -214,8 +216,9 @@ class MediaPipeParser:
         settings: a :class:`MediaPipeSettings`; ``**overrides`` replace its fields.
 
     Raises:
-        ImportError: mediapipe (0.10.14 to 0.10.21) is not installed; the message says
-            ``pip install 'semparts-reid[parser]'``.
+        ImportError: mediapipe (0.10.14 to 0.10.21) is not installed, or a later one
+            without the pose solution; the message says ``pip install
+            'semparts-reid[parser]'``.
 
     Example:
         >>> with MediaPipeParser(workers=2) as parser:            # doctest: +SKIP
