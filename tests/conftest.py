@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,12 @@ def _suite_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("SEMPARTS_REID_HOME", None)
     else:
         os.environ["SEMPARTS_REID_HOME"] = old
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``--doctest-modules`` (pyproject.toml) would import every ``conftest.py`` as a module
+    named ``conftest`` (two of them clash); they hold no examples, so skip them."""
+    return True if collection_path.name == "conftest.py" else None
 
 
 def pytest_configure(config: pytest.Config) -> None:

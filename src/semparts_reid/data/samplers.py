@@ -16,10 +16,12 @@ sampler yields this rank's items batch after batch: load them with
 :meth:`~_GlobalBatchSampler.state_dict` and restore it with
 :meth:`~_GlobalBatchSampler.load_state_dict`.
 
-Example:
+Example (``dataset``: a re-ID dataset read from disk)::
+
     >>> sampler = PKSampler(dataset.pids, p=16, k=4, seed=0)     # doctest: +SKIP
-    >>> loader = DataLoader(dataset, batch_size=sampler.local_batch_size, sampler=sampler,
-    ...                     worker_init_fn=seed_worker, generator=make_generator(0))
+    >>> loader = DataLoader(dataset, batch_size=sampler.local_batch_size,  # doctest: +SKIP
+    ...                     sampler=sampler, worker_init_fn=seed_worker,
+    ...                     generator=make_generator(0))
     >>> for epoch in range(epochs):                               # doctest: +SKIP
     ...     sampler.set_epoch(epoch)
     ...     for batch in loader: ...

@@ -11,8 +11,13 @@ change that).
 Normalisation constants come from the model's ``data_config``
 (``{"input_size": (H, W), "mean": (...), "std": (...), "interpolation": "bilinear"}``)::
 
-    >>> t = build_transforms(model.data_config, train=True)  # doctest: +SKIP
-    >>> image, parts = t(pil_image, part_map)                # (3, H, W) float, (H, W) int64
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> t = build_transforms({"input_size": (32, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    ...                      train=True)  # usually model.data_config
+    >>> image, parts = t(Image.new("RGB", (16, 32)), Image.fromarray(np.zeros((32, 16), np.uint8)))
+    >>> tuple(image.shape), image.dtype, tuple(parts.shape), parts.dtype
+    ((3, 32, 16), torch.float32, (32, 16), torch.int64)
 """
 
 from __future__ import annotations
