@@ -74,8 +74,8 @@ def add_parser(sub: Any) -> None:
         help="pose graphs run side by side (default: 2)",
     )  # fmt: skip
     p.add_argument(
-        "--backend", choices=["process", "thread"], default="process",
-        help="run the workers as processes or threads (default: process)",
+        "--backend", choices=["thread", "process"], default="thread",
+        help="run the workers as threads or processes (default: thread)",
     )  # fmt: skip
     p.add_argument(
         "--batch-size", type=positive_int, default=64,
