@@ -72,7 +72,9 @@ def matrix_blocks(
         yield a, b, to_numpy_block(block)
 
 
-def check_finite(block: np.ndarray, start: int, shape: tuple[int, ...], source: str) -> None:
+def check_finite_distances(
+    block: np.ndarray, start: int, shape: tuple[int, ...], source: str
+) -> None:
     """Raise ``ValueError`` (with the first bad position) if ``block`` holds NaN/inf."""
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(block.sum()):  # one cheap pass; overflow falls through to the exact test

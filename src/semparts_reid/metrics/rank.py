@@ -36,7 +36,7 @@ import torch
 from ..errors import InputError
 from ._eval_inputs import (
     as_dist_tensor,
-    check_finite,
+    check_finite_distances,
     check_int,
     labels,
     matrix_blocks,
@@ -46,6 +46,7 @@ from ._match_rank import match_ranks, single_shot_ranks
 from ._pairs import (
     CAMERA_RULES,
     UNKNOWN_CAMERA,
+    Groups,
     camera_rule,
     camera_rule_note,
     check_cameras,
@@ -219,6 +220,55 @@ def evaluate_cmc_map(
         >>> m.rank(1), round(m.mAP, 4), m.num_valid_queries
         (1.0, 1.0, 2)
     """
+    max_rank, num_repeats, seed, chunk_size = _checked_options(
+        protocol, ap_mode, max_rank, num_repeats, seed, chunk_size
+    )
+    inputs = _distance_inputs(distmat_or_feats)
+    num_q, num_g = inputs.num_q, inputs.num_g
+
+    qp = labels("q_pids", q_pids, num_q, "query")
+    gp = labels("g_pids", g_pids, num_g, "gallery")
+    qc = labels("q_camids", q_camids, num_q, "query")
+    gc = labels("g_camids", g_camids, num_g, "gallery")
+    check_cameras("q_camids", qc)
+    check_cameras("g_camids", gc)
+    q_self = query_self_index(query_in_gallery, qp, gp)
+
+    gp, gc, q_self, keep_np = _drop_junk_pids(gp, gc, q_self, junk_pids, num_g)
+    g_eff = len(gp)
+    if chunk_size is None:  # larger blocks from features: the matmul runs faster on them
+        chunk_size = max(1, (_BLOCK_ELEMS * (4 if inputs.feats is not None else 1)) // g_eff)
+    blocks = _numpy_blocks(inputs, metric, chunk_size, keep_np)
+
+    q_idx, g_idx, is_match, own_group, groups = gallery_pairs(qp, qc, gp, gc, q_self)
+    mq, mg = q_idx[is_match], g_idx[is_match]
+    jq, jg = q_idx[~is_match], g_idx[~is_match]
+    n_match = np.bincount(mq, minlength=num_q)
+    num_valid = int((n_match > 0).sum())
+    if num_valid == 0:
+        raise InputError(
+            f"no valid query: none of the {num_q} queries has a gallery item with the same "
+            "pid in another camera (or, where a camera id is -1 = unknown, other than the "
+            "query image itself); check q_pids/g_pids and q_camids/g_camids"
+        )
+    ss_ranks = np.empty((num_valid, num_repeats), dtype=np.int64) if protocol == "cuhk03" else None
+    ranks = _rank_blocks(
+        blocks, (mq, mg, jq, jg), n_match, (own_group, groups, num_repeats, seed), ss_ranks, inputs
+    )
+    result = _aggregate(mq, ranks, n_match, num_q, ss_ranks, max_rank, protocol, ap_mode)
+    return replace(result, cameras=camera_rule(qc, gc))
+
+
+def _checked_options(
+    protocol: str,
+    ap_mode: str,
+    max_rank: int,
+    num_repeats: int,
+    seed: int,
+    chunk_size: int | None,
+) -> tuple[int, int, int, int | None]:
+    """The options of :func:`evaluate_cmc_map`, checked: ``(max_rank, num_repeats, seed,
+    chunk_size)``."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if ap_mode not in AP_MODES:
@@ -228,15 +278,31 @@ def evaluate_cmc_map(
     seed = check_int("seed", seed, 0)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
+    return max_rank, num_repeats, seed, chunk_size
 
-    feats = isinstance(distmat_or_feats, (tuple, list))
-    streamed = isinstance(distmat_or_feats, DistanceBlocks)
-    if streamed:
-        assert isinstance(distmat_or_feats, DistanceBlocks)
+
+@dataclass(frozen=True)
+class _DistanceInputs:
+    """What :func:`evaluate_cmc_map` was given, checked: exactly one of ``streamed``
+    (distance blocks), ``feats`` (query and gallery features) and ``dist`` (a matrix)
+    is set; ``source`` names it in error messages."""
+
+    num_q: int
+    num_g: int
+    source: str
+    streamed: DistanceBlocks | None = None
+    feats: tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor] | None = None
+    dist: torch.Tensor | None = None
+
+
+def _distance_inputs(distmat_or_feats: object) -> _DistanceInputs:
+    """Check the distances (or features) argument and say what it is and its shape."""
+    if isinstance(distmat_or_feats, DistanceBlocks):
         num_q, num_g = distmat_or_feats.shape
-        source = f"distance blocks {distmat_or_feats.shape}"
-    elif feats:
-        assert isinstance(distmat_or_feats, (tuple, list))
+        inputs = _DistanceInputs(
+            num_q, num_g, f"distance blocks {distmat_or_feats.shape}", streamed=distmat_or_feats
+        )
+    elif isinstance(distmat_or_feats, (tuple, list)):
         if len(distmat_or_feats) != 2:
             raise ValueError(
                 "distmat_or_feats as a sequence must be (query_feats, gallery_feats), "
@@ -251,6 +317,7 @@ def evaluate_cmc_map(
                 )
         num_q, num_g = int(qf.shape[0]), int(gf.shape[0])
         source = f"distances computed from features ({num_q}, {num_g})"
+        inputs = _DistanceInputs(num_q, num_g, source, feats=(qf, gf))
     else:
         if not isinstance(distmat_or_feats, (np.ndarray, torch.Tensor)):
             raise TypeError(
@@ -258,22 +325,27 @@ def evaluate_cmc_map(
                 f"(query_feats, gallery_feats) tuple, got {type(distmat_or_feats).__name__}"
             )
         dist = as_dist_tensor(distmat_or_feats)
-        num_q, num_g = int(dist.shape[0]), int(dist.shape[1])
-        source = "distmat"
-    shape_txt = f"({num_q}, {num_g})"
-    if num_q == 0:
+        inputs = _DistanceInputs(int(dist.shape[0]), int(dist.shape[1]), "distmat", dist=dist)
+    shape_txt = f"({inputs.num_q}, {inputs.num_g})"
+    if inputs.num_q == 0:
         raise InputError(f"no queries: distances have shape {shape_txt}, expected Q >= 1")
-    if num_g == 0:
+    if inputs.num_g == 0:
         raise InputError(f"empty gallery: distances have shape {shape_txt}, expected G >= 1")
+    return inputs
 
-    qp = labels("q_pids", q_pids, num_q, "query")
-    gp = labels("g_pids", g_pids, num_g, "gallery")
-    qc = labels("q_camids", q_camids, num_q, "query")
-    gc = labels("g_camids", g_camids, num_g, "gallery")
-    check_cameras("q_camids", qc)
-    check_cameras("g_camids", gc)
-    q_self = query_self_index(query_in_gallery, qp, gp)
 
+def _drop_junk_pids(
+    gp: np.ndarray,
+    gc: np.ndarray,
+    q_self: np.ndarray | None,
+    junk_pids: Sequence[int],
+    num_g: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Remove the gallery items whose pid is in ``junk_pids``.
+
+    Returns the gallery pids and cameras left, ``q_self`` re-indexed into them, and the
+    kept gallery columns (``None`` when nothing was removed).
+    """
     keep_np: np.ndarray | None = None
     if len(junk_pids):
         keep_mask = ~np.isin(gp, np.asarray(list(junk_pids), dtype=np.int64))
@@ -286,41 +358,51 @@ def evaluate_cmc_map(
                 new_index = np.full(num_g, -1, dtype=np.int64)
                 new_index[keep_np] = np.arange(len(keep_np))
                 q_self = np.where(q_self >= 0, new_index[q_self], -1)
-    g_eff = len(gp)
-    if chunk_size is None:  # larger blocks from features: the matmul runs faster on them
-        chunk_size = max(1, (_BLOCK_ELEMS * (4 if feats else 1)) // g_eff)
+    return gp, gc, q_self, keep_np
 
-    blocks: Iterator[tuple[int, int, np.ndarray]]
-    if streamed:
-        assert isinstance(distmat_or_feats, DistanceBlocks)
+
+def _numpy_blocks(
+    inputs: _DistanceInputs, metric: str, chunk_size: int, keep_np: np.ndarray | None
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, block)`` numpy distance blocks of ``chunk_size`` query rows, over
+    the kept gallery columns ``keep_np`` (all where ``None``)."""
+    if inputs.streamed is not None:
         cols = keep_np
-        blocks = (
+        return (
             (a, b, to_numpy_block(blk) if cols is None else to_numpy_block(blk)[:, cols])
-            for a, b, blk in distmat_or_feats.iter(chunk_size)
+            for a, b, blk in inputs.streamed.iter(chunk_size)
         )
-    elif feats:
+    if inputs.feats is not None:
+        qf, gf = inputs.feats
         if keep_np is not None:
             gf = gf[torch.from_numpy(keep_np)] if isinstance(gf, torch.Tensor) else gf[keep_np]
         _, _, tblocks = prepared_blocks(qf, gf, metric, chunk_size)
-        blocks = ((a, b, to_numpy_block(blk)) for a, b, blk in tblocks)
-    else:
-        blocks = matrix_blocks(dist, chunk_size, keep_np)
+        return ((a, b, to_numpy_block(blk)) for a, b, blk in tblocks)
+    assert inputs.dist is not None
+    return matrix_blocks(inputs.dist, chunk_size, keep_np)
 
-    q_idx, g_idx, is_match, own_group, groups = gallery_pairs(qp, qc, gp, gc, q_self)
-    mq, mg = q_idx[is_match], g_idx[is_match]
-    jq, jg = q_idx[~is_match], g_idx[~is_match]
-    n_match = np.bincount(mq, minlength=num_q)
+
+def _rank_blocks(
+    blocks: Iterator[tuple[int, int, np.ndarray]],
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_match: np.ndarray,
+    single_shot: tuple[np.ndarray, Groups, int, int],
+    ss_ranks: np.ndarray | None,
+    inputs: _DistanceInputs,
+) -> np.ndarray:
+    """Position of every true match among its query's valid gallery items, block by block.
+
+    ``pairs`` is ``(mq, mg, jq, jg)``: the query and gallery indices of the true-match
+    pairs and of the junk pairs of :func:`~._pairs.gallery_pairs`, grouped by query.
+    ``ss_ranks`` (cuhk03 only, ``(V, num_repeats)``) is filled in place with the
+    single-shot ranks of ``single_shot = (own_group, groups, num_repeats, seed)``. Rows
+    of a block are ranked on a thread pool; every block is checked for NaN/inf first.
+    """
+    mq, mg, jq, jg = pairs
+    own_group, groups, num_repeats, seed = single_shot
+    num_q, num_g = inputs.num_q, inputs.num_g
     valid = n_match > 0
-    num_valid = int(valid.sum())
-    if num_valid == 0:
-        raise InputError(
-            f"no valid query: none of the {num_q} queries has a gallery item with the same "
-            "pid in another camera (or, where a camera id is -1 = unknown, other than the "
-            "query image itself); check q_pids/g_pids and q_camids/g_camids"
-        )
-
     ranks = np.empty(len(mq), dtype=np.int64)
-    ss_ranks = np.empty((num_valid, num_repeats), dtype=np.int64) if protocol == "cuhk03" else None
     valid_pos = np.cumsum(valid) - 1
 
     def rank_rows(block: np.ndarray, start: int, lo: int, hi: int) -> None:
@@ -341,7 +423,7 @@ def evaluate_cmc_map(
     n_threads = max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
     with ThreadPoolExecutor(n_threads) as pool:
         for start, stop, block in blocks:
-            check_finite(block, start, (num_q, num_g), source)
+            check_finite_distances(block, start, (num_q, num_g), inputs.source)
             cuts = np.linspace(start, stop, min(n_threads, stop - start) + 1).astype(int)
             list(
                 pool.map(
@@ -349,8 +431,7 @@ def evaluate_cmc_map(
                     *zip(*((block, start, lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]))),
                 )
             )
-    result = _aggregate(mq, ranks, n_match, num_q, ss_ranks, max_rank, protocol, ap_mode)
-    return replace(result, cameras=camera_rule(qc, gc))
+    return ranks
 
 
 def _aggregate(
