@@ -154,6 +154,42 @@ def _block_scores(
     return ap, rr, first, n_match
 
 
+def _scores_by_block(
+    x: np.ndarray | torch.Tensor,
+    distances: bool,
+    metric: str,
+    q_idx: np.ndarray,
+    labels: tuple[np.ndarray, np.ndarray, np.ndarray],
+    gap: int,
+    chunk_size: int,
+    max_rank: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-query AP, RR, first-match position and match count of the queries ``q_idx``,
+    ``chunk_size`` queries at a time; ``labels`` is ``(pids, frames, groups)``."""
+    p, f, g = labels
+    ap: list[np.ndarray] = []
+    rr: list[np.ndarray] = []
+    first: list[np.ndarray] = []
+    n_match: list[np.ndarray] = []
+    for lo in range(0, len(q_idx), chunk_size):
+        q = q_idx[lo : lo + chunk_size]
+        if distances:
+            block = x[torch.from_numpy(q)] if isinstance(x, torch.Tensor) else x[q]
+        else:
+            block = compute_distance(x[torch.from_numpy(q)] if isinstance(x, torch.Tensor)
+                                     else x[q], x, metric)  # fmt: skip
+        d = block.detach().float().cpu().numpy() if isinstance(block, torch.Tensor) else block
+        d = np.asarray(d, dtype=np.float64)
+        if not np.isfinite(d).all():
+            raise InputError(f"non-finite distance in query rows {lo}..{lo + len(q) - 1}")
+        valid = (np.abs(f[None, :] - f[q][:, None]) >= gap) & (g[None, :] == g[q][:, None])
+        match = p[None, :] == p[q][:, None]
+        for out, val in zip((ap, rr, first, n_match), _block_scores(d, match, valid, max_rank)):
+            out.append(val)
+    ap_a, rr_a, first_a, nm = (np.concatenate(v) for v in (ap, rr, first, n_match))
+    return ap_a, rr_a, first_a, nm
+
+
 def evaluate_reassociation(
     inputs: np.ndarray | torch.Tensor,
     pids: ArrayLike,
@@ -212,26 +248,9 @@ def evaluate_reassociation(
     if chunk_size is None:
         chunk_size = max(1, _BLOCK_ELEMS // max(n, 1))
     chunk_size = _positive("chunk_size", chunk_size)
-    ap: list[np.ndarray] = []
-    rr: list[np.ndarray] = []
-    first: list[np.ndarray] = []
-    n_match: list[np.ndarray] = []
-    for lo in range(0, len(q_idx), chunk_size):
-        q = q_idx[lo : lo + chunk_size]
-        if distances:
-            block = x[torch.from_numpy(q)] if isinstance(x, torch.Tensor) else x[q]
-        else:
-            block = compute_distance(x[torch.from_numpy(q)] if isinstance(x, torch.Tensor)
-                                     else x[q], x, metric)  # fmt: skip
-        d = block.detach().float().cpu().numpy() if isinstance(block, torch.Tensor) else block
-        d = np.asarray(d, dtype=np.float64)
-        if not np.isfinite(d).all():
-            raise InputError(f"non-finite distance in query rows {lo}..{lo + len(q) - 1}")
-        valid = (np.abs(f[None, :] - f[q][:, None]) >= gap) & (g[None, :] == g[q][:, None])
-        match = p[None, :] == p[q][:, None]
-        for out, val in zip((ap, rr, first, n_match), _block_scores(d, match, valid, max_rank)):
-            out.append(val)
-    ap_a, rr_a, first_a, nm = (np.concatenate(v) for v in (ap, rr, first, n_match))
+    ap_a, rr_a, first_a, nm = _scores_by_block(
+        x, distances, metric, q_idx, (p, f, g), gap, chunk_size, max_rank
+    )
     ok = nm > 0
     if not ok.any():
         raise InputError(
