@@ -148,6 +148,60 @@ def iou_tracker(
     Raises:
         InputError: a shape mismatch, a non-finite or negative-size box, a bad option.
     """
+    b, f_all, s_all, sc = _checked_detections(boxes, frames, sequences, scores)
+    _check_tracker_options(iou_threshold, max_gap, min_length, ambiguity_margin)
+    n = b.shape[0]
+    out = np.full(n, -1, np.int64)
+    if n == 0:
+        return out
+
+    order = np.lexsort((np.arange(n), f_all, s_all))
+    s_sorted, f_sorted = s_all[order], f_all[order]
+    starts = np.flatnonzero(
+        np.r_[True, (s_sorted[1:] != s_sorted[:-1]) | (f_sorted[1:] != f_sorted[:-1])]
+    )
+    ends = np.r_[starts[1:], n]
+    next_id = 0
+    cur_seq: int | None = None
+    tracks = _Tracks.empty()
+    for st, en in zip(starts.tolist(), ends.tolist()):
+        rows = order[st:en]
+        seq, f = int(s_sorted[st]), int(f_sorted[st])
+        if seq != cur_seq:
+            cur_seq = seq
+            tracks = tracks.select(slice(0, 0))
+        tracks = tracks.select((f - tracks.seen - 1) <= max_gap)
+        det = b[rows]
+        r, c, ended = _link(tracks, det, f, iou_threshold, predict, conservative, ambiguity_margin)
+        if len(r):  # extend the linked tracks
+            tracks.extend(r, det[c], f)
+            out[rows[c]] = tracks.tid[r]
+        if len(ended):
+            keep = np.ones(len(tracks.tid), bool)
+            keep[ended] = False
+            tracks = tracks.select(keep)
+        # unmatched detections start tracks
+        free = np.ones(len(rows), bool)
+        free[c] = False
+        if sc is not None and min_score is not None:
+            free &= sc[rows] >= min_score
+        new = np.flatnonzero(free)
+        if len(new):
+            ids = np.arange(next_id, next_id + len(new), dtype=np.int64)
+            next_id += len(new)
+            out[rows[new]] = ids
+            tracks = tracks.started(ids, det[new], f)
+    return _compact(out, min_length)
+
+
+def _checked_detections(
+    boxes: np.ndarray,
+    frames: np.ndarray,
+    sequences: np.ndarray | None,
+    scores: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`iou_tracker`'s columns, checked: float64 boxes, int64 frames and
+    sequences (zeros where ``None``), float64 scores or ``None``."""
     b = np.asarray(boxes, dtype=np.float64)
     if b.ndim != 2 or b.shape[1] != 4:
         raise InputError(f"boxes of shape {b.shape}: expected (N, 4) left, top, width, height")
@@ -161,6 +215,13 @@ def iou_tracker(
         np.zeros(n, np.int64) if sequences is None else _column(sequences, "sequences", n, np.int64)
     )
     sc = None if scores is None else _column(scores, "scores", n, np.float64)
+    return b, f_all, s_all, sc
+
+
+def _check_tracker_options(
+    iou_threshold: float, max_gap: int, min_length: int, ambiguity_margin: float
+) -> None:
+    """Raise :class:`InputError` on a bad option of :func:`iou_tracker`."""
     if not (isinstance(iou_threshold, (int, float)) and 0 < iou_threshold <= 1):
         raise InputError(f"iou_threshold={iou_threshold!r}: expected a value in (0, 1]")
     for name, val, lo in (("max_gap", max_gap, 0), ("min_length", min_length, 1)):
@@ -168,79 +229,85 @@ def iou_tracker(
             raise InputError(f"{name}={val!r}: expected an integer >= {lo}")
     if not (isinstance(ambiguity_margin, (int, float)) and ambiguity_margin >= 0):
         raise InputError(f"ambiguity_margin={ambiguity_margin!r}: expected a value >= 0")
-    out = np.full(n, -1, np.int64)
-    if n == 0:
-        return out
+
+
+@dataclass
+class _Tracks:
+    """The active tracks of :func:`iou_tracker`, one row each: id, last box
+    ``(T, 4)``, velocity ``(T, 4)``, last frame seen and number of observations."""
+
+    tid: np.ndarray
+    last: np.ndarray
+    vel: np.ndarray
+    seen: np.ndarray
+    nobs: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Tracks:
+        """No track."""
+        z = np.zeros(0, np.int64)
+        return cls(z, np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0, np.int64), z.copy())
+
+    def select(self, rows: Any) -> _Tracks:
+        """The tracks picked by a mask, slice or index array."""
+        return _Tracks(
+            self.tid[rows], self.last[rows], self.vel[rows], self.seen[rows], self.nobs[rows]
+        )
+
+    def extend(self, r: np.ndarray, boxes: np.ndarray, f: int) -> None:
+        """Extend tracks ``r`` with ``boxes`` seen at frame ``f`` (in place)."""
+        dt = (f - self.seen[r]).astype(np.float64)[:, None]
+        step = (boxes - self.last[r]) / dt
+        self.vel[r] = np.where(self.nobs[r, None] > 1, 0.5 * self.vel[r] + 0.5 * step, step)
+        self.last[r], self.seen[r] = boxes, f
+        self.nobs[r] += 1
+
+    def started(self, ids: np.ndarray, boxes: np.ndarray, f: int) -> _Tracks:
+        """These tracks and new ones ``ids`` starting with ``boxes`` at frame ``f``."""
+        k = len(ids)
+        return _Tracks(
+            np.r_[self.tid, ids],
+            np.r_[self.last, boxes],
+            np.r_[self.vel, np.zeros((k, 4))],
+            np.r_[self.seen, np.full(k, f, np.int64)],
+            np.r_[self.nobs, np.ones(k, np.int64)],
+        )
+
+
+def _link(
+    tracks: _Tracks,
+    det: np.ndarray,
+    f: int,
+    iou_threshold: float,
+    predict: bool,
+    conservative: bool,
+    ambiguity_margin: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Links of frame ``f``: ``(track rows, detection rows, ambiguous track rows)``.
+
+    A link is a one-to-one assignment of maximal total IoU, at least ``iou_threshold``;
+    in conservative mode an ambiguous link is refused and its track listed as ended.
+    """
     from scipy.optimize import linear_sum_assignment
 
-    order = np.lexsort((np.arange(n), f_all, s_all))
-    s_sorted, f_sorted = s_all[order], f_all[order]
-    starts = np.flatnonzero(
-        np.r_[True, (s_sorted[1:] != s_sorted[:-1]) | (f_sorted[1:] != f_sorted[:-1])]
-    )
-    ends = np.r_[starts[1:], n]
-    next_id = 0
-    cur_seq: int | None = None
-    tid = np.zeros(0, np.int64)  # active tracks: id, last box, velocity, last frame
-    last = np.zeros((0, 4))
-    vel = np.zeros((0, 4))
-    seen = np.zeros(0, np.int64)
-    nobs = np.zeros(0, np.int64)
-    for st, en in zip(starts.tolist(), ends.tolist()):
-        rows = order[st:en]
-        seq, f = int(s_sorted[st]), int(f_sorted[st])
-        if seq != cur_seq:
-            cur_seq = seq
-            tid, last, vel = tid[:0], last[:0], vel[:0]
-            seen, nobs = seen[:0], nobs[:0]
-        alive = (f - seen - 1) <= max_gap
-        tid, last, vel, seen, nobs = tid[alive], last[alive], vel[alive], seen[alive], nobs[alive]
-        det = b[rows]
-        r = c = np.zeros(0, np.int64)
-        ended = np.zeros(0, np.int64)
-        if len(tid) and len(rows):
-            pred = last.copy()
-            if predict:
-                pred[:, :2] += vel[:, :2] * (f - seen)[:, None]
-            iou = box_iou(pred, det)
-            cand = iou >= iou_threshold
-            r, c = linear_sum_assignment(np.where(cand, 1.0 - iou, 2.0))
-            ok = cand[r, c]
-            r, c = r[ok], c[ok]
-            if conservative and len(r):
-                amb = (
-                    _ambiguous(iou, cand, ambiguity_margin, 1)[r]
-                    | _ambiguous(iou, cand, ambiguity_margin, 0)[c]
-                )
-                ended, r, c = r[amb], r[~amb], c[~amb]
-        # extend the linked tracks
-        if len(r):
-            dt = (f - seen[r]).astype(np.float64)[:, None]
-            step = (det[c] - last[r]) / dt
-            vel[r] = np.where(nobs[r, None] > 1, 0.5 * vel[r] + 0.5 * step, step)
-            last[r], seen[r] = det[c], f
-            nobs[r] += 1
-            out[rows[c]] = tid[r]
-        if len(ended):
-            keep = np.ones(len(tid), bool)
-            keep[ended] = False
-            tid, last, vel, seen, nobs = tid[keep], last[keep], vel[keep], seen[keep], nobs[keep]
-        # unmatched detections start tracks
-        free = np.ones(len(rows), bool)
-        free[c] = False
-        if sc is not None and min_score is not None:
-            free &= sc[rows] >= min_score
-        new = np.flatnonzero(free)
-        if len(new):
-            ids = np.arange(next_id, next_id + len(new), dtype=np.int64)
-            next_id += len(new)
-            out[rows[new]] = ids
-            tid = np.r_[tid, ids]
-            last = np.r_[last, det[new]]
-            vel = np.r_[vel, np.zeros((len(new), 4))]
-            seen = np.r_[seen, np.full(len(new), f, np.int64)]
-            nobs = np.r_[nobs, np.ones(len(new), np.int64)]
-    return _compact(out, min_length)
+    r = c = np.zeros(0, np.int64)
+    ended = np.zeros(0, np.int64)
+    if len(tracks.tid) and len(det):
+        pred = tracks.last.copy()
+        if predict:
+            pred[:, :2] += tracks.vel[:, :2] * (f - tracks.seen)[:, None]
+        iou = box_iou(pred, det)
+        cand = iou >= iou_threshold
+        r, c = linear_sum_assignment(np.where(cand, 1.0 - iou, 2.0))
+        ok = cand[r, c]
+        r, c = r[ok], c[ok]
+        if conservative and len(r):
+            amb = (
+                _ambiguous(iou, cand, ambiguity_margin, 1)[r]
+                | _ambiguous(iou, cand, ambiguity_margin, 0)[c]
+            )
+            ended, r, c = r[amb], r[~amb], c[~amb]
+    return r, c, ended
 
 
 def _compact(ids: np.ndarray, min_length: int) -> np.ndarray:
