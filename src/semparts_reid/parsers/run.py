@@ -101,40 +101,13 @@ def parse_dataset(
     records: list[tuple[str, int, ImageRecord]] = [
         (split, i, rec) for split in splits for i, rec in enumerate(getattr(dataset, split))
     ]
-    order: dict[str, int] = {}  # distinct image paths, first seen first
-    for _, _, rec in records:
-        order.setdefault(rec.path, len(order))
-    paths = list(order)
-    results: dict[str, tuple[np.ndarray, float, bool, tuple[int, int]]] = {}
+    paths = list(dict.fromkeys(rec.path for _, _, rec in records))  # distinct, in order
+    start = time.perf_counter()
+    results, parse_s = _parse_paths(paths, parser, batch_size, loader, progress)
     writer = PartMapWriter(out_dir, root=dataset.root)
-    parse_s, start = 0.0, time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(paths), desc="parse", unit="crop", leave=False)
-    try:
-        for lo in range(0, len(paths), batch_size):
-            chunk = paths[lo : lo + batch_size]
-            crops = [loader(p) for p in chunk]
-            t0 = time.perf_counter()
-            res = parser.parse(crops)
-            parse_s += time.perf_counter() - t0
-            _check_result(res, crops, parser)
-            for p, crop, labels, conf, found in zip(
-                chunk, crops, res.labels, res.confidence, res.found
-            ):
-                results[p] = (labels, float(conf), bool(found), (crop.shape[1], crop.shape[0]))
-            if bar is not None:
-                bar.update(len(chunk))
-                bar.set_postfix(found=f"{sum(r[2] for r in results.values()) / len(results):.0%}")
-    finally:
-        if bar is not None:
-            bar.close()
     for split, i, rec in records:
-        labels, conf, found, size = results[rec.path]
-        writer.add(split, i, rec.path, labels, confidence=conf, found=found, size=size)
-    total_s = time.perf_counter() - start
+        labels, conf, hit, size = results[rec.path]
+        writer.add(split, i, rec.path, labels, confidence=conf, found=hit, size=size)
     found = sum(1 for r in results.values() if r[2])
     speed = len(paths) / parse_s if parse_s > 0 else 0.0
     summary_fields = {
@@ -149,8 +122,49 @@ def parse_dataset(
         )  # fmt: skip
     return ParseSummary(
         str(Path(out_dir)), str(manifest), len(paths), found, len(paths) - found,
-        parse_s, speed, total_s,
+        parse_s, speed, time.perf_counter() - start,
     )  # fmt: skip
+
+
+_Parsed = tuple[np.ndarray, float, bool, tuple[int, int]]
+
+
+def _parse_paths(
+    paths: list[str],
+    parser: PartParser,
+    batch_size: int,
+    loader: Callable[[str], np.ndarray],
+    progress: bool,
+) -> tuple[dict[str, _Parsed], float]:
+    """Read and parse ``paths`` in batches: ``{path: (labels, confidence, found, (w, h))}``
+    and the seconds spent in the parser."""
+    results: dict[str, _Parsed] = {}
+    parse_s, found = 0.0, 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc="parse", unit="crop", leave=False)
+    try:
+        for lo in range(0, len(paths), batch_size):
+            chunk = paths[lo : lo + batch_size]
+            crops = [loader(p) for p in chunk]
+            t0 = time.perf_counter()
+            res = parser.parse(crops)
+            parse_s += time.perf_counter() - t0
+            _check_result(res, crops, parser)
+            for p, crop, labels, conf, hit in zip(
+                chunk, crops, res.labels, res.confidence, res.found
+            ):
+                results[p] = (labels, float(conf), bool(hit), (crop.shape[1], crop.shape[0]))
+            found += int(res.found.sum())
+            if bar is not None:
+                bar.update(len(chunk))
+                bar.set_postfix(found=f"{found / len(results):.0%}")
+    finally:
+        if bar is not None:
+            bar.close()
+    return results, parse_s
 
 
 def _check_result(res: ParseResult, crops: list[np.ndarray], parser: Any) -> None:
