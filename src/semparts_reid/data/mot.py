@@ -363,16 +363,7 @@ def mot_dataset(
     Raises:
         InputError: a missing sequence or file, a bad option, a video that cannot be read.
     """
-    if split not in SPLITS:
-        raise InputError(f"split={split!r}: expected one of {SPLITS}")
-    for nm, val in (
-        ("segments", segments),
-        ("gap", gap),
-        ("stride", stride),
-        ("min_size", min_size),
-    ):
-        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-            raise InputError(f"{nm}={val!r}: expected an integer >= 1")
+    _check_mot_options(split, segments=segments, gap=gap, stride=stride, min_size=min_size)
     root = Path(cache).expanduser() if cache is not None else cache_dir() / "mot"
     infos = [read_seqinfo(p) for p in find_sequences(arg)]
     train_recs: list[ImageRecord] = []
@@ -383,54 +374,23 @@ def mot_dataset(
     }
     splits: list[int] = []
     next_tracklet = next_pid = 0
+    filters = {"min_visibility": min_visibility, "min_score": min_score, "min_size": min_size}
     for s, info in enumerate(infos):
-        kind, path = _source_file(info, source)
-        train_src = _Crops(
-            info,
-            kind,
-            path,
-            root,
-            {"min_score": min_score, "min_size": min_size}
-            if kind != "gt"
-            else {"min_visibility": min_visibility, "min_size": min_size},
-        )
-        gt_filt = {"min_visibility": min_visibility, "min_size": min_size}
-        gt = (
-            train_src
-            if kind == "gt"
-            else _Crops(info, "gt", info.root / "gt" / "gt.txt", root, gt_filt)
-        )
+        kind, train_src, gt = _sequence_crops(info, source, root, filters)
         _materialise(info, [train_src, gt])
         cut = split_frame(info, train_frames) if split == "temporal" else 1
         splits.append(cut)
         # training part: never a ground-truth id
-        b = train_src.boxes
-        rows = np.flatnonzero(b.frame < cut) if split == "temporal" else np.arange(len(b))
-        if kind == "tracks":
-            ids, inv = np.unique(b.track[rows], return_inverse=True)
-            tracklet = inv.astype(np.int64) + next_tracklet
-            next_tracklet += len(ids)
-        else:
-            tracklet = np.full(len(rows), -1, np.int64)
-        n_train = len(rows)
-        train_recs += [ImageRecord(p, -1, s) for p in train_src.paths(rows)]
-        for k, v in (("frame", b.frame[rows]), ("sequence", np.full(len(rows), s)),
-                     ("tracklet", tracklet), ("box", b.box[rows])):  # fmt: skip
-            tr[k].append(v)
+        recs, n_train, next_tracklet = _train_part(
+            s, kind, train_src, cut, split, next_tracklet, tr
+        )
+        train_recs += recs
         # evaluation part, from the ground truth
-        g = gt.boxes
-        rows = np.flatnonzero(g.frame >= cut)
-        ids, inv = np.unique(g.track[rows], return_inverse=True)
-        pid = inv.astype(np.int64) + next_pid
-        next_pid += len(ids)
-        seg = _segments(g.frame[rows], cut, info.length, segments) + s * segments
-        eval_recs += [ImageRecord(p, int(i), s) for p, i in zip(gt.paths(rows), pid.tolist())]
-        for k, v in (("frame", g.frame[rows]), ("sequence", np.full(len(rows), s)),
-                     ("pid", pid), ("segment", seg), ("box", g.box[rows])):  # fmt: skip
-            ev[k].append(v)
+        recs, n_people, next_pid = _eval_part(s, info, gt, cut, segments, next_pid, ev)
+        eval_recs += recs
         logger.info(
             "%s: %d training crops (%s, frames < %d), %d evaluation crops of %d people",
-            info.name, n_train, kind, cut, len(rows), len(ids),
+            info.name, n_train, kind, cut, len(recs), n_people,
         )  # fmt: skip
     train_table = _table(tr, len(train_recs))
     eval_table = _table(ev, len(eval_recs))
@@ -448,6 +408,91 @@ def mot_dataset(
         sequences=infos, split_frames=splits, split=split, source=str(source), gap=gap,
         stride=stride,
     )  # fmt: skip
+
+
+def _check_mot_options(split: str, **positive: int) -> None:
+    """Raise :class:`InputError` on a bad ``split`` or a ``positive`` option below 1."""
+    if split not in SPLITS:
+        raise InputError(f"split={split!r}: expected one of {SPLITS}")
+    for nm, val in positive.items():
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise InputError(f"{nm}={val!r}: expected an integer >= 1")
+
+
+def _sequence_crops(
+    info: SequenceInfo, source: str, root: Path, filters: dict[str, Any]
+) -> tuple[str, _Crops, _Crops]:
+    """The kind of the training source, its crops and the ground-truth crops of one
+    sequence; ``filters`` holds ``min_visibility``, ``min_score`` and ``min_size``."""
+    kind, path = _source_file(info, source)
+    train_src = _Crops(
+        info,
+        kind,
+        path,
+        root,
+        {"min_score": filters["min_score"], "min_size": filters["min_size"]}
+        if kind != "gt"
+        else {"min_visibility": filters["min_visibility"], "min_size": filters["min_size"]},
+    )
+    gt_filt = {"min_visibility": filters["min_visibility"], "min_size": filters["min_size"]}
+    gt = (
+        train_src
+        if kind == "gt"
+        else _Crops(info, "gt", info.root / "gt" / "gt.txt", root, gt_filt)
+    )
+    return kind, train_src, gt
+
+
+def _train_part(
+    s: int,
+    kind: str,
+    train_src: _Crops,
+    cut: int,
+    split: str,
+    next_tracklet: int,
+    tr: dict[str, list[np.ndarray]],
+) -> tuple[list[ImageRecord], int, int]:
+    """Training records of sequence ``s`` (pid ``-1``; never a ground-truth id), their
+    table columns appended to ``tr``; returns the records, their count and the next
+    free tracklet id."""
+    b = train_src.boxes
+    rows = np.flatnonzero(b.frame < cut) if split == "temporal" else np.arange(len(b))
+    if kind == "tracks":
+        ids, inv = np.unique(b.track[rows], return_inverse=True)
+        tracklet = inv.astype(np.int64) + next_tracklet
+        next_tracklet += len(ids)
+    else:
+        tracklet = np.full(len(rows), -1, np.int64)
+    recs = [ImageRecord(p, -1, s) for p in train_src.paths(rows)]
+    for k, v in (("frame", b.frame[rows]), ("sequence", np.full(len(rows), s)),
+                 ("tracklet", tracklet), ("box", b.box[rows])):  # fmt: skip
+        tr[k].append(v)
+    return recs, len(rows), next_tracklet
+
+
+def _eval_part(
+    s: int,
+    info: SequenceInfo,
+    gt: _Crops,
+    cut: int,
+    segments: int,
+    next_pid: int,
+    ev: dict[str, list[np.ndarray]],
+) -> tuple[list[ImageRecord], int, int]:
+    """Evaluation records of sequence ``s`` from its ground truth at frames ``>= cut``,
+    their table columns appended to ``ev``; returns the records, the number of people
+    and the next free pid."""
+    g = gt.boxes
+    rows = np.flatnonzero(g.frame >= cut)
+    ids, inv = np.unique(g.track[rows], return_inverse=True)
+    pid = inv.astype(np.int64) + next_pid
+    next_pid += len(ids)
+    seg = _segments(g.frame[rows], cut, info.length, segments) + s * segments
+    recs = [ImageRecord(p, int(i), s) for p, i in zip(gt.paths(rows), pid.tolist())]
+    for k, v in (("frame", g.frame[rows]), ("sequence", np.full(len(rows), s)),
+                 ("pid", pid), ("segment", seg), ("box", g.box[rows])):  # fmt: skip
+        ev[k].append(v)
+    return recs, len(ids), next_pid
 
 
 def _table(cols: dict[str, list[np.ndarray]], n: int) -> CropTable:
