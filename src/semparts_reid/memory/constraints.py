@@ -275,6 +275,70 @@ def _join_conflicts(
     return np.bincount(rep, weights=others > 0, minlength=len(pt)) > 0
 
 
+def _apply_must_links(lab: np.ndarray, c: VideoConstraints, next_id: int) -> tuple[int, int]:
+    """Rule 1 of :func:`constrain_cluster_labels`, in place on ``lab``: every tracklet
+    into one cluster (new ids from ``next_id``). Returns the next free id and the
+    number of clustered crops that moved."""
+    tr = c.tracklet
+    moved = 0
+    t_num = c.num_tracklets
+    if t_num:
+        m = (tr >= 0) & (lab >= 0)
+        span = next_id
+        pk, pcount = np.unique(tr[m] * span + lab[m], return_counts=True)
+        pt, pc = pk // max(span, 1), pk % max(span, 1)
+        target = np.full(t_num, -1, np.int64)
+        if len(pk):
+            conflict = _join_conflicts(pt, pc, lab, c)
+            o = np.lexsort((pc, -pcount, conflict, pt))
+            first = o[np.r_[True, pt[o][1:] != pt[o][:-1]]]
+            target[pt[first]] = pc[first]
+        fresh = np.flatnonzero((target < 0) & (c.tracklet_sizes >= 2))
+        target[fresh] = next_id + np.arange(len(fresh))
+        next_id += len(fresh)
+        has = np.flatnonzero(tr >= 0)
+        new_lab = np.where(target[tr[has]] >= 0, target[tr[has]], lab[has])
+        moved = int(((lab[has] >= 0) & (new_lab != lab[has])).sum())
+        lab[has] = new_lab
+    return next_id, moved
+
+
+def _split_cannot_links(lab: np.ndarray, c: VideoConstraints, next_id: int) -> tuple[int, int, int]:
+    """Rule 2 of :func:`constrain_cluster_labels`, in place on ``lab``: split whole
+    units off until no cluster holds two crops of one frame (new ids from ``next_id``).
+    Returns the next free id, the crops split off and the rounds."""
+    n, t_num = len(lab), c.num_tracklets
+    tr, fg, num_g = c.tracklet, c.frame_group, max(c.num_frame_groups, 1)
+    unit = np.where(tr >= 0, tr, t_num + np.arange(n))
+    usize = np.bincount(unit, minlength=t_num + n)
+    prio = np.empty(t_num + n, np.int64)
+    prio[np.lexsort((np.arange(t_num + n), -usize))] = np.arange(t_num + n)
+    split = rounds = 0
+    while True:
+        idx = np.flatnonzero(lab >= 0)
+        key = lab[idx] * num_g + fg[idx]
+        o = np.lexsort((prio[unit[idx]], key))
+        ks, rows = key[o], idx[o]
+        start = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, bool)
+        grp = np.cumsum(start) - 1
+        loser = ~start
+        if not loser.any():
+            break
+        rounds += 1
+        win_unit = unit[rows[start]][grp[loser]]
+        lose_unit = unit[rows[loser]]
+        defeated = np.zeros(t_num + n, bool)
+        defeated[lose_unit] = True
+        moving = np.zeros(t_num + n, bool)
+        moving[lose_unit[~defeated[win_unit]]] = True
+        go = np.flatnonzero((lab >= 0) & moving[unit])
+        src, inv = np.unique(lab[go], return_inverse=True)
+        lab[go] = next_id + inv
+        next_id += len(src)
+        split += len(go)
+    return next_id, split, rounds
+
+
 def constrain_cluster_labels(
     labels: Any, constraints: VideoConstraints
 ) -> tuple[np.ndarray, ClusterConstraintStats]:
@@ -331,54 +395,9 @@ def constrain_cluster_labels(
     colinked_before = _colinked(lab, tr)
     viol_before = _violations(lab, fg, num_g)
     # 1. must-link
-    moved = 0
-    t_num = c.num_tracklets
-    if t_num:
-        m = (tr >= 0) & (lab >= 0)
-        span = next_id
-        pk, pcount = np.unique(tr[m] * span + lab[m], return_counts=True)
-        pt, pc = pk // max(span, 1), pk % max(span, 1)
-        target = np.full(t_num, -1, np.int64)
-        if len(pk):
-            conflict = _join_conflicts(pt, pc, lab, c)
-            o = np.lexsort((pc, -pcount, conflict, pt))
-            first = o[np.r_[True, pt[o][1:] != pt[o][:-1]]]
-            target[pt[first]] = pc[first]
-        fresh = np.flatnonzero((target < 0) & (c.tracklet_sizes >= 2))
-        target[fresh] = next_id + np.arange(len(fresh))
-        next_id += len(fresh)
-        has = np.flatnonzero(tr >= 0)
-        new_lab = np.where(target[tr[has]] >= 0, target[tr[has]], lab[has])
-        moved = int(((lab[has] >= 0) & (new_lab != lab[has])).sum())
-        lab[has] = new_lab
+    next_id, moved = _apply_must_links(lab, c, next_id)
     # 2. cannot-link: split whole units off, strongest unit keeps its frames
-    unit = np.where(tr >= 0, tr, t_num + np.arange(n))
-    usize = np.bincount(unit, minlength=t_num + n)
-    prio = np.empty(t_num + n, np.int64)
-    prio[np.lexsort((np.arange(t_num + n), -usize))] = np.arange(t_num + n)
-    split = rounds = 0
-    while True:
-        idx = np.flatnonzero(lab >= 0)
-        key = lab[idx] * num_g + fg[idx]
-        o = np.lexsort((prio[unit[idx]], key))
-        ks, rows = key[o], idx[o]
-        start = np.r_[True, ks[1:] != ks[:-1]] if len(ks) else np.zeros(0, bool)
-        grp = np.cumsum(start) - 1
-        loser = ~start
-        if not loser.any():
-            break
-        rounds += 1
-        win_unit = unit[rows[start]][grp[loser]]
-        lose_unit = unit[rows[loser]]
-        defeated = np.zeros(t_num + n, bool)
-        defeated[lose_unit] = True
-        moving = np.zeros(t_num + n, bool)
-        moving[lose_unit[~defeated[win_unit]]] = True
-        go = np.flatnonzero((lab >= 0) & moving[unit])
-        src, inv = np.unique(lab[go], return_inverse=True)
-        lab[go] = next_id + inv
-        next_id += len(src)
-        split += len(go)
+    next_id, split, rounds = _split_cannot_links(lab, c, next_id)
     # 3. singletons this function made become outliers
     size_now = np.bincount(lab[lab >= 0], minlength=next_id)
     size_in = np.bincount(orig[orig >= 0], minlength=next_id)
