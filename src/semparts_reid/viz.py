@@ -7,7 +7,8 @@ Both functions take plain arrays, so they work on results from any pipeline. The
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,67 @@ def _draw_image(ax: Any, image: np.ndarray, overlay: np.ndarray | None, frame: s
             spine.set_linestyle("--" if grey else "-")
 
 
+def _checked_ranked_inputs(
+    num_q: int,
+    num_g: int,
+    ranks: np.ndarray,
+    matches: np.ndarray,
+    junk: np.ndarray | None,
+    top_k: int,
+    titles: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`plot_ranked_results`'s ``ranks``, ``matches`` and ``junk`` (all-False
+    where ``None``) as arrays, checked with its ``top_k`` and ``titles``."""
+    ranks_a = _index_check("ranks", ranks, None)
+    if ranks_a.shape[0] != num_q:
+        raise ValueError(f"ranks: expected one row per query image ({num_q}), "
+                         f"got shape {ranks_a.shape}")
+    if not np.issubdtype(ranks_a.dtype, np.integer):
+        raise ValueError(f"ranks: expected integer gallery indices, got dtype {ranks_a.dtype}")
+    if ranks_a.size and (ranks_a.min() < 0 or ranks_a.max() >= num_g):
+        raise ValueError(f"ranks: gallery indices must lie in [0, {num_g}) (len(gallery_images)),"
+                         f" got [{ranks_a.min()}, {ranks_a.max()}]")
+    match_a = _index_check("matches", matches, ranks_a.shape).astype(bool)
+    junk_a = (np.zeros_like(match_a) if junk is None
+              else _index_check("junk", junk, ranks_a.shape).astype(bool))
+    if (match_a & junk_a).any():
+        i, j = np.argwhere(match_a & junk_a)[0]
+        raise ValueError(f"matches and junk are both True at [{i}, {j}]: an item is one or "
+                         "the other")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k: expected an int >= 1, got {top_k!r}")
+    if titles is not None and len(titles) != num_q:
+        raise ValueError(f"titles: expected {num_q} strings (one per query), got {len(titles)}")
+    return ranks_a, match_a, junk_a
+
+
+def _draw_gallery_row(
+    axes_at: Callable[[float], Any],
+    gallery_images: Sequence[Any] | np.ndarray,
+    g_maps: Sequence[Any],
+    row: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Draw one query's ranked gallery images, ``row = (ranks, matches, junk)`` of the
+    shown items; ``axes_at(x)`` makes the axes at ``x`` inches on the query's row."""
+    ranks_row, match_row, junk_row = row
+    valid_rank = 0
+    for j in range(len(ranks_row)):
+        g = int(ranks_row[j])
+        ax = axes_at(_CELL_W + _GAP_W + j * (_CELL_W + _COL_GAP))
+        img = _load_image(gallery_images[g], f"gallery_images[{g}]")
+        ov = None if g_maps[g] is None else _overlay(g_maps[g], f"part_maps[1][{g}]")
+        if junk_row[j]:
+            _draw_image(ax, img, ov, JUNK_COLOUR, grey=True)
+            ax.set_title("junk", fontsize=8, pad=3, color=JUNK_COLOUR)
+            continue
+        valid_rank += 1
+        ok = bool(match_row[j])
+        colour = MATCH_COLOUR if ok else MISMATCH_COLOUR
+        _draw_image(ax, img, ov, colour)
+        ax.set_title(f"{valid_rank} {_TICK if ok else _CROSS}", fontsize=8, pad=3,
+                     color=colour)
+
+
 def plot_ranked_results(
     query_images: Sequence[Any] | np.ndarray,
     gallery_images: Sequence[Any] | np.ndarray,
@@ -252,26 +314,9 @@ def plot_ranked_results(
         PlotUnavailable: matplotlib is not installed.
     """
     num_q, num_g = len(query_images), len(gallery_images)
-    ranks_a = _index_check("ranks", ranks, None)
-    if ranks_a.shape[0] != num_q:
-        raise ValueError(f"ranks: expected one row per query image ({num_q}), "
-                         f"got shape {ranks_a.shape}")
-    if not np.issubdtype(ranks_a.dtype, np.integer):
-        raise ValueError(f"ranks: expected integer gallery indices, got dtype {ranks_a.dtype}")
-    if ranks_a.size and (ranks_a.min() < 0 or ranks_a.max() >= num_g):
-        raise ValueError(f"ranks: gallery indices must lie in [0, {num_g}) (len(gallery_images)),"
-                         f" got [{ranks_a.min()}, {ranks_a.max()}]")
-    match_a = _index_check("matches", matches, ranks_a.shape).astype(bool)
-    junk_a = (np.zeros_like(match_a) if junk is None
-              else _index_check("junk", junk, ranks_a.shape).astype(bool))
-    if (match_a & junk_a).any():
-        i, j = np.argwhere(match_a & junk_a)[0]
-        raise ValueError(f"matches and junk are both True at [{i}, {j}]: an item is one or "
-                         "the other")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k: expected an int >= 1, got {top_k!r}")
-    if titles is not None and len(titles) != num_q:
-        raise ValueError(f"titles: expected {num_q} strings (one per query), got {len(titles)}")
+    ranks_a, match_a, junk_a = _checked_ranked_inputs(
+        num_q, num_g, ranks, matches, junk, top_k, titles
+    )
     q_maps, g_maps = (_check_part_maps(part_maps, num_q, num_g) if part_maps is not None
                       else ([None] * num_q, [None] * num_g))
     k = min(int(top_k), ranks_a.shape[1])
@@ -302,22 +347,8 @@ def plot_ranked_results(
             ax.set_title("query", fontsize=8, pad=3)
             ax.set_xlabel(titles[i] if titles is not None else f"query {i}", fontsize=7,
                           labelpad=3)
-            valid_rank = 0
-            for j in range(k):
-                g = int(ranks_a[i, j])
-                ax = axes_at(_CELL_W + _GAP_W + j * (_CELL_W + _COL_GAP), i)
-                img = _load_image(gallery_images[g], f"gallery_images[{g}]")
-                ov = None if g_maps[g] is None else _overlay(g_maps[g], f"part_maps[1][{g}]")
-                if junk_a[i, j]:
-                    _draw_image(ax, img, ov, JUNK_COLOUR, grey=True)
-                    ax.set_title("junk", fontsize=8, pad=3, color=JUNK_COLOUR)
-                    continue
-                valid_rank += 1
-                ok = bool(match_a[i, j])
-                colour = MATCH_COLOUR if ok else MISMATCH_COLOUR
-                _draw_image(ax, img, ov, colour)
-                ax.set_title(f"{valid_rank} {_TICK if ok else _CROSS}", fontsize=8, pad=3,
-                             color=colour)
+            row = (ranks_a[i, :k], match_a[i, :k], junk_a[i, :k])
+            _draw_gallery_row(partial(axes_at, row=i), gallery_images, g_maps, row)
         return _save(fig, out_path)
     finally:
         plt.close(fig)
