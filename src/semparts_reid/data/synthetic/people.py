@@ -18,6 +18,8 @@ pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ...layers.parts import BACKGROUND, HEAD, LOWER, UPPER
@@ -117,6 +119,118 @@ def _get(src: dict[str, np.ndarray], key: str, default: float | np.floating, n: 
     return src[key] if key in src else np.full(n, default, np.float32)
 
 
+@dataclass(frozen=True)
+class _Body:
+    """Body coordinates of every pixel, ``(N, H, W)``: ``u`` across (mirrored), ``v``
+    down the body, their head-scaled ``uh``, absolute values, and ``front`` ``(N, 1, 1)``
+    (seen from the front)."""
+
+    u: np.ndarray
+    au: np.ndarray
+    v: np.ndarray
+    uh: np.ndarray
+    auh: np.ndarray
+    front: np.ndarray
+
+
+class _Canvas:
+    """The material and part-label maps ``(N, H, W)`` that :func:`render_people` paints."""
+
+    def __init__(
+        self, attrs: dict[str, np.ndarray], img: dict[str, np.ndarray], n: int, h: int, w: int
+    ) -> None:
+        self.attrs, self.img, self.n = attrs, img, n
+        self.mat = np.zeros((n, h, w), np.uint8)
+        self.part = np.full((n, h, w), BACKGROUND, np.uint8)
+
+    def paint(self, mask: np.ndarray, material: np.ndarray | int, label: int) -> None:
+        """Set the material and the part label where ``mask`` holds."""
+        np.copyto(self.mat, material, where=mask, casting="unsafe")
+        np.copyto(self.part, label, where=mask, casting="unsafe")
+
+    def flag(self, key: str, src: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Attribute ``key`` (of ``src``, default the identity attributes) as ``(N, 1, 1)``."""
+        return (self.attrs if src is None else src)[key].reshape(-1, 1, 1)
+
+    def has(self, key: str) -> np.ndarray:
+        """Attribute ``key`` as ``(N, 1, 1)``, ``False`` where the attributes lack it."""
+        return self.flag(key) if key in self.attrs else np.zeros((self.n, 1, 1), bool)
+
+
+def _paint_lower(cv: _Canvas, g: _Body) -> None:
+    """Long hair and bag (behind the body), legs, lower clothes, coat skirt and feet."""
+    u, au, v, auh, front = g.u, g.au, g.v, g.auh, g.front
+    flag, has, paint = cv.flag, cv.has, cv.paint
+    # long hair falls behind the shoulders
+    paint(flag("hair_long") & (auh < 0.075) & (v > 0.07) & (v < 0.26), HAIR, HEAD)
+    # bag at the hip on the mirrored side
+    bag_body = flag("bag") & (u > 0.135) & (u < 0.2) & (v > 0.38) & (v < 0.56)
+    paint(bag_body, BAG, UPPER)
+    # legs, with a walking stride
+    stride = bcast(cv.img["stride"]) * np.clip(v - 0.52, 0, None)
+    leg_l = (u > -0.085 - stride) & (u < -0.008 - stride * 0.5)
+    leg_r = (u < 0.085 + stride) & (u > 0.008 + stride * 0.5)
+    legs = (leg_l | leg_r) & (v >= 0.52) & (v < 0.95)
+    hips = (au < 0.09) & (v >= 0.5) & (v < 0.6)
+    low_type = flag("low_type")
+    cloth_end = np.where(low_type == SHORTS, 0.69, np.where(low_type == TROUSERS, 0.94, 0.0))
+    paint(legs, SKIN, LOWER)
+    paint((legs | hips) & (v < cloth_end), LOW, LOWER)
+    skirt = (low_type == SKIRT) & (v >= 0.5) & (v < 0.73) & (au < 0.09 + 0.35 * (v - 0.5))
+    long_skirt = (low_type == LONG_SKIRT) & (v >= 0.5) & (v < 0.9) & (au < 0.09 + 0.3 * (v - 0.5))
+    paint(skirt | long_skirt | ((low_type >= SKIRT) & hips), LOW, LOWER)
+    # a long coat's skirt, open at the front down to above the knee
+    slit = front & (au < 0.012 + 0.06 * (v - 0.5))
+    coat_low = has("coat") & (v >= 0.5) & (v < 0.8) & (au < 0.1 + 0.15 * (v - 0.5)) & ~slit
+    paint(coat_low, UP1, LOWER)
+    feet = (v >= 0.93) & (v < 0.985) & (leg_l | leg_r)
+    paint(feet, SHOE, LOWER)
+
+
+def _paint_upper(cv: _Canvas, g: _Body) -> None:
+    """Torso with its pattern, arms and hands, and the bag's strap."""
+    u, au, v, front = g.u, g.au, g.v, g.front
+    flag, paint, n, img = cv.flag, cv.paint, cv.n, cv.img
+    # torso (shoulders broadened by the shoulder factor) with its pattern
+    taper = np.clip((v - 0.16) / 0.36, 0, 1)
+    half = 0.115 - 0.03 * taper
+    half = half + (bcast(_get(cv.attrs, "shoulder", 1.0, n)) - 1) * 0.115 * (1 - taper)
+    torso = (v >= 0.155) & (v < 0.53) & (au < half)
+    pat = flag("up_pattern")
+    stripe_f = bcast(cv.attrs["stripe_f"])
+    stripes = np.sin(v * stripe_f * 6.28) > 0
+    yoke = v < 0.27
+    logo = (au < 0.04) & (v > 0.24) & (v < 0.32) & front
+    second = ((pat == STRIPES) & stripes) | ((pat == YOKE) & yoke) | ((pat == LOGO) & logo)
+    second |= (pat == OPEN_FRONT) & (au < 0.035) & front
+    second |= (pat == CHECKS) & (stripes ^ (np.sin(u * stripe_f * 6.28) > 0))
+    paint(torso, np.where(second, UP2, UP1), UPPER)
+    # arms (sleeves then skin) and hands, swung down with the stride, spread outwards
+    swing = 0.04 * bcast(img["stride"])
+    arm_u = au - bcast(_get(img, "arm_spread", 0.0, n)) * np.clip(v - 0.17, 0, None)
+    arms = (
+        (arm_u >= half - 0.005) & (arm_u < half + 0.042) & (v >= 0.17 + swing) & (v < 0.52 + swing)
+    )
+    sleeve_end = np.where(flag("long_sleeve"), 0.47, 0.29) + swing
+    paint(arms, np.where(v < sleeve_end, UP1, SKIN), UPPER)
+    strap = flag("bag") & torso & (np.abs(u - (v - 0.17) * 0.3 + 0.06) < 0.014) & (v < 0.45)
+    paint(strap, BAG, UPPER)
+
+
+def _paint_head(cv: _Canvas, g: _Body) -> None:
+    """Neck, head, hair and hat."""
+    uh, auh, v, front = g.uh, g.auh, g.v, g.front
+    flag, paint = cv.flag, cv.paint
+    paint((auh < 0.03) & (v >= 0.12) & (v < 0.17), SKIN, HEAD)
+    head = (uh / 0.056) ** 2 + ((v - 0.078) / 0.07) ** 2 < 1.0
+    paint(head, SKIN, HEAD)
+    hair_top = head & ((v < 0.055) | ~front | (flag("hair_long") & (auh > 0.035)))
+    paint(hair_top, HAIR, HEAD)
+    hat = flag("hat") & (((uh / 0.062) ** 2 + ((v - 0.06) / 0.062) ** 2 < 1.0) & (v < 0.05))
+    brim = flag("hat") & (auh < 0.085) & (v >= 0.04) & (v < 0.055)
+    paint(hat | brim, HAT, HEAD)
+
+
 def render_people(
     attrs: dict[str, np.ndarray], img: dict[str, np.ndarray], background: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -142,86 +256,20 @@ def render_people(
     head_scale = bcast(_get(attrs, "head", 1.0, n))
     v = body_rows(v, head_scale, bcast(_get(attrs, "leg", LEG_LENGTH, n)))
     uh = u / head_scale  # head shapes: wider with a bigger head
-    auh = np.abs(uh)
-    mat = np.zeros((n, h, w), np.uint8)
-    part = np.full((n, h, w), BACKGROUND, np.uint8)
-
-    def paint(mask: np.ndarray, material: np.ndarray | int, label: int) -> None:
-        np.copyto(mat, material, where=mask, casting="unsafe")
-        np.copyto(part, label, where=mask, casting="unsafe")
-
-    def flag(key: str, src: dict[str, np.ndarray] = attrs) -> np.ndarray:
-        return src[key].reshape(-1, 1, 1)
-
-    def has(key: str) -> np.ndarray:
-        return flag(key) if key in attrs else np.zeros((n, 1, 1), bool)
-
-    front = ~flag("back", img)
-    # long hair falls behind the shoulders
-    paint(flag("hair_long") & (auh < 0.075) & (v > 0.07) & (v < 0.26), HAIR, HEAD)
-    # bag at the hip on the mirrored side
-    bag_body = flag("bag") & (u > 0.135) & (u < 0.2) & (v > 0.38) & (v < 0.56)
-    paint(bag_body, BAG, UPPER)
-    # legs, with a walking stride
-    stride = bcast(img["stride"]) * np.clip(v - 0.52, 0, None)
-    leg_l = (u > -0.085 - stride) & (u < -0.008 - stride * 0.5)
-    leg_r = (u < 0.085 + stride) & (u > 0.008 + stride * 0.5)
-    legs = (leg_l | leg_r) & (v >= 0.52) & (v < 0.95)
-    hips = (au < 0.09) & (v >= 0.5) & (v < 0.6)
-    low_type = flag("low_type")
-    cloth_end = np.where(low_type == SHORTS, 0.69, np.where(low_type == TROUSERS, 0.94, 0.0))
-    paint(legs, SKIN, LOWER)
-    paint((legs | hips) & (v < cloth_end), LOW, LOWER)
-    skirt = (low_type == SKIRT) & (v >= 0.5) & (v < 0.73) & (au < 0.09 + 0.35 * (v - 0.5))
-    long_skirt = (low_type == LONG_SKIRT) & (v >= 0.5) & (v < 0.9) & (au < 0.09 + 0.3 * (v - 0.5))
-    paint(skirt | long_skirt | ((low_type >= SKIRT) & hips), LOW, LOWER)
-    # a long coat's skirt, open at the front down to above the knee
-    slit = front & (au < 0.012 + 0.06 * (v - 0.5))
-    coat_low = has("coat") & (v >= 0.5) & (v < 0.8) & (au < 0.1 + 0.15 * (v - 0.5)) & ~slit
-    paint(coat_low, UP1, LOWER)
-    feet = (v >= 0.93) & (v < 0.985) & (leg_l | leg_r)
-    paint(feet, SHOE, LOWER)
-    # torso (shoulders broadened by the shoulder factor) with its pattern
-    taper = np.clip((v - 0.16) / 0.36, 0, 1)
-    half = 0.115 - 0.03 * taper
-    half = half + (bcast(_get(attrs, "shoulder", 1.0, n)) - 1) * 0.115 * (1 - taper)
-    torso = (v >= 0.155) & (v < 0.53) & (au < half)
-    pat = flag("up_pattern")
-    stripe_f = bcast(attrs["stripe_f"])
-    stripes = np.sin(v * stripe_f * 6.28) > 0
-    yoke = v < 0.27
-    logo = (au < 0.04) & (v > 0.24) & (v < 0.32) & front
-    second = ((pat == STRIPES) & stripes) | ((pat == YOKE) & yoke) | ((pat == LOGO) & logo)
-    second |= (pat == OPEN_FRONT) & (au < 0.035) & front
-    second |= (pat == CHECKS) & (stripes ^ (np.sin(u * stripe_f * 6.28) > 0))
-    paint(torso, np.where(second, UP2, UP1), UPPER)
-    # arms (sleeves then skin) and hands, swung down with the stride, spread outwards
-    swing = 0.04 * bcast(img["stride"])
-    arm_u = au - bcast(_get(img, "arm_spread", 0.0, n)) * np.clip(v - 0.17, 0, None)
-    arms = (
-        (arm_u >= half - 0.005) & (arm_u < half + 0.042) & (v >= 0.17 + swing) & (v < 0.52 + swing)
-    )
-    sleeve_end = np.where(flag("long_sleeve"), 0.47, 0.29) + swing
-    paint(arms, np.where(v < sleeve_end, UP1, SKIN), UPPER)
-    strap = flag("bag") & torso & (np.abs(u - (v - 0.17) * 0.3 + 0.06) < 0.014) & (v < 0.45)
-    paint(strap, BAG, UPPER)
-    # neck, head, hair, hat
-    paint((auh < 0.03) & (v >= 0.12) & (v < 0.17), SKIN, HEAD)
-    head = (uh / 0.056) ** 2 + ((v - 0.078) / 0.07) ** 2 < 1.0
-    paint(head, SKIN, HEAD)
-    hair_top = head & ((v < 0.055) | ~front | (flag("hair_long") & (auh > 0.035)))
-    paint(hair_top, HAIR, HEAD)
-    hat = flag("hat") & (((uh / 0.062) ** 2 + ((v - 0.06) / 0.062) ** 2 < 1.0) & (v < 0.05))
-    brim = flag("hat") & (auh < 0.085) & (v >= 0.04) & (v < 0.055)
-    paint(hat | brim, HAT, HEAD)
+    cv = _Canvas(attrs, img, n, h, w)
+    front = ~cv.flag("back", img)
+    g = _Body(u=u, au=au, v=v, uh=uh, auh=np.abs(uh), front=front)
+    _paint_lower(cv, g)
+    _paint_upper(cv, g)
+    _paint_head(cv, g)
 
     # occluders (benches, cars, passers-by) hide the person: labelled background
-    occ = flag("occ", img)
+    occ = cv.flag("occ", img)
     size = bcast(img["occ_size"])
     occ_mask = ((occ == 1) & (y > 1.0 - size)) | ((occ == 2) & (x > 0.25 - size * 0.5))
-    np.copyto(mat, OCC, where=occ_mask, casting="unsafe")
-    np.copyto(part, BACKGROUND, where=occ_mask, casting="unsafe")
-    return _colour(attrs, img, mat, au, background), part
+    np.copyto(cv.mat, OCC, where=occ_mask, casting="unsafe")
+    np.copyto(cv.part, BACKGROUND, where=occ_mask, casting="unsafe")
+    return _colour(attrs, img, cv.mat, au, background), cv.part
 
 
 def _colour(
