@@ -99,20 +99,8 @@ def render_walkers(
     attrs = sample_identities(rng, p_n, st)
     background = render_background(sample_scenes(rng, 1, st), h, w)[0]
     aspect = w / h
-    # trajectories in image-height units: feet row (depth) sets the scale
-    feet = rng.uniform(0.8, 0.98, p_n)
-    scale = 0.45 + (feet - 0.8) * 1.5  # nearer (lower) is larger
-    direction = np.where(np.arange(p_n) % 2 == 0, 1.0, -1.0)  # alternate: people cross
-    half = _HALF_WIDTH * scale * attrs["width"]
-    span = aspect + 2 * half  # from just outside one edge to just outside the other
-    duration = rng.uniform(0.6, 1.0, p_n) * t_n
-    speed = span / duration
-    start = rng.uniform(-0.1, 0.5, p_n) * t_n
+    feet, scale, direction, half, x_left = _trajectories(rng, attrs["width"], t_n, aspect)
     t = np.arange(1, t_n + 1, dtype=np.float64)
-    progress = (t[None, :] - start[:, None]) * speed[:, None]  # (P, T)
-    x_left = np.where(
-        direction[:, None] > 0, -half[:, None] + progress, aspect + half[:, None] - progress
-    )
     inside = (x_left - half[:, None] < aspect) & (x_left + half[:, None] > 0)
     pi, ti = np.nonzero(inside)  # instances: one person in one frame
     cx = x_left[pi, ti]
@@ -129,6 +117,53 @@ def render_walkers(
         "occ_size": np.zeros(n, np.float32),
         "occ_col": np.zeros((n, 3), np.float32),
     }
+    person, mask = _render_instances(attrs, img, pi, background)
+    canvas, vis, keep = _composite(background, person, mask, feet[pi], ti, t_n)
+    left = (cx - half[pi]) * h
+    box_h = scale[pi] * attrs["height"][pi] * 0.92 * h
+    ltwh = np.stack([left, top * h, 2 * half[pi] * h, box_h], axis=1)
+    order = np.lexsort((pi, ti))
+    order = order[keep[order]]
+    frames8 = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+    return WalkerSequence(
+        frames=frames8, frame=ti[order].astype(np.int64) + 1, pid=pi[order].astype(np.int64) + 1,
+        ltwh=ltwh[order], visibility=vis[order], fps=fps,
+    )  # fmt: skip
+
+
+def _trajectories(
+    rng: np.random.Generator, widths: np.ndarray, t_n: int, aspect: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Straight walks across the frame, in image-height units.
+
+    Returns each person's feet row, scale, direction (+-1) and half width ``(P,)``, and
+    the horizontal position ``x_left`` of each person in each frame ``(P, T)``.
+    """
+    p_n = len(widths)
+    # the feet row (depth) sets the scale
+    feet = rng.uniform(0.8, 0.98, p_n)
+    scale = 0.45 + (feet - 0.8) * 1.5  # nearer (lower) is larger
+    direction = np.where(np.arange(p_n) % 2 == 0, 1.0, -1.0)  # alternate: people cross
+    half = _HALF_WIDTH * scale * widths
+    span = aspect + 2 * half  # from just outside one edge to just outside the other
+    duration = rng.uniform(0.6, 1.0, p_n) * t_n
+    speed = span / duration
+    start = rng.uniform(-0.1, 0.5, p_n) * t_n
+    t = np.arange(1, t_n + 1, dtype=np.float64)
+    progress = (t[None, :] - start[:, None]) * speed[:, None]  # (P, T)
+    x_left = np.where(
+        direction[:, None] > 0, -half[:, None] + progress, aspect + half[:, None] - progress
+    )
+    return feet, scale, direction, half, x_left
+
+
+def _render_instances(
+    attrs: dict[str, np.ndarray], img: dict[str, np.ndarray], pi: np.ndarray, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each instance (person ``pi`` with geometry ``img``) drawn alone over the
+    background ``(H, W, 3)``: colours ``(n, H, W, 3)`` and person masks ``(n, H, W)``."""
+    n = len(pi)
+    h, w = background.shape[:2]
     person = np.empty((n, h, w, 3), np.float32)
     mask = np.empty((n, h, w), bool)
     for lo in range(0, n, _CHUNK):
@@ -138,8 +173,26 @@ def render_walkers(
         bg = np.broadcast_to(background, (sl.stop - sl.start, h, w, 3))
         colour, part = render_people(sub_attrs, sub_img, np.ascontiguousarray(bg))
         person[sl], mask[sl] = colour, part != BACKGROUND
+    return person, mask
+
+
+def _composite(
+    background: np.ndarray,
+    person: np.ndarray,
+    mask: np.ndarray,
+    depth: np.ndarray,
+    ti: np.ndarray,
+    t_n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paste the instances into their frames ``ti``, far (small ``depth``) to near.
+
+    Returns the frames ``(T, H, W, 3)``, each instance's visible fraction ``(n,)`` and
+    whether it has any pixel at all ``(n,)``.
+    """
+    n = len(ti)
+    h, w = background.shape[:2]
     # composite far to near: rank of each instance within its frame by depth
-    order = np.lexsort((feet[pi], ti))
+    order = np.lexsort((depth, ti))
     rank = np.empty(n, np.int64)
     firsts = np.searchsorted(ti[order], ti[order], side="left")
     rank[order] = np.arange(n) - firsts
@@ -152,18 +205,8 @@ def render_walkers(
         owner[f] = np.where(mask[sel], sel[:, None, None], owner[f])
     own_px = mask.reshape(n, -1).sum(axis=1)
     seen_px = np.bincount(owner[owner >= 0], minlength=n)
-    keep = own_px > 0
     vis = seen_px / np.maximum(own_px, 1)
-    left = (cx - half[pi]) * h
-    box_h = scale[pi] * attrs["height"][pi] * 0.92 * h
-    ltwh = np.stack([left, top * h, 2 * half[pi] * h, box_h], axis=1)
-    order = np.lexsort((pi, ti))
-    order = order[keep[order]]
-    frames8 = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
-    return WalkerSequence(
-        frames=frames8, frame=ti[order].astype(np.int64) + 1, pid=pi[order].astype(np.int64) + 1,
-        ltwh=ltwh[order], visibility=vis[order], fps=fps,
-    )  # fmt: skip
+    return canvas, vis, own_px > 0
 
 
 def write_walkers_sequence(
