@@ -106,6 +106,20 @@ class ReIDOutput:
         return int(self.part_feats.shape[1])
 
 
+def _check_net_args(
+    num_classes: int, input_size: tuple[int, int], pooling: str, part_head: str
+) -> None:
+    """Raise ``ValueError`` on a bad argument of :class:`SemPartsNet`."""
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    if len(input_size) != 2:
+        raise ValueError(f"input_size must be (H, W), got {input_size}")
+    if pooling not in _POOLINGS:
+        raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+    if part_head not in _PART_HEADS:
+        raise ValueError(f"part_head must be one of {_PART_HEADS}, got {part_head!r}")
+
+
 class SemPartsNet(nn.Module):
     """ResNet backbone + semantic part classifier + mask-pooled part features.
 
@@ -165,14 +179,7 @@ class SemPartsNet(nn.Module):
         std: tuple[float, ...] = IMAGENET_STD,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        if len(input_size) != 2:
-            raise ValueError(f"input_size must be (H, W), got {input_size}")
-        if pooling not in _POOLINGS:
-            raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-        if part_head not in _PART_HEADS:
-            raise ValueError(f"part_head must be one of {_PART_HEADS}, got {part_head!r}")
+        _check_net_args(num_classes, input_size, pooling, part_head)
         self.data_config = default_data_config(
             (int(input_size[0]), int(input_size[1])), tuple(mean), tuple(std)
         )
@@ -209,18 +216,26 @@ class SemPartsNet(nn.Module):
         self.part_pool: PartMaskPooling | None = None
         self.part_necks: MultiBNNeck | None = None
         if parts:
-            if part_head == "decoder":
-                chans = [self.backbone.stage_channels[i] for i in _DECODER_SKIPS] + [dim]
-                self.part_classifier = PartDecoder(chans, NUM_PART_CLASSES, decoder_width)
-            else:
-                self.part_classifier = SemanticPartClassifier(dim, NUM_PART_CLASSES)
-            self.part_pool = PartMaskPooling(
-                hard_resize=hard_resize, visibility_threshold=visibility_threshold
-            )
-            self.part_necks = MultiBNNeck(NUM_BODY_PARTS, dim)
+            self._build_part_branch(decoder_width, hard_resize, visibility_threshold)
         self.id_classifier: MultiLinear | None = (
             MultiLinear(1 + self.num_parts, dim, num_classes) if num_classes > 0 else None
         )
+
+    def _build_part_branch(
+        self, decoder_width: int, hard_resize: str, visibility_threshold: float | None
+    ) -> None:
+        """The part classifier (``self.part_head``), part pooling and part necks, built in
+        this order (the order of their parameters and of their random initialisation)."""
+        dim = self.feat_dim
+        if self.part_head == "decoder":
+            chans = [self.backbone.stage_channels[i] for i in _DECODER_SKIPS] + [dim]
+            self.part_classifier = PartDecoder(chans, NUM_PART_CLASSES, decoder_width)
+        else:
+            self.part_classifier = SemanticPartClassifier(dim, NUM_PART_CLASSES)
+        self.part_pool = PartMaskPooling(
+            hard_resize=hard_resize, visibility_threshold=visibility_threshold
+        )
+        self.part_necks = MultiBNNeck(NUM_BODY_PARTS, dim)
 
     # ------------------------------------------------------------------ stages
     def forward_features(self, images: Tensor) -> Tensor:
@@ -251,6 +266,21 @@ class SemPartsNet(nn.Module):
                 "forward_stages(images)"
             )
         return self.part_classifier([*skips, feature_map])
+
+    def _pooling_masks(
+        self, feature_map: Tensor, part_logits: Tensor, part_labels: Tensor | None
+    ) -> tuple[Tensor, bool]:
+        """The masks to pool ``feature_map`` with and whether they are hard: the given
+        ``part_labels``, else the predicted part maps at the feature map's size (detached
+        with ``detach_masks``)."""
+        if part_labels is not None:
+            return self._given_masks(part_labels, feature_map.shape[0])
+        masks = SemanticPartClassifier.to_maps(part_logits)
+        if masks.shape[-2:] != feature_map.shape[-2:]:
+            masks = _area_pool(masks, feature_map.shape[-2:])
+        if self.detach_masks:
+            masks = masks.detach()
+        return masks, False
 
     def forward_head(
         self,
@@ -290,15 +320,7 @@ class SemPartsNet(nn.Module):
         else:
             assert self.part_pool is not None and self.part_necks is not None
             part_logits = self._part_logits(feature_map, skips)
-            if part_labels is None:
-                masks = SemanticPartClassifier.to_maps(part_logits)
-                if masks.shape[-2:] != feature_map.shape[-2:]:
-                    masks = _area_pool(masks, feature_map.shape[-2:])
-                hard = False
-                if self.detach_masks:
-                    masks = masks.detach()
-            else:
-                masks, hard = self._given_masks(part_labels, batch)
+            masks, hard = self._pooling_masks(feature_map, part_logits, part_labels)
             pooled, vis = self.part_pool(feature_map, masks, hard=hard)  # (B, K+1, C)
             background_feat = pooled[:, 0]
             part_raw = pooled[:, 1:]
