@@ -234,7 +234,6 @@ def fetch(
             file is kept for the next call).
     """
     import requests
-    from tqdm.auto import tqdm
 
     if retries < 0:
         raise ValueError(f"retries={retries} must be >= 0")
@@ -245,51 +244,62 @@ def fetch(
             logger.warning("download of %s failed (%s); retry %d/%d in %.1fs",
                            url, last_error, attempt, retries, delay)
             time.sleep(delay)
-        offset = partial.stat().st_size if partial.exists() else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
-                if resp.status_code == 416 and offset:  # nothing left to send, or stale file
-                    total = _content_range_total(resp.headers.get("Content-Range", ""))
-                    if total == offset:
-                        return
-                    partial.unlink(missing_ok=True)
-                    last_error = DownloadError(f"HTTP 416 for a resume at byte {offset}")
-                    continue
-                if resp.status_code in (408, 429) or resp.status_code >= 500:
-                    last_error = DownloadError(f"HTTP {resp.status_code} for {url}")
-                    continue
-                if resp.status_code >= 400:
-                    raise DownloadError(f"HTTP {resp.status_code} {resp.reason} for {url}")
-                resumed = resp.status_code == 206
-                if resumed and not resp.headers.get("Content-Range", "").startswith(
-                    f"bytes {offset}-"
-                ):
-                    partial.unlink(missing_ok=True)
-                    last_error = DownloadError("server answered a resume with a wrong range")
-                    continue
-                start = offset if resumed else 0
-                length = resp.headers.get("Content-Length")
-                total = start + int(length) if length is not None else None
-                with open(partial, "ab" if resumed else "wb") as fh, tqdm(
-                    total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=partial.name[: -len(".partial")], disable=not progress, leave=False,
-                ) as bar:
-                    for block in resp.iter_content(chunk_size=_NET_CHUNK):
-                        fh.write(block)
-                        bar.update(len(block))
-                size = partial.stat().st_size
-                if total is not None and size < total:
-                    last_error = DownloadError(f"transfer cut at {size} of {total} bytes")
-                    continue
-                return
+            last_error = _attempt(url, partial, progress=progress, timeout=timeout)
         except (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             last_error = exc
+        else:
+            if last_error is None:
+                return
     raise DownloadError(
         f"could not download {url} after {retries + 1} attempts: {last_error}; "
         f"the partial file {partial} is kept and the next call resumes it"
     )
+
+
+def _attempt(
+    url: str, partial: Path, *, progress: bool, timeout: float | tuple[float, float]
+) -> DownloadError | None:
+    """One try of :func:`fetch`: ``None`` when ``partial`` is complete, else the error
+    worth a retry. Raises :class:`DownloadError` on an HTTP error not worth one, and
+    lets the ``requests`` connection errors through."""
+    import requests
+    from tqdm.auto import tqdm
+
+    offset = partial.stat().st_size if partial.exists() else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with requests.get(url, headers=headers, stream=True, timeout=timeout) as resp:
+        if resp.status_code == 416 and offset:  # nothing left to send, or stale file
+            total = _content_range_total(resp.headers.get("Content-Range", ""))
+            if total == offset:
+                return None
+            partial.unlink(missing_ok=True)
+            return DownloadError(f"HTTP 416 for a resume at byte {offset}")
+        if resp.status_code in (408, 429) or resp.status_code >= 500:
+            return DownloadError(f"HTTP {resp.status_code} for {url}")
+        if resp.status_code >= 400:
+            raise DownloadError(f"HTTP {resp.status_code} {resp.reason} for {url}")
+        resumed = resp.status_code == 206
+        if resumed and not resp.headers.get("Content-Range", "").startswith(
+            f"bytes {offset}-"
+        ):
+            partial.unlink(missing_ok=True)
+            return DownloadError("server answered a resume with a wrong range")
+        start = offset if resumed else 0
+        length = resp.headers.get("Content-Length")
+        total = start + int(length) if length is not None else None
+        with open(partial, "ab" if resumed else "wb") as fh, tqdm(
+            total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=partial.name[: -len(".partial")], disable=not progress, leave=False,
+        ) as bar:
+            for block in resp.iter_content(chunk_size=_NET_CHUNK):
+                fh.write(block)
+                bar.update(len(block))
+        size = partial.stat().st_size
+        if total is not None and size < total:
+            return DownloadError(f"transfer cut at {size} of {total} bytes")
+        return None
 
 
 def _content_range_total(header: str) -> int | None:
