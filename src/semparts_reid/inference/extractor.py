@@ -122,6 +122,25 @@ def _resolve_model(source: Any, pretrained: str | None) -> nn.Module:
     return load_model_from_checkpoint(name)
 
 
+def _checked_data_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` when it holds ``input_size`` (H, W), ``mean`` and ``std`` (3 each,
+    std > 0); raises ``ValueError`` saying what is missing or wrong otherwise."""
+    missing = {"input_size", "mean", "std"} - set(config)
+    if missing:
+        raise ValueError(
+            f"the model has no data_config and data_config= lacks {sorted(missing)}; "
+            "expected {'input_size': (H, W), 'mean': (3,), 'std': (3,)}"
+        )
+    if len(config["input_size"]) != 2 or min(config["input_size"]) < 1:
+        raise ValueError(f"data_config input_size must be (H, W), got {config['input_size']}")
+    if len(config["mean"]) != 3 or len(config["std"]) != 3 or min(config["std"]) <= 0:
+        raise ValueError(
+            f"data_config mean/std must hold 3 values (std > 0), got {config['mean']}, "
+            f"{config['std']}"
+        )
+    return config
+
+
 class FeatureExtractor:
     """Turn person crops into L2-normalised re-ID features.
 
@@ -190,20 +209,9 @@ class FeatureExtractor:
             backbone = getattr(self.model, "backbone", None)
             fused = fuse_resnet_conv_bn(backbone) if isinstance(backbone, nn.Module) else 0
             logger.debug("folded %d conv+bn pairs", fused)
-        config = dict(data_config or getattr(self.model, "data_config", None) or {})
-        missing = {"input_size", "mean", "std"} - set(config)
-        if missing:
-            raise ValueError(
-                f"the model has no data_config and data_config= lacks {sorted(missing)}; "
-                "expected {'input_size': (H, W), 'mean': (3,), 'std': (3,)}"
-            )
-        if len(config["input_size"]) != 2 or min(config["input_size"]) < 1:
-            raise ValueError(f"data_config input_size must be (H, W), got {config['input_size']}")
-        if len(config["mean"]) != 3 or len(config["std"]) != 3 or min(config["std"]) <= 0:
-            raise ValueError(
-                f"data_config mean/std must hold 3 values (std > 0), got {config['mean']}, "
-                f"{config['std']}"
-            )
+        config = _checked_data_config(
+            dict(data_config or getattr(self.model, "data_config", None) or {})
+        )
         self.data_config = config
         self.input_size: tuple[int, int] = (int(config["input_size"][0]),
                                             int(config["input_size"][1]))
