@@ -14,7 +14,7 @@ from semparts_reid.engine.cluster_objective import ClusterObjective
 from semparts_reid.engine.clustering import ClusterSettings
 from semparts_reid.engine.config import TrainConfig
 from semparts_reid.engine.objectives import EpochState, TargetObjective, build_objective
-from semparts_reid.inference.evaluation import SplitFeatures
+from semparts_reid.inference import PartFeatures
 from semparts_reid.memory import (
     ClusterMemory,
     agreement_smoothed_targets,
@@ -36,7 +36,7 @@ def cosine_distance(feats: torch.Tensor) -> sparse.csr_matrix:
     return m
 
 
-def _split(n_ids: int = 5, per: int = 6, seed: int = 0) -> SplitFeatures:
+def _split(n_ids: int = 5, per: int = 6, seed: int = 0) -> PartFeatures:
     """Well-separated identities plus two loners (outliers); some parts invisible."""
     g = torch.Generator().manual_seed(seed)
     q = torch.linalg.qr(torch.randn(1 + K, D, D, generator=g)).Q  # orthonormal directions
@@ -48,7 +48,7 @@ def _split(n_ids: int = 5, per: int = 6, seed: int = 0) -> SplitFeatures:
     vis = (torch.rand(n, K, generator=g) > 0.2).float()
     parts = feats[:, 1:] * vis[..., None]
     pids = np.r_[np.repeat(np.arange(n_ids), per), [98, 99]]
-    return SplitFeatures(feats[:, 0].contiguous(), parts, vis, pids, np.zeros(n, np.int64))
+    return PartFeatures(feats[:, 0].contiguous(), parts, vis, pids, np.zeros(n, np.int64))
 
 
 def _objective(**kw: Any) -> ClusterObjective:
@@ -58,7 +58,7 @@ def _objective(**kw: Any) -> ClusterObjective:
     return ClusterObjective(D, 1 + K, **base)
 
 
-def _outputs(split: SplitFeatures, idx: torch.Tensor, noise: float = 0.3) -> dict[str, Any]:
+def _outputs(split: PartFeatures, idx: torch.Tensor, noise: float = 0.3) -> dict[str, Any]:
     g = torch.Generator().manual_seed(1)
     gf = split.global_feat[idx] + noise * torch.randn(len(idx), D, generator=g)
     pf = split.part_feats[idx] + noise * torch.randn(len(idx), K, D, generator=g)
@@ -221,7 +221,7 @@ def test_target_features_are_sharded_by_rank_and_gathered_in_record_order(monkey
 
     def extract(recs):  # noqa: ANN001, ANN202 - the features of exactly these records
         rows = torch.tensor([where[r[0]] for r in recs])
-        return SplitFeatures(split.global_feat[rows], split.part_feats[rows],
+        return PartFeatures(split.global_feat[rows], split.part_feats[rows],
                              split.visibility[rows], split.pids[rows.numpy()],
                              split.camids[rows.numpy()])
 

@@ -12,7 +12,7 @@
   :func:`rank_gallery`: the top-k gallery lists of a few queries (for figures).
 """
 
-from .evaluation import SplitFeatures, evaluate_model, extract_split
+from .evaluation import evaluate_model, extract_split
 from .export import export_onnx
 from .extractor import FeatureExtractor, PartFeatures, load_model_from_checkpoint
 from .fusion import fuse_resnet_conv_bn
@@ -25,7 +25,6 @@ __all__ = [
     "PartFeatures",
     "RankedResults",
     "TrackerEmbedder",
-    "SplitFeatures",
     "clip_boxes",
     "crop_boxes",
     "evaluate_model",

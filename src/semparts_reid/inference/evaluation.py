@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import InputError
@@ -50,11 +48,10 @@ from ..metrics.blocks import DistanceBlocks
 from ..metrics.distance import METRICS, compute_distance
 from ..metrics.part_distance import part_aware_distance, part_aware_distance_blocks
 from ..metrics.rank import ReIDMetrics, evaluate_cmc_map
-from .extractor import FeatureExtractor
+from .extractor import FeatureExtractor, PartFeatures
 
 __all__ = [
     "MODES",
-    "SplitFeatures",
     "evaluate_model",
     "evaluate_model_modes",
     "extract_split",
@@ -65,39 +62,9 @@ __all__ = [
 MODES = ("global", "concat", "parts")
 
 
-@dataclass
-class SplitFeatures:
-    """Features of one split (query or gallery), float32 on the CPU.
-
-    Attributes:
-        global_feat: ``(N, D)``, L2-normalised.
-        part_feats: ``(N, K, D)``, each part L2-normalised, zero where invisible
-            (``K = 0`` for a global-only model).
-        visibility: ``(N, K)``, 1.0 where the part is visible.
-        pids, camids: ``(N,)`` int64 labels of the images (camid ``-1``: unknown).
-        paths: the image paths (``None`` where the features came without them).
-    """
-
-    global_feat: Tensor
-    part_feats: Tensor
-    visibility: Tensor
-    pids: np.ndarray
-    camids: np.ndarray
-    paths: list[str] | None = None
-
-    def __len__(self) -> int:
-        return int(self.global_feat.shape[0])
-
-    @property
-    def num_parts(self) -> int:
-        return int(self.part_feats.shape[1])
-
-    def concat(self) -> Tensor:
-        """``(N, (1 + K) D)``: global and visible parts side by side, renormalised."""
-        if self.num_parts == 0:
-            return self.global_feat
-        parts = self.part_feats * (self.visibility[..., None] > 0.5)
-        return F.normalize(torch.cat([self.global_feat, parts.flatten(1)], dim=1), dim=1)
+# engine/target_features.py still imports this name (engine/ is being refactored by
+# another developer); it goes once that import reads PartFeatures
+SplitFeatures = PartFeatures
 
 
 def _labels(records: Sequence[Any], split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -118,7 +85,7 @@ def _labels(records: Sequence[Any], split: str) -> tuple[list[str], np.ndarray, 
 def extract_split(
     extractor: FeatureExtractor, records: Sequence[Any], *, parts: bool = True,
     split: str = "images",
-) -> SplitFeatures:
+) -> PartFeatures[Tensor]:
     """Run ``extractor`` over ``(path, pid, camid)`` records.
 
     Args:
@@ -136,7 +103,7 @@ def extract_split(
     else:
         g = torch.as_tensor(extractor(paths, return_numpy=False))
         p, v = g.new_zeros(len(g), 0, g.shape[1]), g.new_zeros(len(g), 0)
-    return SplitFeatures(g, p, v, pids, camids, paths)
+    return PartFeatures(g, p, v, pids, camids, paths)
 
 
 def _returns_parts(extractor: FeatureExtractor) -> bool:
@@ -145,8 +112,8 @@ def _returns_parts(extractor: FeatureExtractor) -> bool:
 
 
 def retrieval_input(
-    query: SplitFeatures, gallery: SplitFeatures, mode: str, metric: str = "cosine",
-    *, part_weight: float = 0.5,
+    query: PartFeatures[Tensor], gallery: PartFeatures[Tensor], mode: str,
+    metric: str = "cosine", *, part_weight: float = 0.5,
 ) -> tuple[Tensor, Tensor] | DistanceBlocks:
     """What :func:`evaluate_cmc_map` needs for ``mode``: features, or distance blocks."""
     check_mode(mode, metric)
@@ -161,7 +128,7 @@ def retrieval_input(
 
 
 def distance_matrix(
-    a: SplitFeatures, b: SplitFeatures, mode: str, metric: str = "cosine",
+    a: PartFeatures[Tensor], b: PartFeatures[Tensor], mode: str, metric: str = "cosine",
     *, part_weight: float = 0.5,
 ) -> Tensor:
     """The full ``(len(a), len(b))`` distance matrix of ``mode`` (for re-ranking)."""
@@ -264,7 +231,7 @@ def evaluate_model(
 
 
 def _score(
-    q: SplitFeatures, g: SplitFeatures, mode: str, metric: str, *, rerank: bool,
+    q: PartFeatures[Tensor], g: PartFeatures[Tensor], mode: str, metric: str, *, rerank: bool,
     rerank_kwargs: Mapping[str, Any] | None, part_weight: float, protocol: str,
     ap_mode: str, max_rank: int,
 ) -> ReIDMetrics:
@@ -286,8 +253,9 @@ def _score(
         scored = re_ranking_from_features(fq, fg, metric, **dict(rerank_kwargs or {}))
     else:
         scored = retrieval_input(q, g, mode, metric, part_weight=part_weight)
+    (q_pids, q_camids), (g_pids, g_camids) = q.labels("query"), g.labels("gallery")
     return evaluate_cmc_map(
-        scored, q.pids, g.pids, q.camids, g.camids, metric=metric, max_rank=max_rank,
+        scored, q_pids, g_pids, q_camids, g_camids, metric=metric, max_rank=max_rank,
         protocol=protocol, ap_mode=ap_mode,
         query_in_gallery=None if q.paths is None or g.paths is None
         else query_gallery_index(q.paths, g.paths),

@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -50,20 +50,66 @@ logger = logging.getLogger(__name__)
 ArrayLike = np.ndarray | Tensor
 
 
+FeatureArray = TypeVar("FeatureArray", np.ndarray, Tensor)
+
+
 @dataclass
-class PartFeatures:
-    """Output of :meth:`FeatureExtractor.extract_parts` (numpy arrays or CPU tensors).
+class PartFeatures(Generic[FeatureArray]):
+    """Global and part features of ``N`` images, with their labels where known.
+
+    :meth:`FeatureExtractor.extract_parts` returns one without labels (numpy arrays or
+    CPU tensors); :func:`~semparts_reid.inference.extract_split` returns one split
+    (query, gallery or a training set) as float32 CPU tensors with its ``pids``,
+    ``camids`` and ``paths``.
 
     Attributes:
         global_feat: ``(N, D)`` float32, L2-normalised.
         part_feats: ``(N, K, D)`` float32, each part L2-normalised (zero where invisible);
             ``K = 3`` (head, upper, lower), ``K = 0`` for global-only models.
         visibility: ``(N, K)`` float32, 1.0 where the part is visible.
+        pids, camids: ``(N,)`` int64 labels of the images (camid ``-1``: unknown), or
+            ``None`` where the features came without labels.
+        paths: the image paths (``None`` where the features came without them).
+
+    Example:
+        >>> import torch
+        >>> f = PartFeatures(torch.eye(2), torch.zeros(2, 0, 2), torch.zeros(2, 0))
+        >>> len(f), f.num_parts, f.concat().shape
+        (2, 0, torch.Size([2, 2]))
     """
 
-    global_feat: ArrayLike
-    part_feats: ArrayLike
-    visibility: ArrayLike
+    global_feat: FeatureArray
+    part_feats: FeatureArray
+    visibility: FeatureArray
+    pids: np.ndarray | None = None
+    camids: np.ndarray | None = None
+    paths: list[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.global_feat.shape[0])
+
+    @property
+    def num_parts(self) -> int:
+        """``K``, the number of parts (0 for a global-only model)."""
+        return int(self.part_feats.shape[1])
+
+    def labels(self, split: str = "features") -> tuple[np.ndarray, np.ndarray]:
+        """``(pids, camids)``; raises :class:`InputError` naming ``split`` without them."""
+        if self.pids is None or self.camids is None:
+            raise InputError(
+                f"{split}: these features have no pids/camids; expected the features of "
+                "extract_split(extractor, records)"
+            )
+        return self.pids, self.camids
+
+    def concat(self) -> Tensor:
+        """``(N, (1 + K) D)``: global and visible parts side by side, renormalised."""
+        g = torch.as_tensor(self.global_feat)
+        if self.num_parts == 0:
+            return g
+        visible = torch.as_tensor(self.visibility)[..., None] > 0.5
+        parts = torch.as_tensor(self.part_feats) * visible
+        return F.normalize(torch.cat([g, parts.flatten(1)], dim=1), dim=1)
 
 
 def load_model_from_checkpoint(
@@ -252,11 +298,13 @@ class FeatureExtractor:
         return self._out(feats, inputs, return_numpy)
 
     def extract_parts(self, inputs: Any, *, bgr: bool = False,
-                      return_numpy: bool | None = None) -> PartFeatures:
-        """Global ``(N, D)``, part ``(N, K, D)`` features and visibility ``(N, K)``."""
+                      return_numpy: bool | None = None) -> PartFeatures[Any]:
+        """Global ``(N, D)``, part ``(N, K, D)`` features and visibility ``(N, K)``
+        (numpy arrays or CPU tensors as for :meth:`__call__`; no labels)."""
         g, p, v = self._run(inputs, bgr, parts=True)
         assert p is not None and v is not None
-        return PartFeatures(*(self._out(t, inputs, return_numpy) for t in (g, p, v)))
+        out_g, out_p, out_v = (self._out(t, inputs, return_numpy) for t in (g, p, v))
+        return PartFeatures(out_g, out_p, out_v)
 
     @property
     def feat_dim(self) -> int | None:

@@ -30,18 +30,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..errors import InputError
 from ._resolve import resolved_extractor
 from .evaluation import (
-    SplitFeatures,
     check_mode,
     distance_matrix,
     extract_split,
     query_gallery_index,
 )
-from .extractor import FeatureExtractor
+from .extractor import FeatureExtractor, PartFeatures
 
 __all__ = ["RankedResults", "pick_queries", "rank_gallery", "top_k_ranked"]
 
@@ -175,7 +174,7 @@ def rank_gallery(
     part_weight: float = 0.5,
     include_junk: bool = True,
     junk_pids: Sequence[int] = (),
-    gallery_features: SplitFeatures | None = None,
+    gallery_features: PartFeatures[Tensor] | None = None,
     device: str | torch.device = "auto",
     precision: str = "auto",
     batch_size: int = 64,
@@ -227,7 +226,8 @@ def rank_gallery(
               else extract_split(extractor, gallery, parts=parts, split="gallery"))
     dist = distance_matrix(qf, gf, mode, metric, part_weight=part_weight)
     own = query_gallery_index([str(r[0]) for r in chosen], [str(r[0]) for r in gallery])
-    res = top_k_ranked(dist, qf.pids, gf.pids, qf.camids, gf.camids, top_k,
+    (q_pids, q_camids), (g_pids, g_camids) = qf.labels("query"), gf.labels("gallery")
+    res = top_k_ranked(dist, q_pids, g_pids, q_camids, g_camids, top_k,
                        include_junk=include_junk, junk_pids=junk_pids, query_in_gallery=own)
     res.query_indices = picks
     return res
