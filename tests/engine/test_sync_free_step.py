@@ -78,9 +78,9 @@ def test_the_counter_sees_read_backs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The mock works: package code that reads tensors back is counted."""
     counter = SyncCounter()
     counter.install(monkeypatch)
-    from semparts_reid.engine.step import check_finite
+    from semparts_reid.engine.step import check_finite_losses
 
-    check_finite({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, "here")
+    check_finite_losses({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, "here")
     assert len(counter.calls) == 2 and all("step.py" in c for c in counter.calls)
     float(torch.tensor(1.0))  # from the test itself: not the package's
     assert len(counter.calls) == 2

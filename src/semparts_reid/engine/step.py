@@ -37,7 +37,7 @@ __all__ = [
     "StepNet",
     "camstyle_swap",
     "FiniteGuard",
-    "check_finite",
+    "check_finite_losses",
     "source_triplet_term",
     "step_losses",
     "wrap_step_net",
@@ -83,7 +83,7 @@ def _non_finite(where: str, name: str, value: float, seen: str = "") -> NonFinit
     )
 
 
-def check_finite(terms: dict[str, Tensor], where: str) -> None:
+def check_finite_losses(terms: dict[str, Tensor], where: str) -> None:
     """Raise :class:`NonFiniteLossError` naming ``where`` and the first non-finite term.
 
     Reads every term back to the host: one GPU synchronisation per term. The trainer's

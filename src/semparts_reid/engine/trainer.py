@@ -62,7 +62,7 @@ from .epoch import run_epoch
 from .loggers import MetricsLogger
 from .objectives import EpochState, TargetObjective
 from .optim import build_optimizer
-from .step import NonFiniteLossError, camstyle_swap, check_finite, step_losses, wrap_step_net
+from .step import NonFiniteLossError, camstyle_swap, check_finite_losses, step_losses, wrap_step_net
 from .trainer_setup import (
     check_labels_once,
     check_trainer_args,
@@ -386,7 +386,7 @@ class DomainAdaptTrainer:
                             config=self.config, use_parts=self.use_parts,
                             check_labels=checked or not self._pids_checked)
         if checked:
-            check_finite(terms, where)
+            check_finite_losses(terms, where)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["loss"]).backward()
         self.scaler.step(self.optimizer)
