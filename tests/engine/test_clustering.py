@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import warnings
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 from scipy import sparse
 from sklearn.cluster import DBSCAN
 
-import semparts_reid.engine.clustering as clustering
 from semparts_reid.engine.clustering import ClusterSettings, cluster_counts, dbscan_labels
 from semparts_reid.errors import InputError
 
@@ -40,10 +38,6 @@ def _dense_reference(dist: sparse.csr_matrix, eps: float, min_samples: int) -> n
     dense[coo.row, coo.col] = coo.data  # stored entries, explicit zeros included
     np.fill_diagonal(dense, 0.0)
     return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(dense)
-
-
-def test_docstring_example_holds() -> None:
-    assert doctest.testmod(clustering).failed == 0
 
 
 @pytest.mark.parametrize("seed", range(6))

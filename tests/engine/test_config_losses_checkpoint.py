@@ -206,15 +206,6 @@ def test_step_losses_weights_and_head_reduction(mix: str, heads: str) -> None:
     assert "part_map" not in terms
 
 
-def test_config_docstring_example_holds() -> None:
-    import doctest
-
-    import semparts_reid.engine.config as module
-
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_part_table_reaches_the_training_dataset(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from typing import Any
 
 import pytest
 import torch
 from engine_helpers import tiny_config, tiny_model
 
-from semparts_reid.engine import objectives
 from semparts_reid.engine.config import TrainConfig
 from semparts_reid.engine.objectives import (
     EpochState,
@@ -26,10 +24,6 @@ def _outputs(b: int, k: int, d: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return {"global_feat": torch.randn(b, d, generator=g),
             "part_feats": torch.randn(b, k, d, generator=g),
             "visibility": torch.ones(b, k)}
-
-
-def test_docstring_example_holds() -> None:
-    assert doctest.testmod(objectives).failed == 0
 
 
 def test_exemplar_objective_is_the_memory_loss_and_update() -> None:

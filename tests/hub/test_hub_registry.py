@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import doctest
-import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -100,13 +98,6 @@ def test_hub_modules_import_no_private_name_from_each_other() -> None:
             if isinstance(node, ast.ImportFrom) and node.level:
                 found += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert found == []
-
-
-@pytest.mark.parametrize("name", ["", ".constants", ".registry"])
-def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(f"semparts_reid.hub{name}")
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_imagenet_normalisation_is_defined_once() -> None:

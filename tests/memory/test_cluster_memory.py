@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import os
 from pathlib import Path
 
@@ -37,10 +36,6 @@ def _ref_reset(feats, labels, vis, c):  # noqa: ANN001, ANN202
                 m = torch.stack([F.normalize(feats[i, h], dim=0) for i in rows]).mean(0)
                 bank[h, k] = F.normalize(m, dim=0)
     return bank
-
-
-def test_docstring_example_holds() -> None:
-    assert doctest.testmod(cluster_module).failed == 0
 
 
 def test_reset_is_the_normalised_mean_of_visible_members() -> None:

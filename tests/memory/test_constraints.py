@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import itertools
 
 import numpy as np
 import pytest
 import torch
 
-import semparts_reid.memory.constraints as constraints_module
 from semparts_reid.errors import InputError
 from semparts_reid.memory import (
     ExemplarMemory,
@@ -18,10 +16,6 @@ from semparts_reid.memory import (
     constrain_cluster_labels,
     constrain_neighbours,
 )
-
-
-def test_docstring_examples_hold() -> None:
-    assert doctest.testmod(constraints_module).failed == 0
 
 
 # ------------------------------------------------------------------ VideoConstraints

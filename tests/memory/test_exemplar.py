@@ -204,12 +204,3 @@ def test_memory_is_not_a_parameter_and_gradient_flows_to_features() -> None:
     mem.loss(f, torch.arange(4), neighbours=True).backward()
     assert f.grad is not None and torch.isfinite(f.grad).all()
     assert mem.slots.grad is None
-
-
-def test_docstring_example_holds() -> None:
-    import doctest
-
-    import semparts_reid.memory.exemplar as module
-
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0

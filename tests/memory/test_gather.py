@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import os
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import semparts_reid.memory.gather as gather
 from semparts_reid.memory import all_gather_rows, world_size
 
 
@@ -26,11 +24,6 @@ def test_engine_reexports_the_same_function() -> None:
 
     assert distributed.all_gather_rows is all_gather_rows
     assert "all_gather_rows" in distributed.__all__
-
-
-def test_docstring_example_holds() -> None:
-    result = doctest.testmod(gather)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def _worker(rank: int, world: int, store: str, outdir: str) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
 
-from semparts_reid.metrics import blocks as blocks_module
 from semparts_reid.metrics.blocks import DistanceBlocks
 from semparts_reid.metrics.part_distance import part_aware_distance, part_aware_distance_blocks
 from semparts_reid.metrics.rank import evaluate_cmc_map
@@ -18,10 +15,6 @@ def _of(dist: np.ndarray) -> DistanceBlocks:
     q = dist.shape[0]
     return DistanceBlocks(dist.shape, lambda n: ((a, min(a + n, q), dist[a:a + n])
                                                  for a in range(0, q, n)))
-
-
-def test_docstring_example_holds() -> None:
-    assert doctest.testmod(blocks_module).failed == 0
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 50])

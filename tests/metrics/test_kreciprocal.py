@@ -289,13 +289,3 @@ def test_gpu_search_matches_cpu() -> None:
     f = np.concatenate([q, g])
     np.testing.assert_allclose(_dense(jaccard_distance(f, k1=8, device="cuda")),
                                _dense(jaccard_distance(f, k1=8)), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["kreciprocal", "rerank"])
-def test_docstring_examples(name: str) -> None:
-    import doctest
-    import importlib
-
-    module = importlib.import_module(f"semparts_reid.metrics.{name}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
