@@ -1,5 +1,5 @@
 """The one rule for images without part maps (``losses._auto_part_targets``), shared by
-``part_targets("auto")`` and ``step.part_map_term``'s host-summarised path."""
+``part_targets("auto")`` and ``losses.part_map_term``'s host-summarised path."""
 
 from __future__ import annotations
 

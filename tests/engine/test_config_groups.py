@@ -78,8 +78,10 @@ def test_recipes_are_registered_documented_and_paper_is_the_default() -> None:
     cp = TrainConfig.from_recipe("cluster-parts", epochs=3)
     assert (cp.target_objective, cp.parts.use_parts, cp.optim.epochs) == ("cluster", True, 3)
     assert cp.cluster == ClusterConfig()  # the current cluster defaults
-    for recipe in RECIPES.values():
+    for recipe in RECIPES.values():  # each one's choices are known, valid fields
         assert recipe.summary and recipe.measured and isinstance(recipe, Recipe)
+        assert TrainConfig.from_recipe(recipe.name).to_flat_dict().items() >= (
+            recipe.overrides().items())
     with pytest.raises(InputError, match="unknown recipe 'nope'"):
         get_recipe("nope")
     with pytest.raises(dataclasses.FrozenInstanceError):

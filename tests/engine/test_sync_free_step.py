@@ -253,7 +253,7 @@ def test_part_term_from_the_host_summary_equals_the_device_path(
 ) -> None:
     from semparts_reid.engine.config import TrainConfig
     from semparts_reid.engine.loaders import collate_batch
-    from semparts_reid.engine.step import part_map_term
+    from semparts_reid.engine.losses import part_map_term
 
     labels, _, unlabeled = source.partition("/")
     cfg = TrainConfig().replace(part_labels=labels, unlabeled_part_labels=unlabeled or "self",

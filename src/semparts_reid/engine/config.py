@@ -581,7 +581,7 @@ class TrainConfig:
         ``overrides`` (flat names, as :meth:`replace`) on top."""
         from .recipes import get_recipe
 
-        return get_recipe(name).config(**overrides)
+        return cls().replace(**{**get_recipe(name).overrides(), **overrides})
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with ``changes`` applied. Keys are flat field names

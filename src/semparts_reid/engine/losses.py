@@ -10,6 +10,8 @@
 * :func:`triplet_loss`: batch-hard triplet loss (hardest positive, hardest negative per
   anchor) with a fixed or a soft margin, on global or per-part features.
 * :func:`stack_heads`: ``(B, 1+K, D)`` features (global first) for the exemplar memory.
+* :func:`part_map_term`: the part-map loss of one batch as the config asks (labels by
+  :func:`part_targets`'s rule, then the pixel-wise loss): the step's one entry point.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..layers.part_classifier import confident_part_labels
+from ..layers.part_classifier import confident_part_labels, part_map_loss
 from ..layers.part_clustering import band_labels, pseudo_part_labels
 from ..layers.parts import IGNORE_INDEX
+from .config import TrainConfig
 
-__all__ = ["identity_loss", "part_targets", "reduce_heads", "stack_heads", "triplet_loss"]
+__all__ = [
+    "identity_loss",
+    "part_map_term",
+    "part_targets",
+    "reduce_heads",
+    "stack_heads",
+    "triplet_loss",
+]
 
 
 def identity_loss(
@@ -278,7 +288,7 @@ def _auto_part_targets(
     the others.
 
     The one statement of that rule: :func:`part_targets` calls it with ``known`` computed
-    on the device, :func:`~.step.part_map_term` with the mask its loader summarised on
+    on the device, :func:`part_map_term` with the mask its loader summarised on
     the host (no GPU synchronisation).
 
     Args:
@@ -334,3 +344,62 @@ def memory_heads(
         )
     vis = outputs["visibility"].float() if feats.shape[1] > 1 else None
     return feats.float(), vis
+
+
+def part_map_term(
+    out: dict[str, Any], batch: dict[str, Any], config: TrainConfig, *, check_labels: bool = True
+) -> Tensor | None:
+    """Pixel-wise part loss of one batch (None without part logits or labels): the
+    training's one entry point to the part-map loss (labels by :func:`part_targets`'s
+    rule, loss by :func:`~semparts_reid.layers.part_classifier.part_map_loss`).
+
+    ``config`` (a :class:`~.config.TrainConfig`) gives the label source
+    (``part_labels``), what ``"auto"`` uses for images without maps
+    (``unlabeled_part_labels``, ``self_label_threshold``) and the loss
+    (``part_dice_weight``, ``part_class_balance``).
+
+    A batch of the trainer's loader carries ``parts_known`` (``"all"``, ``"some"`` or
+    ``"none"``: which images have a labelled pixel, summarised on the host when the
+    batch was collated) and ``has_parts`` (B,) bool: with them the choice between label
+    maps and the fallback labels needs no GPU synchronisation. Other batches (no
+    ``parts_known``) are inspected on the device, as :func:`part_targets` does.
+    The loss is the same either way.
+    """
+    source = config.parts.part_labels
+    if source == "none" or out.get("part_logits") is None:
+        return None
+    size = tuple(batch["image"].shape[-2:])
+    parts, fmap = batch.get("parts"), out["feature_map"]
+    known = batch.get("parts_known")
+    labels: Tensor | None
+    if isinstance(known, str) and parts is not None and source in ("auto", "gt"):
+        if source == "gt" and known == "none":
+            return None
+        if known == "all" or source == "gt":
+            labels = parts.long()
+        else:  # "auto" over a batch with images without maps: the fallback for those
+            some = known != "none"
+            labels = _auto_part_targets(
+                parts if some else None, batch["has_parts"] if some else None,
+                unlabeled=config.parts.unlabeled_part_labels, feature_map=fmap,
+                image_size=(int(size[0]), int(size[1])), part_logits=out.get("part_logits"),
+                threshold=config.parts.self_label_threshold,
+                class_portion=config.parts.self_label_class_portion)
+            if labels is None:
+                return None
+    else:
+        labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
+                              part_logits=out.get("part_logits"),
+                              unlabeled=config.parts.unlabeled_part_labels,
+                              threshold=config.parts.self_label_threshold,
+                              class_portion=config.parts.self_label_class_portion)
+        # only maps alone ("gt") can leave a whole batch unknown often enough to matter
+        # (checked on the host); confident self labels rarely do, and an all-ignored
+        # batch gives an exact zero loss without a GPU synchronisation
+        maps_only = source == "gt" or (
+            source == "auto" and config.parts.unlabeled_part_labels == "none")
+        if labels is None or ((maps_only or fmap is None) and not has_labels(labels)):
+            return None
+    return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels,
+                         dice_weight=config.parts.part_dice_weight,
+                         class_balance=config.parts.part_class_balance)

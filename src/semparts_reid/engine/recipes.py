@@ -15,8 +15,12 @@ measured.
   cluster defaults.
 
 The registry is :data:`RECIPES`; a new method adds one entry (:func:`register_recipe`).
+This module is data only (it does not import the config, which imports it to build
+``TrainConfig.from_recipe``); ``tests/engine/test_config_groups.py`` builds every
+recipe's config.
 
 Example:
+    >>> from semparts_reid.engine.config import TrainConfig
     >>> list_recipes()[:3]
     ['paper', 'parts-aux', 'cluster-parts']
     >>> cfg = TrainConfig.from_recipe("parts-aux", epochs=2)
@@ -32,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .config import TrainConfig
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "list_recipes", "register_recipe"]
 
@@ -59,21 +62,15 @@ class Recipe:
         """:attr:`choices` as a dict (flat field names)."""
         return dict(self.choices)
 
-    def config(self, **overrides: Any) -> TrainConfig:
-        """``TrainConfig()`` with the recipe's choices, then ``overrides``, applied."""
-        return TrainConfig().replace(**{**self.overrides(), **overrides})
-
 
 #: every recipe by name, in the order ``--recipe`` lists them
 RECIPES: dict[str, Recipe] = {}
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
-    """Add ``recipe`` to :data:`RECIPES` (its choices are validated now); a name that is
-    taken raises ``InputError``."""
+    """Add ``recipe`` to :data:`RECIPES`; a name that is taken raises ``InputError``."""
     if recipe.name in RECIPES:
         raise InputError(f"recipe {recipe.name!r} exists already")
-    recipe.config()  # an unknown field or a bad value fails here, not at the first use
     RECIPES[recipe.name] = recipe
     return recipe
 

@@ -20,16 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..layers.part_classifier import part_map_loss
 from .config import TrainConfig
-from .losses import (
-    _auto_part_targets,
-    has_labels,
-    identity_loss,
-    part_targets,
-    reduce_heads,
-    triplet_loss,
-)
+from .losses import identity_loss, part_map_term, reduce_heads, triplet_loss
 from .objectives import TargetObjective
 
 __all__ = [
@@ -175,63 +167,6 @@ def camstyle_swap(batch_t: dict[str, Any], num_cams: int, enabled: bool = True) 
     cams = max(2, int(num_cams))
     swap = torch.rand(x.shape[0], device=x.device) < (cams - 1) / cams
     return torch.where(swap[:, None, None, None], batch_t["image_cam"], x)
-
-
-def part_map_term(
-    out: dict[str, Any], batch: dict[str, Any], config: Any, *, check_labels: bool = True
-) -> Tensor | None:
-    """Pixel-wise part loss of one batch (None without part logits or labels).
-
-    ``config`` (a :class:`~.config.TrainConfig`) gives the label source
-    (``part_labels``), what ``"auto"`` uses for images without maps
-    (``unlabeled_part_labels``, ``self_label_threshold``) and the loss
-    (``part_dice_weight``, ``part_class_balance``).
-
-    A batch of the trainer's loader carries ``parts_known`` (``"all"``, ``"some"`` or
-    ``"none"``: which images have a labelled pixel, summarised on the host when the
-    batch was collated) and ``has_parts`` (B,) bool: with them the choice between label
-    maps and the fallback labels needs no GPU synchronisation. Other batches (no
-    ``parts_known``) are inspected on the device, as :func:`~.losses.part_targets` does.
-    The loss is the same either way.
-    """
-    source = config.parts.part_labels
-    if source == "none" or out.get("part_logits") is None:
-        return None
-    size = tuple(batch["image"].shape[-2:])
-    parts, fmap = batch.get("parts"), out["feature_map"]
-    known = batch.get("parts_known")
-    labels: Tensor | None
-    if isinstance(known, str) and parts is not None and source in ("auto", "gt"):
-        if source == "gt" and known == "none":
-            return None
-        if known == "all" or source == "gt":
-            labels = parts.long()
-        else:  # "auto" over a batch with images without maps: the fallback for those
-            some = known != "none"
-            labels = _auto_part_targets(
-                parts if some else None, batch["has_parts"] if some else None,
-                unlabeled=config.parts.unlabeled_part_labels, feature_map=fmap,
-                image_size=(int(size[0]), int(size[1])), part_logits=out.get("part_logits"),
-                threshold=config.parts.self_label_threshold,
-                class_portion=config.parts.self_label_class_portion)
-            if labels is None:
-                return None
-    else:
-        labels = part_targets(source, parts=parts, feature_map=fmap, image_size=size,
-                              part_logits=out.get("part_logits"),
-                              unlabeled=config.parts.unlabeled_part_labels,
-                              threshold=config.parts.self_label_threshold,
-                              class_portion=config.parts.self_label_class_portion)
-        # only maps alone ("gt") can leave a whole batch unknown often enough to matter
-        # (checked on the host); confident self labels rarely do, and an all-ignored
-        # batch gives an exact zero loss without a GPU synchronisation
-        maps_only = source == "gt" or (
-            source == "auto" and config.parts.unlabeled_part_labels == "none")
-        if labels is None or ((maps_only or fmap is None) and not has_labels(labels)):
-            return None
-    return part_map_loss(out["part_logits"].float(), labels, check_labels=check_labels,
-                         dice_weight=config.parts.part_dice_weight,
-                         class_balance=config.parts.part_class_balance)
 
 
 def source_triplet_term(
