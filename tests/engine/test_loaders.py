@@ -51,7 +51,7 @@ def test_a_seed_keeps_the_batches_of_earlier_releases() -> None:
 
 
 def test_build_train_loader_yields_this_ranks_batches() -> None:
-    cfg = SimpleNamespace(num_workers=0)
+    cfg = SimpleNamespace(runtime=SimpleNamespace(num_workers=0))
     loader = build_train_loader(list(range(24)), PIDS, cfg, global_batch=8, steps=3, seed=7,
                                 num_instances=4, rank=1, world=2)
     expected = train_sampler(24, PIDS, global_batch=8, steps=3, seed=7, num_instances=4,

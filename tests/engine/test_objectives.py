@@ -112,7 +112,8 @@ class _Recording:
 
 def test_trainer_drives_a_user_objective(tiny_pair, tmp_path) -> None:
     a, b = tiny_pair
-    cfg = tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=2, part_labels="none")
+    cfg = tiny_config(str(tmp_path), epochs=1, max_steps_per_epoch=2, part_labels="none",
+                      keep_resume=True)  # last.pt holds the objective; adapt_final.pt does not
     user = _Recording()
     trainer = DomainAdaptTrainer(tiny_model(a.num_train_pids), a, b, cfg, objective=user)
     assert trainer.objective is user and trainer.memory is None
@@ -126,7 +127,7 @@ def test_trainer_drives_a_user_objective(tiny_pair, tmp_path) -> None:
     assert saved == {"calls": 5}
     resumed = DomainAdaptTrainer(tiny_model(a.num_train_pids), a, b, cfg,
                                  objective=_Recording())
-    resumed.resume(tmp_path / "adapt_final.pt")
+    resumed.resume(tmp_path / "last.pt")
     assert resumed.objective.calls == [("load", 5)]  # type: ignore[union-attr]
 
 
