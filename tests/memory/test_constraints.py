@@ -314,3 +314,26 @@ def test_large_inputs_need_no_pairwise_matrix() -> None:
     out, st = constrain_cluster_labels(labels, vc)
     assert st.cannot_link_violations_before > 0 == st.cannot_link_violations_after
     assert out.shape == (n,) and st.tracklets_unified > 0
+
+
+def test_exemplar_loss_takes_neighbour_weights_in_place_of_its_top_k() -> None:
+    # weights 1/k on the k nearest slots other than the own one: ECN's loss exactly
+    from semparts_reid.memory import ExemplarMemory
+
+    torch.manual_seed(0)
+    mem = ExemplarMemory(12, 6, num_heads=2, knn=3)
+    mem.slots.copy_(torch.nn.functional.normalize(torch.randn(2, 12, 6), dim=2))
+    feats, idx = torch.randn(5, 2, 6), torch.tensor([0, 3, 4, 7, 11])
+
+    def topk_weights(z: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        top = z.topk(3, dim=-1).indices
+        w = torch.zeros_like(z).scatter_(2, top, 1 / 3)
+        return w.scatter_(2, i.view(1, -1, 1).expand(z.shape[0], -1, 1), 0.0)
+
+    want = mem.loss(feats, idx, neighbours=True, reduction="none")
+    got = mem.loss(feats, idx, neighbours=True, reduction="none", neighbour_weights=topk_weights)
+    # the same terms summed in another order: float32 round-off of a sum of k + 1 terms
+    torch.testing.assert_close(got, want, rtol=0, atol=8 * torch.finfo(torch.float32).eps * 10)
+    plain = mem.loss(feats, idx, neighbours=False, reduction="none",
+                     neighbour_weights=topk_weights)  # ignored without neighbours
+    assert torch.equal(plain, mem.loss(feats, idx, neighbours=False, reduction="none"))

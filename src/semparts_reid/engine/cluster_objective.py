@@ -46,7 +46,9 @@ from torch import Tensor
 
 from ..memory import (
     ClusterMemory,
+    VideoConstraints,
     agreement_smoothed_targets,
+    constrain_cluster_labels,
     knn_agreement,
     refined_global_targets,
 )
@@ -85,6 +87,10 @@ class ClusterObjective:
         distance_fn: the sparse distance to cluster (default: the k-reciprocal Jaccard
             distance with ``settings.k1`` / ``k2``).
         memory: use this :class:`ClusterMemory` (gives ``feat_dim`` and ``num_heads``).
+        constraints: a video target's must-links (tracklets) and cannot-links (crops of
+            one frame): DBSCAN's labels are made to obey them each epoch
+            (:func:`~semparts_reid.memory.constrain_cluster_labels`), and
+            :meth:`epoch_metrics` reports how many links that added and removed.
     """
 
     name = "cluster"
@@ -109,6 +115,7 @@ class ClusterObjective:
         progress: bool = False,
         distance_fn: DistanceFn | None = None,
         memory: ClusterMemory | None = None,
+        constraints: VideoConstraints | None = None,
     ) -> None:
         if head_reduction not in ("sum", "mean"):
             raise ValueError(f"head_reduction must be 'sum' or 'mean', got {head_reduction!r}")
@@ -129,6 +136,8 @@ class ClusterObjective:
         self.part_weight = float(part_weight)
         self.progress = progress
         self.distance_fn = distance_fn
+        self.constraints = constraints
+        self.video_stats: dict[str, int] = {}
         dev = self.memory.device
         self.labels = torch.zeros(0, dtype=torch.long, device=dev)  # (N,), -1: outlier
         self.agreement = torch.zeros(0, self.num_parts, device=dev)  # (N, K)
@@ -138,6 +147,7 @@ class ClusterObjective:
     def from_config(
         cls, cluster: ClusterConfig, parts: PartsConfig, *, feat_dim: int, num_heads: int,
         device: torch.device | str | None = None, progress: bool = False,
+        constraints: VideoConstraints | None = None,
     ) -> ClusterObjective:
         """The objective of a config's ``cluster`` and ``parts`` groups
         (``cluster_images_per_identity`` given: the settings derived from it)."""
@@ -155,6 +165,7 @@ class ClusterObjective:
             part_smoothing=cluster.cluster_part_smoothing, beta=cluster.cluster_beta,
             agreement_k=cluster.cluster_agreement_k, head_reduction=parts.head_reduction,
             part_weight=parts.part_head_weight, device=device, progress=progress,
+            constraints=constraints,
         )
 
     @property
@@ -174,7 +185,7 @@ class ClusterObjective:
         g, parts, vis = self._split_tensors(split)
         main = get_rank() == 0
         payload = self._cluster(g, parts, vis, state) if main else None
-        labels_np, agree = broadcast_object(payload)
+        labels_np, agree, self.video_stats = broadcast_object(payload)
         dev = self.memory.device
         self.labels = torch.as_tensor(labels_np, dtype=torch.long).to(dev)
         self.agreement = torch.as_tensor(agree, dtype=torch.float32).to(dev)
@@ -206,8 +217,19 @@ class ClusterObjective:
 
     def _cluster(
         self, g: Tensor, parts: Tensor, vis: Tensor, state: EpochState
+    ) -> tuple[np.ndarray, Tensor, dict[str, int]]:
+        """Rank 0's work: pseudo-labels (made to obey the video constraints, if any),
+        agreement scores and the constraints' counts."""
+        labels, agree = self._dbscan_and_agreement(g, parts, vis, state)
+        if self.constraints is None:
+            return labels, agree, {}
+        labels, stats = constrain_cluster_labels(labels, self.constraints)
+        return labels, agree, {f"video_{k}": v for k, v in stats.as_dict().items()}
+
+    def _dbscan_and_agreement(
+        self, g: Tensor, parts: Tensor, vis: Tensor, state: EpochState
     ) -> tuple[np.ndarray, Tensor]:
-        """Rank 0's work: pseudo-labels and agreement scores (with a progress bar)."""
+        """DBSCAN's pseudo-labels and the parts' agreement scores (with a progress bar)."""
         from tqdm.auto import tqdm
 
         steps = ["jaccard distance", "dbscan"]
@@ -245,7 +267,7 @@ class ClusterObjective:
     def epoch_metrics(self) -> dict[str, Any]:
         """What the trainer adds to the epoch's record (``metrics.jsonl``)."""
         clusters, outliers = self.epoch_counts()
-        return {"clusters": clusters, "outliers": outliers}
+        return {"clusters": clusters, "outliers": outliers, **self.video_stats}
 
     # ------------------------------------------------------------------ steps
     def _heads(self, outputs: Mapping[str, Any]) -> tuple[Tensor, Tensor | None]:

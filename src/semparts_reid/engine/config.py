@@ -71,7 +71,7 @@ __all__ = [
 
 SEED_LIMIT = 2**64  # torch generators take seeds in [0, 2**64)
 
-PartLabelSource = Literal["auto", "gt", "pseudo", "self", "band", "none"]
+PartLabelSource = Literal["auto", "gt", "pseudo", "self", "band", "none", "parser"]
 EvalMode = Literal["global", "concat", "parts"]
 ObjectiveName = Literal["ecn", "cluster"]
 
@@ -298,7 +298,10 @@ class PartsConfig(_Group):
         "the unlabeled_part_labels source for the others), 'gt' (label maps on disk only: "
         "ground truth or a parser's), 'pseudo' (self-supervised clustering of the current "
         "feature maps, at every step), 'self' (the part classifier's own confident "
-        "predictions), 'band' (fixed horizontal bands), 'none' (no part-map loss)",
+        "predictions), 'band' (fixed horizontal bands), 'none' (no part-map loss), 'parser' "
+        "(as 'auto', but the images of parser_domains take their maps from the parser_maps "
+        "folder(s) instead of beside the image; a crop without a parser map falls back to "
+        "unlabeled_part_labels, and their count is logged)",
     )
     unlabeled_part_labels: Literal["self", "pseudo", "none"] = _f(
         "self",
@@ -341,11 +344,38 @@ class PartsConfig(_Group):
     target_part_loss: bool = _f(
         True, "apply the part-map loss to target images too (part labels carry no identity)"
     )
+    parser_maps: str | None = _f(
+        None,
+        "folder written by 'semparts-reid parse' (several: comma-separated, e.g. one per "
+        "domain): a human parser's part maps, looked up by crop path; read by "
+        "part_labels='parser' and pool_with_parser_maps for the images of parser_domains",
+    )
+    parser_domains: Literal["source", "target", "both"] = _f(
+        "target", "which domain's training images use the parser_maps: 'source', 'target' "
+        "or 'both'",
+    )
+    pool_with_parser_maps: bool = _f(
+        False,
+        "pool the part features with the parser's maps instead of the predicted part maps: "
+        "in training for the images of parser_domains, and at evaluation on the target "
+        "(crop by crop: one without a parser map pools with its predicted maps)",
+    )
+
+    def uses_parser(self, domain: str) -> bool:
+        """Whether ``domain`` (``"source"`` / ``"target"``) reads the parser maps."""
+        uses = self.part_labels == "parser" or self.pool_with_parser_maps
+        return uses and self.parser_domains in (domain, "both")
 
     def _check(self) -> None:
         _reals(self, ("part_loss_weight", "part_dice_weight", "part_head_lr_mult",
                       "part_head_weight"), positive=False)
         _units(self, ("self_label_threshold", "self_label_class_portion"))
+        if (self.part_labels == "parser" or self.pool_with_parser_maps) and not (
+                isinstance(self.parser_maps, str) and self.parser_maps.strip(" ,")):
+            raise InputError(
+                f"parser_maps={self.parser_maps!r}: part_labels='parser' and "
+                "pool_with_parser_maps need the folder of 'semparts-reid parse' output"
+            )
         from ..data.part_tables import GROUPING_TABLES  # torch-free
 
         if self.part_table not in GROUPING_TABLES:
@@ -428,8 +458,32 @@ class ClusterConfig(_Group):
 
 @dataclass
 class VideoConfig(_Group):
-    """Constraints that video gives the target (frames of one track show one person,
-    two people in one frame are two): no settings yet; the video recipe adds them."""
+    """Constraints that video gives the target: the crops of one tracklet show one person
+    (must-links), two people in one frame are two (cannot-links). They need a target
+    that knows each crop's frame and tracklet, such as a ``mot:`` dataset
+    (:class:`~semparts_reid.data.MOTDataset`); no identity label is used."""
+
+    video_constraints: bool = _f(
+        False,
+        "use a video target's tracklets as must-links and its same-frame crops as "
+        "cannot-links: in the cluster objective's pseudo-labels and in ECN's neighbourhood",
+    )
+    video_tracker: Literal["iou", "none"] = _f(
+        "iou",
+        "tracklets of crops the target gives none (detections, ground-truth boxes without "
+        "ids): 'iou' links them with the appearance-free IoU tracker, 'none' leaves them "
+        "unlinked (cannot-links only)",
+    )
+    tracklet_weight: float | None = _f(
+        None,
+        "ECN: neighbourhood weight of each tracklet mate (default: 1 / memory_knn, as a "
+        "nearest neighbour's)",
+    )
+
+    def _check(self) -> None:
+        w = self.tracklet_weight
+        if w is not None and not (_is_real(w) and not isinstance(w, bool) and 0 <= w <= 1):
+            raise InputError(f"tracklet_weight={w!r}: expected None or a value in [0, 1]")
 
 
 @dataclass

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..memory import ExemplarMemory, LinearMomentum
+from ..memory import ExemplarMemory, LinearMomentum, NeighbourConstraint, VideoConstraints
 from .config import OBJECTIVES, EcnConfig, PartsConfig, TrainConfig
 from .losses import memory_heads, reduce_heads
 from .objective_base import EpochState, FeatureProvider, TargetObjective
@@ -105,6 +105,8 @@ class ExemplarObjective:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         memory: ExemplarMemory | None = None,
+        constraints: VideoConstraints | None = None,
+        tracklet_weight: float | None = None,
     ) -> None:
         if head_reduction not in ("sum", "mean"):
             raise ValueError(f"head_reduction must be 'sum' or 'mean', got {head_reduction!r}")
@@ -121,20 +123,29 @@ class ExemplarObjective:
         self.part_weight = float(part_weight)
         self.epoch = 0
         self.check_indices = True
+        self.constraints = constraints
+        # video links: tracklet mates from the first epoch (k = 0), the k nearest allowed
+        # slots added from neighbour_start_epoch, as ECN's neighbourhood
+        self._links = None if constraints is None else (
+            NeighbourConstraint(constraints, 0, tracklet_weight=tracklet_weight),
+            NeighbourConstraint(constraints, self.memory.knn, tracklet_weight=tracklet_weight),
+        )
 
     @classmethod
     def from_config(
         cls, ecn: EcnConfig, parts: PartsConfig, *, num_samples: int, feat_dim: int,
         num_heads: int, device: torch.device | str | None = None,
+        constraints: VideoConstraints | None = None, tracklet_weight: float | None = None,
     ) -> ExemplarObjective:
-        """The objective of a config's ``ecn`` and ``parts`` groups."""
+        """The objective of a config's ``ecn`` and ``parts`` groups (and a video
+        target's ``constraints``, see :class:`~semparts_reid.memory.VideoConstraints`)."""
         return cls(
             num_samples, feat_dim, num_heads, temperature=ecn.memory_temperature,
             knn=ecn.memory_knn, momentum=ecn.memory_momentum,
             neighbour_start_epoch=ecn.neighbour_start_epoch,
             head_reduction=parts.head_reduction, part_weight=parts.part_head_weight,
             dtype=torch.bfloat16 if ecn.memory_dtype == "bfloat16" else torch.float32,
-            device=device,
+            device=device, constraints=constraints, tracklet_weight=tracklet_weight,
         )
 
     @property
@@ -159,12 +170,27 @@ class ExemplarObjective:
     def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Tensor:
         """Exemplar-memory loss of the target batch (before the memory update)."""
         feats, vis = self._heads(outputs)
+        neighbours = self.epoch >= self.neighbour_start_epoch
+        weights = None
+        if self._links is not None:  # tracklet mates always, nearest slots from the start
+            weights, neighbours = self._links[int(neighbours)], True
         per_head = self.memory.loss(
-            feats, batch["index"], neighbours=self.epoch >= self.neighbour_start_epoch,
-            visibility=vis, reduction="none", check_indices=self.check_indices,
+            feats, batch["index"], neighbours=neighbours, visibility=vis, reduction="none",
+            check_indices=self.check_indices, neighbour_weights=weights,
         )
         return reduce_heads(per_head, part_weight=self.part_weight,
                             reduction=self.head_reduction)
+
+    def epoch_metrics(self) -> dict[str, Any]:
+        """The epoch's video links (with constraints): neighbour links the tracklets
+        added and the same-frame ones removed, summed over the epoch's steps."""
+        if self._links is None:
+            return {}
+        totals: dict[str, int] = {}
+        for fn in self._links:
+            for key, value in fn.pop_stats().items():
+                totals[key] = totals.get(key, 0) + value
+        return {f"video_{key}": value for key, value in totals.items()}
 
     def update(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> None:
         """Momentum update of the batch's slots (all-gathered under torch.distributed)."""
@@ -187,21 +213,23 @@ class ExemplarObjective:
 
 def build_objective(
     name: str, config: TrainConfig, *, num_samples: int, feat_dim: int, num_heads: int,
-    device: torch.device | str | None = None,
+    device: torch.device | str | None = None, constraints: VideoConstraints | None = None,
 ) -> TargetObjective:
     """The built-in objective ``name`` (one of :data:`OBJECTIVES`) set up from the groups
     of a :class:`~semparts_reid.engine.config.TrainConfig` that it reads: ``ecn`` or
-    ``cluster``, and ``parts`` (how the heads' losses combine)."""
+    ``cluster``, ``parts`` (how the heads' losses combine) and ``video``; ``constraints``:
+    a video target's must-links and cannot-links (see :mod:`.video_links`)."""
     if name == "ecn":
         return ExemplarObjective.from_config(
             config.ecn, config.parts, num_samples=num_samples, feat_dim=feat_dim,
-            num_heads=num_heads, device=device,
+            num_heads=num_heads, device=device, constraints=constraints,
+            tracklet_weight=config.video.tracklet_weight,
         )
     if name == "cluster":
         from .cluster_objective import ClusterObjective
 
         return ClusterObjective.from_config(
             config.cluster, config.parts, feat_dim=feat_dim, num_heads=num_heads,
-            device=device, progress=config.runtime.progress,
+            device=device, progress=config.runtime.progress, constraints=constraints,
         )
     raise ValueError(f"unknown target objective {name!r}; built in: {', '.join(OBJECTIVES)}")

@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .loggers import JsonLinesLogger, MetricsLogger, TensorBoardLogger
 from .objective_base import TargetObjective
 from .objectives import ExemplarObjective, build_objective
+from .video_links import video_constraints_for
 
 __all__ = [
     "check_labels_once",
@@ -117,7 +118,8 @@ def make_objective(
         )
     if objective is None and target is not None:
         return build_objective(config.target_objective, config, num_samples=len(target.train),
-                               feat_dim=feat_dim, num_heads=num_heads, device=device)
+                               feat_dim=feat_dim, num_heads=num_heads, device=device,
+                               constraints=video_constraints_for(target, config.video))
     return objective
 
 

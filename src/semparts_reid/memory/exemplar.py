@@ -210,6 +210,7 @@ class ExemplarMemory(HeadBank):
         visibility: torch.Tensor | None = None,
         reduction: Literal["sum", "mean", "none"] = "sum",
         check_indices: bool = True,
+        neighbour_weights: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """ECN's invariance loss of a batch against the memory (before the update).
 
@@ -233,6 +234,11 @@ class ExemplarMemory(HeadBank):
                 check reads the indices back to the host (a GPU synchronisation); a
                 training loop whose indices come from a sampler over the ``N`` target
                 images passes ``False``.
+            neighbour_weights: with ``neighbours``, ``(logits (H, B, N), indices (B,))
+                -> (H, B, N)`` weights of the neighbour term in place of ``1/knn`` on
+                the ``knn`` nearest slots (the own slot must get 0), e.g. a
+                :class:`~semparts_reid.memory.NeighbourConstraint` that adds a video's
+                tracklet mates and removes same-frame slots. Called without gradient.
 
         Returns:
             A scalar (or (H,)) float32 loss tensor.
@@ -245,7 +251,11 @@ class ExemplarMemory(HeadBank):
         own = idx.view(1, b, 1).expand(h, b, 1)
         per = -logp.gather(2, own).squeeze(2)  # (H, B) exemplar term, own slot weight 1
         k = min(self.knn, self.num_samples)
-        if neighbours and k > 0:
+        if neighbours and neighbour_weights is not None:
+            with torch.no_grad():
+                w = neighbour_weights(z, idx).to(logp.dtype)
+            per = per - (logp * w).sum(-1)
+        elif neighbours and k > 0:
             with torch.no_grad():
                 top = z.topk(k, dim=-1).indices  # (H, B, k)
                 not_own = (top != own).to(logp.dtype)
