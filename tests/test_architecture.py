@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
 }  # fmt: skip
 # imports within a layer that the page names
 SAME_LAYER = {("models", "hub"), ("viz", "_io"), ("precision", "cpu_convs"),
-              ("engine", "inference")}
+              ("engine", "inference"), ("engine", "parsers")}
 SAME_LAYER |= {(unit, "errors") for unit, layer in LAYERS.items() if layer == 0}
 # the one module that may import cli/: ``python -m semparts_reid``
 CLI_IMPORTERS = {"cli", "__main__"}

@@ -59,7 +59,7 @@ def test_cached_arrays_cannot_be_changed_in_place(tmp_path) -> None:
     t = JointTransform(train=False, label_dtype=torch.uint8, **CFG)  # type: ignore[arg-type]
     data = ReIDImageDataset(records, t, cache=True)
     data[0]
-    rgb, parts = data._decoded[0]
+    rgb, parts, _ = data._decoded[0]
     assert parts is not None
     with pytest.raises(ValueError, match="read-only"):
         rgb[0, 0, 0] = 1

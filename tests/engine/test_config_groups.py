@@ -26,17 +26,21 @@ FLAT = Path(__file__).parent / "fixtures" / "train_config_flat.json"
 def test_at_most_twelve_top_level_fields_and_every_flat_name_once() -> None:
     assert len(dataclasses.fields(TrainConfig)) <= 12
     flat = json.loads(FLAT.read_text())  # TrainConfig().to_dict() before the groups
-    assert list(flat_fields()) != [] and set(flat_fields()) == set(flat)
+    # every old name is still there; fields added since load with their defaults
+    assert list(flat_fields()) != [] and set(flat) <= set(flat_fields())
+    assert len(flat_fields()) == len(set(flat_fields()))
 
 
 def test_a_flat_dict_of_an_old_checkpoint_loads_as_the_same_config() -> None:
     flat = json.loads(FLAT.read_text())
     assert TrainConfig.from_dict(flat) == TrainConfig()
-    assert TrainConfig().to_flat_dict() == flat
+    new = TrainConfig().to_flat_dict()
+    assert {k: new[k] for k in flat} == flat
     changed = {**flat, "lr": 0.01, "cluster_eps": 0.5, "use_parts": False, "device": "cpu"}
     cfg = TrainConfig.from_dict(changed)
     assert (cfg.optim.lr, cfg.cluster.cluster_eps, cfg.parts.use_parts) == (0.01, 0.5, False)
-    assert cfg.runtime.device == "cpu" and cfg.to_flat_dict() == changed
+    assert cfg.runtime.device == "cpu"
+    assert {k: v for k, v in cfg.to_flat_dict().items() if k in flat} == changed
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg  # the nested layout too
 
 

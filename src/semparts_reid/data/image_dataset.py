@@ -12,6 +12,9 @@ Each item is a dict (the batch contract of ``docs/architecture.md``)::
     path       str
     image_cam  float32 (3, H, W)   only with ``camstyle``: the same image in another
                                    camera's style, same crop/flip, same ``index``
+    pool_parts uint8 / int64 (H, W) only with ``parser_pool``: the parser's map through
+                                   the image's resize / crop / flip (not erased), 255
+                                   everywhere for a crop without one
 
 Example:
     >>> ds = build_dataset("synthetic:a?size=tiny")                      # doctest: +SKIP
@@ -70,6 +73,15 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             memory (``H * W * 3`` bytes per image, plus ``H * W`` for a part map); each
             loader worker process holds its own copy, so it pays off most with
             ``num_workers=0`` or persistent workers.
+        parser_maps: a human parser's maps: an object with ``read(path, size=(w, h))``
+            giving a crop's (H, W) uint8 map in 0..3 or None (a
+            :class:`~semparts_reid.parsers.ParsedPartMaps`), or such a callable
+            ``(path) -> map | None``. Read by the two options below.
+        parser_labels: ``parts`` holds the parser's map instead of the map beside the
+            image (255 everywhere for a crop the parser has no map for: the part-map
+            loss gives it its fallback labels).
+        parser_pool: items carry ``pool_parts``, the parser's map as pooling masks
+            (:meth:`JointTransform.labels_only`: the image's geometry, no erasing).
     """
 
     def __init__(
@@ -83,6 +95,9 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         with_parts: bool = True,
         staged: bool = False,
         cache: bool = False,
+        parser_maps: Any = None,
+        parser_labels: bool = False,
+        parser_pool: bool = False,
     ) -> None:
         if staged and not (isinstance(transform, JointTransform)
                            and not (transform.train and transform.color_jitter > 0)):
@@ -91,6 +106,10 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             raise ValueError(f"part_maps={part_maps!r}: expected True, False or 'auto'")
         if not callable(transform):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
+        if (parser_labels or parser_pool) and parser_maps is None:
+            raise ValueError("parser_labels / parser_pool need parser_maps")
+        if parser_pool and not isinstance(transform, JointTransform):
+            raise ValueError("parser_pool=True needs a JointTransform (its labels_only)")
         self.records = [ImageRecord(str(p), int(pid), int(c)) for p, pid, c in records]
         self.transform = transform
         self.part_maps = part_maps
@@ -99,7 +118,9 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         self.with_parts = bool(with_parts)
         self.staged = bool(staged)
         self.cache = bool(cache)
-        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.parser_maps = parser_maps
+        self.parser_labels, self.parser_pool = bool(parser_labels), bool(parser_pool)
+        self._decoded: dict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -114,9 +135,23 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
         """Camera of every item."""
         return [r.camid for r in self.records]
 
+    def parser_map(self, path: str, size: tuple[int, int]) -> np.ndarray | None:
+        """The parser's (H, W) uint8 map of the crop at ``path`` (``size`` = (w, h)),
+        or None: no ``parser_maps``, or no map for this crop."""
+        if self.parser_maps is None:
+            return None
+        read = getattr(self.parser_maps, "read", None)
+        arr = read(path, size=size) if read is not None else self.parser_maps(path)
+        if arr is not None and np.asarray(arr).shape != (size[1], size[0]):
+            raise ValueError(f"parser map of {path}: shape {np.asarray(arr).shape}, expected "
+                             f"{(size[1], size[0])} (the image's)")
+        return arr
+
     def _parts(self, path: str, size: tuple[int, int]) -> np.ndarray | None:
         if self.part_maps is False or not self.with_parts:
             return None
+        if self.parser_labels:
+            return self.parser_map(path, size)
         pm = part_map_path(path)
         if not os.path.isfile(pm):
             if self.part_maps is True:
@@ -129,9 +164,10 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             raise IndexError(f"index {index} out of range for {len(self)} records")
         index = index % len(self)
         rec = self.records[index]
-        rgb, parts = self._decode(index, rec.path)
+        rgb, parts, pool = self._decode(index, rec.path)
         geometry = None
-        if self.camstyle is not None and hasattr(self.transform, "sample_geometry"):
+        if (self.camstyle is not None or self.parser_pool) and hasattr(
+                self.transform, "sample_geometry"):
             geometry = self.transform.sample_geometry()
         item: dict[str, Any] = {}
         item["image"], labels, erase = self._transform(rgb, parts, geometry, self.with_parts)
@@ -139,6 +175,9 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
             item["image_erase"] = erase
         if self.with_parts:
             item["parts"] = labels
+        if self.parser_pool:
+            assert isinstance(self.transform, JointTransform)
+            item["pool_parts"] = self.transform.labels_only(pool, geometry)
         item.update(pid=rec.pid, camid=rec.camid, index=index, path=rec.path)
         if self.camstyle is not None:
             styled = self.camstyle(index, rgb, None)
@@ -147,20 +186,27 @@ class ReIDImageDataset(Dataset[dict[str, Any]]):
                 item["image_cam_erase"] = erase
         return item
 
-    def _decode(self, index: int, path: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The ``(H, W, 3)`` uint8 image and its part map (or None), from the cache when
-        ``cache`` is on; the arrays are read-only so no transform can alter the cache."""
+    def _decode(
+        self, index: int, path: str
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The ``(H, W, 3)`` uint8 image, its part map and its parser map for pooling
+        (or None), from the cache when ``cache`` is on; the arrays are read-only so no
+        transform can alter the cache."""
         hit = self._decoded.get(index)
         if hit is not None:
             return hit
         rgb = load_rgb_array(path)
-        parts = self._parts(path, (rgb.shape[1], rgb.shape[0]))
+        size = (rgb.shape[1], rgb.shape[0])
+        parts = self._parts(path, size)
+        pool = None
+        if self.parser_pool:
+            pool = parts if self.parser_labels and self.with_parts else self.parser_map(path, size)
         if self.cache:
-            rgb.flags.writeable = False
-            if parts is not None:
-                parts.flags.writeable = False
-            self._decoded[index] = (rgb, parts)
-        return rgb, parts
+            for arr in (rgb, parts, pool):
+                if arr is not None:
+                    arr.flags.writeable = False
+            self._decoded[index] = (rgb, parts, pool)
+        return rgb, parts, pool
 
     def _transform(
         self, image: Any, parts: np.ndarray | None, geometry: Any, labels: bool

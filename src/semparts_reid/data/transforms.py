@@ -240,13 +240,42 @@ class JointTransform:
             if not (0 <= t <= 2 * p and 0 <= l <= 2 * p):
                 raise ValueError(f"geometry {dict(geo)}: offsets must lie in [0, {2 * p}]")
             img = _shift(img, t - p, l - p, 0)
-            if lab is not None:
-                fill = BACKGROUND if bool((lab != IGNORE_INDEX).any()) else IGNORE_INDEX
-                lab = _shift(lab, t - p, l - p, fill)
         if geo["flip"]:
             img = img.flip(-1)
-            lab = lab.flip(-1) if lab is not None else None
-        return img.contiguous(), (lab.contiguous() if lab is not None else None)
+        return img.contiguous(), (self._crop_flip_labels(lab, geo) if lab is not None else None)
+
+    def _crop_flip_labels(self, lab: torch.Tensor, geo: Mapping[str, int | bool]) -> torch.Tensor:
+        """:meth:`_crop_flip` of a label map (padding: background, or 255 for a map
+        without a labelled pixel)."""
+        p = self.pad
+        if p:
+            t, l = int(geo["top"]), int(geo["left"])
+            fill = BACKGROUND if bool((lab != IGNORE_INDEX).any()) else IGNORE_INDEX
+            lab = _shift(lab, t - p, l - p, fill)
+        if geo["flip"]:
+            lab = lab.flip(-1)
+        return lab.contiguous()
+
+    def labels_only(
+        self, parts: np.ndarray | None, geometry: Mapping[str, int | bool] | None = None
+    ) -> torch.Tensor:
+        """A second label map of an image through the image's geometry alone: resized
+        (nearest), and when training cropped and flipped by ``geometry`` (the one the
+        image was transformed with, from :meth:`sample_geometry`); never erased, no
+        random draw. ``None``: all 255. Returns a ``label_dtype`` (H, W) map.
+
+        What the pooling masks of a batch need: the same pixels as the image, whatever
+        random erasing hid from the part-map loss.
+        """
+        h, w = self.size
+        if parts is None:
+            return torch.full((h, w), IGNORE_INDEX, dtype=self.label_dtype)
+        lab = _resize_labels(np.asarray(parts).astype(np.uint8, copy=False), (h, w))
+        if self.train:
+            if geometry is None:
+                raise ValueError("labels_only() of a training transform needs the geometry")
+            lab = self._crop_flip_labels(lab, geometry)
+        return lab.to(self.label_dtype)
 
     def _jitter(self, img: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         s = self.color_jitter

@@ -12,15 +12,19 @@ a light loader is built per epoch, exactly as before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import DataLoader
 
+from ..errors import InputError
 from .config import TrainConfig
 from .loaders import build_train_dataset, build_train_loader, reseed_loader
 
 __all__ = ["STAGES", "EpochBatches", "check_pids", "epoch_seed"]
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("source", "adapt")
 
@@ -59,6 +63,15 @@ class EpochBatches:
             (uint8) only when a part loss reads maps from disk: ``part_model`` and
             ``config.parts.part_labels`` is ``"auto"`` or ``"gt"`` (for the target domain
             also ``config.parts.target_part_loss``); otherwise no map is read or shipped.
+            With ``part_labels="parser"`` the domains of ``parser_domains`` ship the
+            parser's maps instead (from ``parser_maps``, opened here: a bad folder raises
+            :class:`~semparts_reid.errors.InputError` naming it), and with
+            ``pool_with_parser_maps`` their items carry ``pool_parts`` too.
+
+    Attributes:
+        parser: the opened parser maps (None when the config uses none).
+        parser_fallback: per domain reading them, its training crops without a parser
+            map (logged once, when its dataset is built).
     """
 
     def __init__(self, source: Any, target: Any | None, config: TrainConfig,
@@ -70,6 +83,18 @@ class EpochBatches:
         self.pin_memory, self.part_model = pin_memory, part_model
         self._datasets: dict[str, Any] = {}
         self._loaders: dict[str, tuple[int, DataLoader]] = {}  # which -> (steps, loader)
+        self.parser: Any = None
+        self.parser_fallback: dict[str, int] = {}
+        parts = config.parts
+        if parts.part_labels == "parser" or parts.pool_with_parser_maps:
+            if not (parts.parser_maps or "").strip(" ,"):
+                raise InputError(
+                    f"parser_maps={parts.parser_maps!r}: part_labels='parser' and "
+                    "pool_with_parser_maps need the folder of 'semparts-reid parse' output"
+                )
+            from ..parsers.maps import open_parsed_maps
+
+            self.parser = open_parsed_maps(parts.parser_maps)
 
     def steps_per_epoch(self) -> int:
         """Source batches per epoch (capped by ``max_steps_per_epoch``)."""
@@ -80,10 +105,40 @@ class EpochBatches:
     def ships_parts(self, which: str) -> bool:
         """Whether the items of ``which`` (``"source"`` / ``"target"``) carry part maps."""
         cfg = self.config
-        if not self.part_model or cfg.parts.part_labels not in ("auto", "gt"):
+        if not self.part_model or cfg.parts.part_labels not in ("auto", "gt", "parser"):
             return False
+        if cfg.parts.part_labels == "parser" and cfg.parts.uses_parser(which):
+            return which == "source" or cfg.parts.target_part_loss
         # the target's maps are evidence real data lacks: read only when asked for
         return which == "source" or (cfg.parts.target_part_loss and cfg.parts.target_part_maps)
+
+    def _parser_options(self, which: str) -> dict[str, Any]:
+        """``build_train_dataset``'s parser arguments for ``which``; logs, once, how
+        many of its crops have no parser map (they keep their fallback)."""
+        parts = self.config.parts
+        if self.parser is None or not parts.uses_parser(which) or not self.part_model:
+            return {}
+        labels = parts.part_labels == "parser" and self.ships_parts(which)
+        pool = bool(parts.pool_with_parser_maps)
+        if not (labels or pool):
+            return {}
+        ds = self.source if which == "source" else self.target
+        assert ds is not None
+        paths = {str(r[0]) for r in ds.train}
+        missing = 0
+        for path in paths:
+            row = self.parser.row(path)
+            missing += row is None or not row.found
+        self.parser_fallback[which] = missing
+        uses = " and ".join(w for w, on in (("part labels", labels), ("pooling masks", pool))
+                            if on)
+        fallback = " and ".join(w for w, on in (
+            (f"the {parts.unlabeled_part_labels!r} labels", labels),
+            ("their predicted part maps", pool)) if on)
+        logger.info("parser maps (%s %s): %d of %d training crops have a parser map; %d "
+                    "without one keep %s", which, uses, len(paths) - missing, len(paths),
+                    missing, fallback)
+        return {"parser_maps": self.parser, "parser_labels": labels, "parser_pool": pool}
 
     def dataset(self, which: str) -> Any:
         """The torch dataset of ``which`` (built on first use)."""
@@ -94,7 +149,7 @@ class EpochBatches:
             self._datasets[which] = build_train_dataset(
                 ds.train, self.config, self.data_config,
                 camstyle=which == "target" and self.config.augment.camstyle,
-                with_parts=self.ships_parts(which),
+                with_parts=self.ships_parts(which), **self._parser_options(which),
             )
         return self._datasets[which]
 

@@ -370,12 +370,10 @@ class PartsConfig(_Group):
         _reals(self, ("part_loss_weight", "part_dice_weight", "part_head_lr_mult",
                       "part_head_weight"), positive=False)
         _units(self, ("self_label_threshold", "self_label_class_portion"))
-        if (self.part_labels == "parser" or self.pool_with_parser_maps) and not (
-                isinstance(self.parser_maps, str) and self.parser_maps.strip(" ,")):
-            raise InputError(
-                f"parser_maps={self.parser_maps!r}: part_labels='parser' and "
-                "pool_with_parser_maps need the folder of 'semparts-reid parse' output"
-            )
+        if self.parser_maps is not None and not isinstance(self.parser_maps, str):
+            raise InputError(f"parser_maps={self.parser_maps!r}: expected a folder path or None")
+        # part_labels='parser' / pool_with_parser_maps without parser_maps is refused by
+        # the trainer (EpochBatches), so each choice of part_labels is valid on its own
         from ..data.part_tables import GROUPING_TABLES  # torch-free
 
         if self.part_table not in GROUPING_TABLES:

@@ -161,6 +161,9 @@ def build_train_dataset(
     camstyle: bool = False,
     with_parts: bool = True,
     staged: bool = True,
+    parser_maps: Any = None,
+    parser_labels: bool = False,
+    parser_pool: bool = False,
 ) -> Any:
     """Torch dataset with training augmentation (and camera-style images) over ``records``.
 
@@ -169,7 +172,10 @@ def build_train_dataset(
     up-samples its logits to the label map, so smaller maps would change the loss),
     and only with ``with_parts`` (set it when a part loss will read them). ``staged``:
     uint8 images finished after collation (see the module docstring); the batches of
-    :func:`build_train_loader` are the same either way.
+    :func:`build_train_loader` are the same either way. ``parser_maps`` (a
+    :class:`~semparts_reid.parsers.ParsedPartMaps`), ``parser_labels``, ``parser_pool``:
+    a human parser's maps as the ``parts`` labels and / or as ``pool_parts`` pooling
+    masks (:class:`~semparts_reid.data.image_dataset.ReIDImageDataset`).
     """
     from ..data.camstyle import CameraStyleAugmenter
     from ..data.image_dataset import ReIDImageDataset
@@ -187,7 +193,8 @@ def build_train_dataset(
     return ReIDImageDataset(records, transform, camstyle=style,
                             part_table=cfg.parts.part_table,
                             with_parts=with_parts, staged=staged,
-                            cache=bool(cfg.runtime.cache_images))
+                            cache=bool(cfg.runtime.cache_images), parser_maps=parser_maps,
+                            parser_labels=parser_labels, parser_pool=parser_pool)
 
 
 @dataclass(frozen=True)
@@ -285,7 +292,9 @@ def collate_batch(items: list[Any]) -> Any:
     Adds ``has_parts`` (B,) bool (the image has a labelled pixel) and ``parts_known``
     (``"all"``, ``"some"`` or ``"none"``), computed on the CPU in the loader (a worker,
     when there are workers), so the training step can choose between label maps and
-    pseudo labels without a GPU synchronisation.
+    pseudo labels without a GPU synchronisation. Items with ``pool_parts`` (parser maps
+    as pooling masks) give ``pool_known`` (B,) bool the same way: which images pool
+    with their parser map (the others with their predicted maps).
     """
     batch = default_collate(items)
     if isinstance(batch, dict) and isinstance(batch.get("parts"), torch.Tensor):
@@ -293,6 +302,8 @@ def collate_batch(items: list[Any]) -> Any:
         batch["has_parts"] = known
         n = int(known.sum())
         batch["parts_known"] = "all" if n == len(known) else ("none" if n == 0 else "some")
+    if isinstance(batch, dict) and isinstance(batch.get("pool_parts"), torch.Tensor):
+        batch["pool_known"] = (batch["pool_parts"] != IGNORE_INDEX).flatten(1).any(1)
     return batch
 
 

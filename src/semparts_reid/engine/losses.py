@@ -354,7 +354,8 @@ def part_map_term(
     rule, loss by :func:`~semparts_reid.layers.part_classifier.part_map_loss`).
 
     ``config`` (a :class:`~.config.TrainConfig`) gives the label source
-    (``part_labels``), what ``"auto"`` uses for images without maps
+    (``part_labels``; ``"parser"`` is ``"auto"`` over the parser's maps, which the
+    loader ships as ``parts``), what ``"auto"`` uses for images without maps
     (``unlabeled_part_labels``, ``self_label_threshold``) and the loss
     (``part_dice_weight``, ``part_class_balance``).
 
@@ -366,6 +367,8 @@ def part_map_term(
     The loss is the same either way.
     """
     source = config.parts.part_labels
+    if source == "parser":  # "auto" over the parser's maps: the loader put them in "parts"
+        source = "auto"
     if source == "none" or out.get("part_logits") is None:
         return None
     size = tuple(batch["image"].shape[-2:])

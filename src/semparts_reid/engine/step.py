@@ -14,6 +14,7 @@ custom loop can reuse it::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -44,20 +45,31 @@ class StepNet(nn.Module):
     """One forward call per step (what DDP needs) running the model on several batches.
 
     ``forward(*images)`` returns, per image batch, a dict of the ``ReIDOutput`` fields
-    plus ``feature_map`` (B, C, h, w) (for pseudo part labels).
+    plus ``feature_map`` (B, C, h, w) (for pseudo part labels). ``pool_masks``: per
+    image batch, ``(label maps (B, H, W), known (B,) bool)`` to pool its part features
+    with (``SemPartsNet.forward_head``'s ``part_labels`` and ``known``: a parser's maps
+    where it has them, the predicted maps elsewhere), or None for the predicted maps.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, *images: Tensor) -> list[dict[str, Any]]:
+    def forward(
+        self, *images: Tensor, pool_masks: Sequence[tuple[Tensor, Tensor] | None] = ()
+    ) -> list[dict[str, Any]]:
         outs = []
         model: Any = self.model
-        for x in images:
+        for i, x in enumerate(images):
+            given = pool_masks[i] if i < len(pool_masks) else None
+            if given is not None and not hasattr(model, "forward_stages"):
+                raise ValueError(f"{type(model).__name__} cannot pool with given masks")
             if hasattr(model, "forward_stages"):  # SemPartsNet: the decoder's skips too
                 fmap, skips = model.forward_stages(x)
-                out = model.forward_head(fmap, skips=skips)
+                if given is None:
+                    out = model.forward_head(fmap, skips=skips)
+                else:
+                    out = model.forward_head(fmap, given[0], skips=skips, known=given[1])
             else:
                 fmap = model.forward_features(x)
                 out = model.forward_head(fmap)

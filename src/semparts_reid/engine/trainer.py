@@ -293,6 +293,7 @@ class DomainAdaptTrainer:
             channels_last=self.policy.channels_last, batch_size=self.config.runtime.eval_batch_size,
             num_workers=self.config.runtime.num_workers, data_config=self._data_config(),
             progress=self.config.runtime.progress and is_main_process(), fuse_bn=False,
+            part_maps=self.batches.parser if self.config.parts.pool_with_parser_maps else None,
         )
 
     def _train_epoch(self, stage: str, epoch: int) -> dict[str, Any]:
@@ -379,8 +380,10 @@ class DomainAdaptTrainer:
                 raise ValueError("a target batch needs a target objective")
             cams = int(getattr(self.target, "num_train_cams", 2))
             images.append(camstyle_swap(batch_t, cams, self.config.augment.camstyle))
+        pool = [_pool_masks(batch_s), _pool_masks(batch_t)][:len(images)]
         with self.policy.autocast():
-            outs = net(*images)
+            outs = net(*images, pool_masks=pool) if any(p is not None for p in pool) \
+                else net(*images)
         out_t = outs[1] if batch_t is not None else None
         terms = step_losses(outs[0], batch_s, out_t, batch_t, objective=self.objective,
                             config=self.config, use_parts=self.use_parts,
@@ -576,3 +579,11 @@ class DomainAdaptTrainer:
             return
         for sink in self.loggers:
             sink.log(record)
+
+
+def _pool_masks(batch: dict[str, Any] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(pool_parts, pool_known)`` of a batch whose items carry a parser's maps as
+    pooling masks (``pool_with_parser_maps``), else None."""
+    if batch is None or "pool_parts" not in batch:
+        return None
+    return batch["pool_parts"], batch["pool_known"]

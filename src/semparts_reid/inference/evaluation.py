@@ -84,7 +84,7 @@ def _labels(records: Sequence[Any], split: str) -> tuple[list[str], np.ndarray, 
 
 def extract_split(
     extractor: FeatureExtractor, records: Sequence[Any], *, parts: bool = True,
-    split: str = "images",
+    split: str = "images", part_maps: Any = None,
 ) -> PartFeatures[Tensor]:
     """Run ``extractor`` over ``(path, pid, camid)`` records.
 
@@ -94,14 +94,17 @@ def extract_split(
         parts: also extract part features (needs a model returning a ``ReIDOutput``);
             ``False`` gives ``K = 0``.
         split: name used in error messages.
+        part_maps: given pooling masks per image (a human parser's ``ParsedPartMaps``,
+            a callable ``path -> map | None`` or one map / None per record; see
+            :class:`FeatureExtractor`); default: the extractor's own ``part_maps``.
     """
     paths, pids, camids = _labels(records, split)
     if parts and _returns_parts(extractor):
-        out = extractor.extract_parts(paths, return_numpy=False)
+        out = extractor.extract_parts(paths, return_numpy=False, part_maps=part_maps)
         g, p, v = (torch.as_tensor(t) for t in (out.global_feat, out.part_feats,
                                                  out.visibility))
     else:
-        g = torch.as_tensor(extractor(paths, return_numpy=False))
+        g = torch.as_tensor(extractor(paths, return_numpy=False, part_maps=part_maps))
         p, v = g.new_zeros(len(g), 0, g.shape[1]), g.new_zeros(len(g), 0)
     return PartFeatures(g, p, v, pids, camids, paths)
 
@@ -187,6 +190,7 @@ def evaluate_model(
     num_workers: int | None = None,
     data_config: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    part_maps: Any = None,
 ) -> ReIDMetrics:
     """CMC / mAP / mINP of a model on ``query`` vs ``gallery`` image records.
 
@@ -209,6 +213,10 @@ def evaluate_model(
         device, precision, channels_last, batch_size, num_workers, data_config,
             progress: how to build the extractor for a model (see
             :class:`FeatureExtractor`).
+        part_maps: pool the part features of the query and gallery images with given
+            maps (a human parser's ``ParsedPartMaps`` or a callable ``path -> map |
+            None``; an image without one pools with its predicted maps); default: the
+            extractor's own (none for a model).
 
     The query image itself (the same file among the gallery's paths, see
     :func:`query_gallery_index`) is removed from its gallery under every camera rule;
@@ -226,7 +234,7 @@ def evaluate_model(
         rerank_kwargs=rerank_kwargs, part_weight=part_weight, protocol=protocol,
         ap_mode=ap_mode, max_rank=max_rank, device=device, precision=precision,
         channels_last=channels_last, batch_size=batch_size, num_workers=num_workers,
-        data_config=data_config, progress=progress,
+        data_config=data_config, progress=progress, part_maps=part_maps,
     )[mode]
 
 
@@ -282,6 +290,7 @@ def evaluate_model_modes(
     num_workers: int | None = None,
     data_config: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    part_maps: Any = None,
 ) -> dict[str, ReIDMetrics]:
     """:func:`evaluate_model` for several retrieval modes from one feature extraction.
 
@@ -314,8 +323,8 @@ def evaluate_model_modes(
                         f"got {type(model_or_extractor).__name__}")
     parts = any(mode != "global" for mode in modes)
     try:
-        q = extract_split(extractor, query, parts=parts, split="query")
-        g = extract_split(extractor, gallery, parts=parts, split="gallery")
+        q = extract_split(extractor, query, parts=parts, split="query", part_maps=part_maps)
+        g = extract_split(extractor, gallery, parts=parts, split="gallery", part_maps=part_maps)
     finally:
         if model is not None:
             model.train(was_training)

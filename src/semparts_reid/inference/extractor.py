@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -43,7 +43,7 @@ from .preprocess import (
     resize_crops,
 )
 
-__all__ = ["FeatureExtractor", "PartFeatures", "load_model_from_checkpoint"]
+__all__ = ["FeatureExtractor", "PartFeatures", "PartMapsOption", "load_model_from_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ ArrayLike = np.ndarray | Tensor
 
 
 FeatureArray = TypeVar("FeatureArray", np.ndarray, Tensor)
+
+PartMapsOption = Any
+"""Given pooling masks per image (:class:`FeatureExtractor`'s ``part_maps``): an object
+with ``read(path)`` giving a crop's (h, w) uint8 map in 0..3 or None (a
+:class:`~semparts_reid.parsers.ParsedPartMaps`), a callable ``path -> map | None``
+(both for path inputs), or a sequence of maps / None, one per input (any inputs)."""
 
 
 @dataclass
@@ -214,6 +220,12 @@ class FeatureExtractor:
             in, ``True`` works on a copy so your module stays trainable.
         channels_last: the memory format of the model and inputs; default: the
             precision policy's (``channels_last`` on CPU and CUDA).
+        part_maps: given part maps to pool the part features with, per image
+            (:data:`PartMapsOption`; e.g. the ``ParsedPartMaps`` of a human parser's
+            output): an image with a map pools with it (resized to the input size,
+            nearest), one without (None) with its predicted part maps. Needs a model
+            whose forward takes ``part_labels`` and ``known`` (``SemPartsNet``). Each
+            call may override it. Default: the predicted maps for every image.
 
     Inputs (one kind per call): a path or list of paths; PIL images; ``(H, W, 3)`` uint8
     arrays (``bgr=True`` for OpenCV crops) or an ``(N, H, W, 3)`` array; ``(3, H, W)``
@@ -239,6 +251,7 @@ class FeatureExtractor:
         progress: bool | None = None,
         fuse_bn: bool | None = None,
         channels_last: bool | None = None,
+        part_maps: PartMapsOption = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -271,6 +284,7 @@ class FeatureExtractor:
             else (min(4, os.cpu_count() or 1) if self.device.type == "cuda" else 0)
         )
         self.progress = progress
+        self.part_maps = part_maps
         self.policy.prepare_module(self.model)
         self._forward_fn: Any = self.model
         self._compiled = False
@@ -286,22 +300,26 @@ class FeatureExtractor:
     # ------------------------------------------------------------------ public API
 
     def __call__(self, inputs: Any, *, bgr: bool = False,
-                 return_numpy: bool | None = None) -> ArrayLike:
+                 return_numpy: bool | None = None,
+                 part_maps: PartMapsOption = None) -> ArrayLike:
         """Global features ``(N, D)`` float32, L2-normalised.
 
         Args:
             inputs: see the class docstring; an empty list gives an ``(0, D)`` result.
             bgr: numpy/tensor inputs are BGR (OpenCV) rather than RGB.
             return_numpy: numpy array (default, unless the input was a tensor) or CPU tensor.
+            part_maps: given pooling masks for this call (default: the extractor's).
         """
-        feats, _, _ = self._run(inputs, bgr, parts=False)
+        feats, _, _ = self._run(inputs, bgr, parts=False, part_maps=part_maps)
         return self._out(feats, inputs, return_numpy)
 
     def extract_parts(self, inputs: Any, *, bgr: bool = False,
-                      return_numpy: bool | None = None) -> PartFeatures[Any]:
+                      return_numpy: bool | None = None,
+                      part_maps: PartMapsOption = None) -> PartFeatures[Any]:
         """Global ``(N, D)``, part ``(N, K, D)`` features and visibility ``(N, K)``
-        (numpy arrays or CPU tensors as for :meth:`__call__`; no labels)."""
-        g, p, v = self._run(inputs, bgr, parts=True)
+        (numpy arrays or CPU tensors as for :meth:`__call__`; no labels). ``part_maps``:
+        given pooling masks for this call (default: the extractor's)."""
+        g, p, v = self._run(inputs, bgr, parts=True, part_maps=part_maps)
         assert p is not None and v is not None
         out_g, out_p, out_v = (self._out(t, inputs, return_numpy) for t in (g, p, v))
         return PartFeatures(out_g, out_p, out_v)
@@ -338,19 +356,24 @@ class FeatureExtractor:
         return (torch.zeros(0, g.shape[1]), torch.zeros(0, *p.shape[1:]),
                 torch.zeros(0, *v.shape[1:]))
 
-    def _run(self, inputs: Any, bgr: bool,
-             parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def _run(self, inputs: Any, bgr: bool, parts: bool,
+             part_maps: PartMapsOption = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
         spec = self.check_inputs(inputs, bgr)
         if len(spec) == 0:
             return self._empty(parts)
+        lookup = self._map_lookup(part_maps if part_maps is not None else self.part_maps, spec)
         n_batches = -(-len(spec) // self.batch_size)
         self._batch_index = -1  # counted by _forward, named in errors
         show = self.progress if self.progress is not None else n_batches > 8
         outs: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
         with torch.inference_mode(), cudnn_benchmark(self.device):
-            for x in tqdm(self._batches(spec, bgr), total=n_batches, disable=not show,
-                          desc="extract", unit="batch"):
-                outs.append(self._forward(x, parts))
+            for i, x in enumerate(tqdm(self._batches(spec, bgr), total=n_batches,
+                                       disable=not show, desc="extract", unit="batch")):
+                masks = None
+                if lookup is not None:
+                    start = i * self.batch_size
+                    masks = self._mask_batch(lookup, range(start, start + x.shape[0]))
+                outs.append(self._forward(x, parts, masks))
         g = torch.cat([o[0] for o in outs])
         if not parts:
             return g, None, None
@@ -410,7 +433,50 @@ class FeatureExtractor:
             scale = 255.0 if crops[0].dtype == torch.uint8 else 1.0
             yield self._normalise(resize_crops(crops, size, self.device), bgr, scale)
 
-    def _call_model(self, x: Tensor) -> Any:
+    def _map_lookup(
+        self, part_maps: PartMapsOption, spec: Inputs
+    ) -> Callable[[int], np.ndarray | None] | None:
+        """``index -> the given map of input index (or None)``, or None without maps."""
+        if part_maps is None:
+            return None
+        if isinstance(part_maps, Sequence) and not isinstance(part_maps, str):
+            if len(part_maps) != len(spec):
+                raise InputError(f"part_maps: {len(part_maps)} maps for {len(spec)} inputs; "
+                                 "expected one (or None) per input")
+            return lambda i: part_maps[i]
+        if spec.kind != "path":
+            raise InputError("part_maps looked up by path need path inputs; for "
+                             f"{spec.kind} give a sequence of maps, one per input")
+        read = getattr(part_maps, "read", None)
+        if read is None and not callable(part_maps):
+            raise TypeError("part_maps: expected an object with read(path), a callable "
+                            f"or a sequence, got {type(part_maps).__name__}")
+        paths = spec.items or []
+        return (lambda i: read(paths[i])) if read is not None else (lambda i: part_maps(paths[i]))
+
+    def _mask_batch(self, lookup: Callable[[int], np.ndarray | None],
+                    indices: range) -> tuple[Tensor, Tensor]:
+        """``(label maps (B, H, W) uint8 at the input size, known (B,) bool)`` on the
+        device: the given maps resized (nearest, as the trainer's test transform), 255
+        and ``known=False`` for an image without one."""
+        from ..data.transforms import JointTransform
+
+        resize = JointTransform(self.input_size, (0.0,) * 3, (1.0,) * 3,
+                                label_dtype=torch.uint8)
+        maps, known = [], []
+        for i in indices:
+            arr = lookup(i)
+            if arr is not None and np.asarray(arr).ndim != 2:
+                raise InputError(f"part_maps: map of input {i} has shape "
+                                 f"{np.asarray(arr).shape}; expected (h, w) labels")
+            maps.append(resize.labels_only(arr))
+            known.append(arr is not None)
+        labels = torch.stack(maps).to(self.device, non_blocking=True)
+        return labels, torch.tensor(known, device=self.device)
+
+    def _call_model(self, x: Tensor, masks: tuple[Tensor, Tensor] | None = None) -> Any:
+        if masks is not None:
+            return self._call_model_masked(x, masks)
         if self._compiled:
             try:
                 return self._forward_fn(x)
@@ -422,13 +488,24 @@ class FeatureExtractor:
                 self._forward_fn, self._compiled = self.model, False
         return self._forward_fn(x)
 
-    def _forward(self, x: Tensor, parts: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def _call_model_masked(self, x: Tensor, masks: tuple[Tensor, Tensor]) -> Any:
+        """The model pooling with given masks (``part_labels`` + ``known``), eagerly."""
+        try:
+            return self.model(x, masks[0], known=masks[1])
+        except TypeError as exc:
+            raise TypeError(f"{type(self.model).__name__} takes no given pooling masks "
+                            f"(part_maps needs a SemPartsNet): {exc}") from exc
+
+    def _forward(self, x: Tensor, parts: bool, masks: tuple[Tensor, Tensor] | None = None,
+                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         b = x.shape[0]
         if self.flip:
             x = torch.cat([x, x.flip(3)])
+            if masks is not None:
+                masks = (torch.cat([masks[0], masks[0].flip(-1)]), masks[1].repeat(2))
         self._batch_index += 1
         out = forward_with_fp32_fallback(
-            self.policy, self._call_model, x, lambda o: _unpack(o)[0],
+            self.policy, lambda y: self._call_model(y, masks), x, lambda o: _unpack(o)[0],
             label=f"FeatureExtractor batch {self._batch_index}",
         )
         g, p, v = _unpack(out)

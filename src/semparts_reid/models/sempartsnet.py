@@ -32,7 +32,7 @@ from ..layers.heads import BNNeck, GeM, MultiBNNeck, MultiLinear, global_avg_poo
 from ..layers.part_classifier import SemanticPartClassifier, part_map_loss
 from ..layers.part_clustering import pseudo_part_labels
 from ..layers.part_decoder import PartDecoder
-from ..layers.part_pooling import PartMaskPooling, labels_to_masks
+from ..layers.part_pooling import PartMaskPooling, labels_to_masks, resize_masks
 from ..layers.parts import IGNORE_INDEX, NUM_BODY_PARTS, NUM_PART_CLASSES
 from .backbones import ResNetBackbone
 
@@ -268,19 +268,34 @@ class SemPartsNet(nn.Module):
         return self.part_classifier([*skips, feature_map])
 
     def _pooling_masks(
-        self, feature_map: Tensor, part_logits: Tensor, part_labels: Tensor | None
+        self, feature_map: Tensor, part_logits: Tensor, part_labels: Tensor | None,
+        known: Tensor | None = None,
     ) -> tuple[Tensor, bool]:
         """The masks to pool ``feature_map`` with and whether they are hard: the given
         ``part_labels``, else the predicted part maps at the feature map's size (detached
-        with ``detach_masks``)."""
-        if part_labels is not None:
+        with ``detach_masks``); with ``known`` (B,) bool, the given masks of the images
+        it marks and the predicted ones of the others (both at the feature map's size,
+        the given ones resized as pooling resizes them, so a marked image pools exactly
+        as with ``part_labels`` alone)."""
+        if part_labels is not None and known is None:
             return self._given_masks(part_labels, feature_map.shape[0])
         masks = SemanticPartClassifier.to_maps(part_logits)
         if masks.shape[-2:] != feature_map.shape[-2:]:
             masks = _area_pool(masks, feature_map.shape[-2:])
         if self.detach_masks:
             masks = masks.detach()
-        return masks, False
+        if part_labels is None:
+            return masks, False
+        assert known is not None and self.part_pool is not None
+        if known.shape != (feature_map.shape[0],):
+            raise ValueError(f"known must have shape ({feature_map.shape[0]},), got "
+                             f"{tuple(known.shape)}")
+        given, hard = self._given_masks(part_labels, feature_map.shape[0])
+        size = (int(feature_map.shape[-2]), int(feature_map.shape[-1]))
+        given = resize_masks(given, size, hard=hard,
+                             hard_resize=self.part_pool.hard_resize)
+        keep = known.to(device=masks.device, dtype=torch.bool).view(-1, 1, 1, 1)
+        return torch.where(keep, given.float(), masks.float()), False
 
     def forward_head(
         self,
@@ -288,11 +303,12 @@ class SemPartsNet(nn.Module):
         part_labels: Tensor | None = None,
         *,
         skips: list[Tensor] | None = None,
+        known: Tensor | None = None,
     ) -> ReIDOutput:
         """Pool, neck and classify a ``(B, C, h, w)`` feature map (see :meth:`forward`).
 
         ``skips``: the early-stage maps of :meth:`forward_stages` (needed by the
-        ``"decoder"`` part head).
+        ``"decoder"`` part head). ``known``: as in :meth:`forward`.
         """
         if feature_map.ndim != 4 or feature_map.shape[1] != self.feat_dim:
             raise ValueError(
@@ -320,7 +336,7 @@ class SemPartsNet(nn.Module):
         else:
             assert self.part_pool is not None and self.part_necks is not None
             part_logits = self._part_logits(feature_map, skips)
-            masks, hard = self._pooling_masks(feature_map, part_logits, part_labels)
+            masks, hard = self._pooling_masks(feature_map, part_logits, part_labels, known)
             pooled, vis = self.part_pool(feature_map, masks, hard=hard)  # (B, K+1, C)
             background_feat = pooled[:, 0]
             part_raw = pooled[:, 1:]
@@ -345,7 +361,9 @@ class SemPartsNet(nn.Module):
             background_feat=background_feat,
         )
 
-    def forward(self, images: Tensor, part_labels: Tensor | None = None) -> ReIDOutput:
+    def forward(
+        self, images: Tensor, part_labels: Tensor | None = None, *, known: Tensor | None = None
+    ) -> ReIDOutput:
         """Run the network.
 
         Args:
@@ -354,6 +372,9 @@ class SemPartsNet(nn.Module):
                 part maps: a ``(B, H', W')`` int64 label map (0 bg, 1 head, 2 upper,
                 3 lower, 255 ignore) or ``(B, K+1, H', W')`` soft maps. The part logits
                 are still computed (for the part loss).
+            known: optional ``(B,)`` bool with ``part_labels``: the images that pool with
+                their given masks; the others pool with their predicted part maps (e.g.
+                crops a human parser found no pose in). Default: all of them.
 
         Returns:
             A :class:`ReIDOutput`.
@@ -362,7 +383,9 @@ class SemPartsNet(nn.Module):
             shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(f"images must be a (B, 3, H, W) tensor, got {shape}")
         feature_map, skips = self.forward_stages(images)
-        return self.forward_head(feature_map, part_labels, skips=skips)
+        if known is None:
+            return self.forward_head(feature_map, part_labels, skips=skips)
+        return self.forward_head(feature_map, part_labels, skips=skips, known=known)
 
     # ----------------------------------------------------------------- helpers
     def _given_masks(self, part_labels: Tensor, batch: int) -> tuple[Tensor, bool]:

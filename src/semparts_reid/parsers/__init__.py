@@ -27,7 +27,14 @@ from __future__ import annotations
 
 from .base import ParseResult, PartParser, check_crops
 from .geometry import BLAZEPOSE, cut_person_mask, pose_to_parts
-from .maps import ManifestRow, ParsedPartMaps, PartMapWriter, map_relpath
+from .maps import (
+    ManifestRow,
+    ParsedPartMaps,
+    ParsedPartMapsSet,
+    PartMapWriter,
+    map_relpath,
+    open_parsed_maps,
+)
 from .mediapipe_backend import MEDIAPIPE_HINT, MediaPipeParser, MediaPipeSettings
 from .run import SPLITS, ParseSummary, parse_dataset
 
@@ -41,11 +48,13 @@ __all__ = [
     "ParseResult",
     "ParseSummary",
     "ParsedPartMaps",
+    "ParsedPartMapsSet",
     "PartMapWriter",
     "PartParser",
     "check_crops",
     "cut_person_mask",
     "map_relpath",
+    "open_parsed_maps",
     "parse_dataset",
     "pose_to_parts",
 ]

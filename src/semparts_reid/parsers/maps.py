@@ -40,7 +40,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -58,8 +58,10 @@ __all__ = [
     "SUMMARY_NAME",
     "ManifestRow",
     "ParsedPartMaps",
+    "ParsedPartMapsSet",
     "PartMapWriter",
     "map_relpath",
+    "open_parsed_maps",
 ]
 
 MANIFEST_NAME = "manifest.csv"
@@ -277,6 +279,68 @@ class ParsedPartMaps:
             return None
         return read_part_map(self.out_dir / row.map, table="parts4",
                              size=size or (row.width, row.height))  # fmt: skip
+
+
+class ParsedPartMapsSet:
+    """Several parse output folders read as one (e.g. one per domain): a crop's map
+    comes from the first folder whose manifest lists it.
+
+    Args:
+        folders: the :class:`ParsedPartMaps` (each folder opened).
+    """
+
+    def __init__(self, folders: Sequence[ParsedPartMaps]) -> None:
+        self.folders = list(folders)
+
+    def __len__(self) -> int:
+        """Distinct crops over all folders."""
+        return len({row.path for folder in self.folders for row in folder})
+
+    def __contains__(self, image_path: object) -> bool:
+        return any(image_path in folder for folder in self.folders)
+
+    def row(self, image_path: str) -> ManifestRow | None:
+        """The manifest row of a crop in the first folder that lists it, or None."""
+        for folder in self.folders:
+            row = folder.row(image_path)
+            if row is not None:
+                return row
+        return None
+
+    def read(self, image_path: str, *, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The crop's map from the first folder that lists it (:meth:`ParsedPartMaps.read`)."""
+        for folder in self.folders:
+            if image_path in folder:
+                return folder.read(image_path, size=size)
+        return None
+
+    def __repr__(self) -> str:
+        return f"ParsedPartMapsSet({[str(f.out_dir) for f in self.folders]})"
+
+
+def open_parsed_maps(
+    folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> ParsedPartMaps | ParsedPartMapsSet:
+    """Open parse output folder(s): one path, a comma-separated list of paths (as
+    ``TrainConfig.parts.parser_maps`` holds them) or a sequence of paths.
+
+    Raises:
+        InputNotFoundError: a folder without ``manifest.csv`` (the message names it).
+        InputError: no folder given, or a folder's manifest is malformed.
+
+    Example:
+        >>> open_parsed_maps("parsed/source,parsed/target")      # doctest: +SKIP
+        ParsedPartMapsSet(['parsed/source', 'parsed/target'])
+    """
+    if isinstance(folders, (str, os.PathLike)):
+        text = os.fspath(folders)
+        names = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        names = [os.fspath(f) for f in folders]
+    if not names:
+        raise InputError(f"parser maps {folders!r}: expected a folder of 'semparts-reid parse'")
+    opened = [ParsedPartMaps(name) for name in names]
+    return opened[0] if len(opened) == 1 else ParsedPartMapsSet(opened)
 
 
 def _read_manifest(path: Path) -> list[ManifestRow]:
