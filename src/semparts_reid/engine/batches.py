@@ -87,7 +87,7 @@ class EpochBatches:
         self.parser_fallback: dict[str, int] = {}
         parts = config.parts
         if parts.part_labels == "parser" or parts.pool_with_parser_maps:
-            if not (parts.parser_maps or "").strip(" ,"):
+            if parts.parser_maps is None or not parts.parser_maps.strip(" ,"):
                 raise InputError(
                     f"parser_maps={parts.parser_maps!r}: part_labels='parser' and "
                     "pool_with_parser_maps need the folder of 'semparts-reid parse' output"
