@@ -67,13 +67,12 @@ PLAIN_PARTS = "Clustering + semantic parts"
 
 def parser_methods(maps_dir: str) -> list[Any]:
     """The rows that use a parser's maps: as labels, as pooling masks, as both."""
-    labels = (("part_labels", "parser"), ("parser_maps", maps_dir),
-              ("parser_maps_on", "target"))
-    pool = (("parser_maps", maps_dir), ("pool_with_parser_maps", True))
+    where = (("parser_maps", maps_dir), ("parser_domains", "target"))
+    labels, pool = (("part_labels", "parser"),), (("pool_with_parser_maps", True),)
     return [
-        camera_method("+ video, parser labels", labels),
-        camera_method("+ video, parser pooling", pool),
-        camera_method("+ video, parser labels + pooling", (*labels, *pool[1:])),
+        camera_method("+ video, parser labels", (*where, *labels)),
+        camera_method("+ video, parser pooling", (*where, *pool)),
+        camera_method("+ video, parser labels + pooling", (*where, *labels, *pool)),
     ]
 
 
