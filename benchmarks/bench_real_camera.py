@@ -40,6 +40,7 @@ finished seeds. Results: ``--output`` (default ``benchmarks/real_camera.json``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -47,7 +48,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from semparts_reid.experiments import spawn_pool, synthetic_spec, threads_per_worker
+from semparts_reid.experiments import (
+    DemoSettings,
+    spawn_pool,
+    synthetic_spec,
+    threads_per_worker,
+)
 from semparts_reid.experiments.targets import Target, report, write_results
 from semparts_reid.experiments.video import (
     CAMERA_METHODS,
@@ -62,6 +68,8 @@ DATA = ROOT.parent / "shared" / "data" / "mot15"
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")
 FEATURE = "global + parts"
 NO_PARTS_VIDEO = "Clustering + video constraints"
+#: --quick: the demo's tiny preset, one seed, the first sequence, no targets checked
+QUICK_SETTINGS = dataclasses.replace(DemoSettings.quick(), objectives=("cluster",))
 PLAIN_PARTS = "Clustering + semantic parts"
 
 
@@ -76,11 +84,29 @@ def parser_methods(maps_dir: str) -> list[Any]:
     ]
 
 
-def target_spec(sequences: list[Path], cache: Path) -> str:
-    return f"mot:{','.join(str(s) for s in sequences)}?source=gt&cache={cache}"
+def target_spec(sequences: list[Path], cache: Path, gap: int, stride: int) -> str:
+    """The target: ground-truth boxes without ids, temporal split, re-association
+    protocol with ``gap`` frames between a query and its gallery."""
+    paths = ",".join(str(s) for s in sequences)
+    return f"mot:{paths}?source=gt&gap={gap}&stride={stride}&cache={cache}"
 
 
-def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: int) -> dict:
+def ensure_parsed(spec: str, maps_dir: str) -> None:
+    """Parse the target's crops into ``maps_dir`` unless it holds a parse already (the
+    ``[parser]`` extra: MediaPipe)."""
+    from semparts_reid.data import build_dataset
+    from semparts_reid.parsers import MediaPipeParser, parse_dataset
+
+    if (Path(maps_dir) / "manifest.csv").is_file():
+        return
+    with MediaPipeParser(workers=2) as parser:
+        summary = parse_dataset(build_dataset(spec), parser, maps_dir, progress=False)
+    print(f"parsed {summary.num_crops} crops: {100 * summary.labelled_fraction:.1f} % labelled, "
+          f"{summary.crops_per_s:.1f} crops/s", flush=True)
+
+
+def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: int,
+             quick: bool = False) -> dict:
     """One seed in a worker process: every row, saved to ``work/seed_<seed>.json``."""
     import torch
 
@@ -88,9 +114,11 @@ def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: in
     from semparts_reid.parsers import ParsedPartMaps
 
     torch.set_num_threads(threads)
-    source = build_dataset(synthetic_spec("a", CAMERA_SETTINGS, seed))
+    source = build_dataset(synthetic_spec("a", QUICK_SETTINGS if quick else CAMERA_SETTINGS,
+                                          seed))
     target = build_dataset(spec)
-    methods = list(CAMERA_METHODS) + (parser_methods(maps_dir) if maps_dir else [])
+    # the parser rows first: a wrong parse folder fails the seed before the long rows
+    methods = (parser_methods(maps_dir) if maps_dir else []) + list(CAMERA_METHODS)
     pooled = {m.name: ParsedPartMaps(maps_dir) for m in methods
               if maps_dir and dict(m.overrides).get("pool_with_parser_maps")}
     path = work / f"seed_{seed}.json"
@@ -101,7 +129,8 @@ def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: in
         write_results(path.with_suffix(".partial.json"), {"seed": seed, "rows": rows})
 
     t0 = time.perf_counter()
-    run_camera_seed(source, target, work / f"seed_{seed}", seed, methods,
+    settings = QUICK_SETTINGS if quick else CAMERA_SETTINGS
+    run_camera_seed(source, target, work / f"seed_{seed}", seed, methods, settings=settings,
                     eval_part_maps=pooled, on_row=save)
     write_results(path, {"seed": seed, "rows": rows, "seconds": time.perf_counter() - t0})
     path.with_suffix(".partial.json").unlink(missing_ok=True)
@@ -174,37 +203,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe-row", default="+ video, parser labels + pooling",
                    help="the row the targets are checked on (the video recipe)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / "work" / "real_camera")
+    p.add_argument("--work-dir", type=Path, default=ROOT / "benchmarks" / "_work" / "real_camera")
     p.add_argument("--crop-cache", type=Path, default=None,
                    help="folder of the target's crops (default: WORK_DIR/crops); the same "
                    "as the parse's when --parser-maps is given")
     p.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "real_camera.json")
+    p.add_argument("--gap", type=int, default=25,
+                   help="re-association: frames between a query and its gallery (25: 1 s)")
+    p.add_argument("--stride", type=int, default=5, help="re-association: a query every N frames")
     p.add_argument("--no-targets", action="store_true")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: tiny schedule, seed 0, the first sequence, no parser rows")
     args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.sequences, args.parser_maps = [0], args.sequences[:1], None
     for s in args.sequences:
         if not (s / "seqinfo.ini").is_file():
             sys.exit(f"bench_real_camera: no MOT sequence at {s} (seqinfo.ini missing)")
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    spec = target_spec(args.sequences, args.crop_cache or args.work_dir / "crops")
+    spec = target_spec(args.sequences, args.crop_cache or args.work_dir / "crops", args.gap,
+                       args.stride)
     done = {s: json.loads((args.work_dir / f"seed_{s}.json").read_text())["rows"]
             for s in args.seeds if (args.work_dir / f"seed_{s}.json").is_file()}
     todo = [s for s in args.seeds if s not in done]
     print(f"target {spec}; seeds done {sorted(done)}, to run {todo}", flush=True)
+    if args.parser_maps and todo:
+        ensure_parsed(spec, args.parser_maps)
     t0 = time.perf_counter()
-    with spawn_pool(args.workers) as pool:
-        futures = {pool.submit(run_seed, s, spec, args.work_dir, args.parser_maps,
-                               threads_per_worker(args.workers)): s for s in todo}
-        base = baselines(spec)
-        for fut, seed in futures.items():
-            done[seed] = fut.result()
+    job = (spec, args.work_dir, args.parser_maps, threads_per_worker(args.workers), args.quick)
+    if args.workers == 1:  # in this process, one seed after another
+        for seed in todo:
+            done[seed] = run_seed(seed, *job)
             print(f"seed {seed} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+        base = baselines(spec)
+    else:
+        with spawn_pool(args.workers) as pool:
+            futures = {pool.submit(run_seed, s, *job): s for s in todo}
+            base = baselines(spec)
+            for fut, seed in futures.items():
+                done[seed] = fut.result()
+                print(f"seed {seed} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     seeds = {s: done[s] for s in sorted(done)}
     print_table(seeds, base)
     checks = targets(seeds, base, args.recipe_row)
     write_results(args.output, {"target": spec, "seeds": seeds, "baselines": base,
                                 "feature": FEATURE, "recipe_row": args.recipe_row,
                                 "targets": [vars(t) for t in checks]})
-    return report(checks, checked=not args.no_targets)
+    return report(checks, checked=not (args.no_targets or args.quick))
 
 
 if __name__ == "__main__":

