@@ -13,6 +13,8 @@ measured.
   identity or memory loss), retrieval on global + parts.
 * ``cluster-parts``: the clustering objective + semantic parts, with the current
   cluster defaults.
+* ``video``: ``cluster-parts`` on a camera's own video, with the video constraints and a
+  human parser's maps as the target's part labels (needs ``parser_maps``).
 
 The registry is :data:`RECIPES`; a new method adds one entry (:func:`register_recipe`).
 This module is data only (it does not import the config, which imports it to build
@@ -119,4 +121,22 @@ register_recipe(Recipe(
     measured="the demo's 'Clustering + semantic parts' row and the clustering table of "
     "docs/semantic_parts.md (mAP global / global + parts 32.0 / 33.2, 53.9 / 60.3, "
     "39.0 / 43.3 on a->b / b->a / a->c)",
+))
+
+
+register_recipe(Recipe(
+    name="video",
+    summary="a camera's own unlabeled video as the target: clustering + semantic parts, "
+    "the video's tracklets as must-links and same-frame crops as cannot-links "
+    "(video_constraints; the IoU tracker links crops without a tracklet), and a human "
+    "parser's maps as the target's part labels (part_labels='parser': pass --parser-maps "
+    "DIR, the output of 'semparts-reid parse'; crops without a pose keep the classifier's "
+    "own labels); retrieval on the global + part features.",
+    choices=(("target_objective", "cluster"), ("use_parts", True), ("part_labels", "parser"),
+             ("parser_domains", "target"), ("video_constraints", True),
+             ("video_tracker", "iou"), ("cluster_refine_global", True),
+             ("cluster_part_smoothing", False), ("eval_mode", "concat")),
+    measured="'+ video, parser labels' of benchmarks/bench_real_camera.py (docs/real_cameras.md): "
+    "5 seeds on the temporal split of two MOTChallenge 2015 sequences, the best of the three "
+    "uses of the parser's maps measured there",
 ))
