@@ -38,6 +38,10 @@ from semparts_reid.experiments.targets import MISSED_EXIT
 
 HERE = Path(__file__).resolve().parent
 
+# the real_camera run whose seed-0 models the tracking benchmark scores
+_CAMERA = "benchmarks/_work/real_camera/seed_0"
+_RECIPE = "__video,_parser_labels"  # experiments.method_folder of the video recipe's row
+
 # name -> (script: a file in benchmarks/ or an absolute path, arguments of a full run,
 #          arguments of a quick run)
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
@@ -98,10 +102,6 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                         "benchmarks/_work/semantic_parts",
                         "--json", "benchmarks/semantic_parts.json"],
                        ["--quick"]),
-    # deep-sort-realtime IDF1 per embedder on the two TUD sequences of ../shared/data/mot15
-    # (issue 23, item 4); ours run when --checkpoint / --adapted-checkpoint are given
-    "tracking": ("bench_tracking.py", ["--output", "benchmarks/tracking.json"],
-                 ["--quick", "--detections", "gt-jitter"]),
     # real cameras (issue 23): adapt on the first half of the two TUD sequences' unlabeled
     # crops, re-association on the second half, 5 seeds, paired; the parser rows need the
     # [parser] extra (MediaPipe) for the first run, which parses into the work folder
@@ -112,11 +112,24 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                      "--output", "benchmarks/real_camera.json"],
                     ["--quick", "--work-dir", "benchmarks/_work/real_camera_quick",
                      "--output", "benchmarks/_work/real_camera_quick/out.json"]),
+    # deep-sort-realtime IDF1 per embedder on the two TUD sequences of ../shared/data/mot15
+    # (issue 23, item 4); ours run when --checkpoint / --adapted-checkpoint are given
+    # ours: seed 0's source model and its video-recipe model from real_camera (run it
+    # first), adapted on the first half of both sequences; scored on the second half
+    "tracking": ("bench_tracking.py",
+                 ["--output", "benchmarks/tracking.json", "--eval-part", "later",
+                  "--seeds", "0", "1", "2", "3", "4",
+                  "--checkpoint", f"{_CAMERA}/source/source_final.pt",
+                  "--adapted-checkpoint", f"TUD-Campus={_CAMERA}/{_RECIPE}/adapt_final.pt",
+                  "--adapted-checkpoint", f"TUD-Stadtmitte={_CAMERA}/{_RECIPE}/adapt_final.pt"],
+                 ["--quick", "--detections", "gt-jitter"]),
     # the MediaPipe parser on the TUD crops: labelled fraction and crops/s (issue 23); needs
     # the [parser] extra (without it: skipped, exit 0)
     "parser": ("bench_parser.py", ["--output", "benchmarks/parser.json"], ["--quick"]),
     # TrackerEmbedder vs deep-sort-realtime's MobileNetV2, crops/s on CPU (target >= 15x)
-    "embedder_speed": ("bench_embedder_speed.py", [], ["--quick"]),
+    # the video recipe's model of real_camera (seed 0, 80x40), as a tracker would run it
+    "embedder_speed": ("bench_embedder_speed.py",
+                       ["--checkpoint", f"{_CAMERA}/{_RECIPE}/adapt_final.pt"], ["--quick"]),
 }
 
 # lines worth lifting into the summary
