@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from semparts_reid.engine.losses import part_targets
 from semparts_reid.experiments.targets import Target, report
+from semparts_reid.layers.part_classifier import part_map_loss
 from semparts_reid.layers.part_pooling import part_mask_pool
 from semparts_reid.models.factory import build_model
 
@@ -200,7 +201,7 @@ def time_model_steps(
                 image_size=size,
             )
             assert labels is not None
-            loss = loss + model.part_loss(out, labels)
+            loss = loss + part_map_loss(out.part_logits, labels)
         loss.backward()
         opt.step()
 

@@ -181,7 +181,7 @@ def test_update_state_round_trip_and_errors() -> None:
         clone.load_state_dict({"name": "ecn"})
     with pytest.raises(RuntimeError, match="call start_epoch first"):
         _objective().loss(out, {"index": idx})
-    with pytest.raises(TypeError, match="expected a SplitFeatures"):
+    with pytest.raises(TypeError, match="expected a PartFeatures"):
         _objective().start_epoch(EpochState("adapt", 0), lambda: torch.zeros(3))
     with pytest.raises(ValueError, match="1 head.*memory has 4"):
         obj.loss({"global_feat": out["global_feat"], "part_feats": torch.zeros(4, 0, D),

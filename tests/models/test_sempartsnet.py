@@ -6,6 +6,7 @@ import pytest
 import torch
 import torchvision
 
+from semparts_reid.layers.part_classifier import part_map_loss
 from semparts_reid.layers.part_pooling import part_mask_pool
 from semparts_reid.models.backbones import ResNetBackbone, list_backbones
 from semparts_reid.models.factory import build_model, list_models
@@ -146,8 +147,6 @@ def test_parts_false_baseline() -> None:
     assert not any("part" in k for k in model.state_dict())
     with pytest.raises(ValueError, match="no part branch"):
         model(torch.randn(2, 3, H, W), part_labels=torch.zeros(2, H, W, dtype=torch.long))
-    with pytest.raises(ValueError, match="parts=False"):
-        SemPartsNet.part_loss(out, torch.zeros(2, H, W, dtype=torch.long))
 
 
 def test_part_loss_and_detach_masks() -> None:
@@ -161,7 +160,7 @@ def test_part_loss_and_detach_masks() -> None:
         out.id_logits.square().sum().backward()
         grad = model.part_classifier.classifier.weight.grad  # type: ignore[union-attr]
         assert (grad is None or grad.abs().sum() == 0) == detach
-        part = SemPartsNet.part_loss(model(x), labels, class_balance=True)
+        part = part_map_loss(model(x).part_logits, labels, class_balance=True)
         assert part.ndim == 0 and torch.isfinite(part)
 
 

@@ -201,7 +201,7 @@ class ClusterObjective:
         for name in ("global_feat", "part_feats", "visibility"):
             if not hasattr(split, name):
                 raise TypeError(f"features() returned {type(split).__name__} without "
-                                f"'{name}': expected a SplitFeatures")
+                                f"'{name}': expected a PartFeatures")
         g = torch.as_tensor(split.global_feat).float()
         parts = torch.as_tensor(split.part_feats).float()
         vis = torch.as_tensor(split.visibility).float()

@@ -5,7 +5,7 @@ The trainer does not know ECN or clustering. It holds one object with this inter
 
 * ``start_epoch(state, features)`` once before the epoch's first step. ``state`` is an
   :class:`EpochState`; ``features()`` extracts the current target training features
-  (a :class:`~semparts_reid.inference.SplitFeatures`) and is only paid for when called,
+  (a :class:`~semparts_reid.inference.PartFeatures`) and is only paid for when called,
   so an objective that re-clusters calls it and the exemplar memory does not;
 * ``loss(outputs, batch)`` the target loss of a step, from the target outputs (the
   dict of ``ReIDOutput`` fields the step's forward returns) and the target batch dict

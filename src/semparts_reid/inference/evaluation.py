@@ -62,9 +62,6 @@ __all__ = [
 MODES = ("global", "concat", "parts")
 
 
-# engine/target_features.py still imports this name (engine/ is being refactored by
-# another developer); it goes once that import reads PartFeatures
-SplitFeatures = PartFeatures
 
 
 def _labels(records: Sequence[Any], split: str) -> tuple[list[str], np.ndarray, np.ndarray]:

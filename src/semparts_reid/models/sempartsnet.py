@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..hub.constants import IMAGENET_MEAN, IMAGENET_STD  # re-exported: the one definition
 from ..layers.heads import BNNeck, GeM, MultiBNNeck, MultiLinear, global_avg_pool
-from ..layers.part_classifier import SemanticPartClassifier, part_map_loss
+from ..layers.part_classifier import SemanticPartClassifier
 from ..layers.part_clustering import pseudo_part_labels
 from ..layers.part_decoder import PartDecoder
 from ..layers.part_pooling import PartMaskPooling, labels_to_masks, resize_masks
@@ -406,13 +406,6 @@ class SemPartsNet(nn.Module):
             "part_labels must be a (B, H, W) label map or (B, "
             f"{NUM_PART_CLASSES}, H, W) part maps, got {tuple(part_labels.shape)}"
         )
-
-    @staticmethod
-    def part_loss(output: ReIDOutput, part_labels: Tensor, **kwargs: Any) -> Tensor:
-        """Pixel-wise part loss on ``output.part_logits`` (see :func:`part_map_loss`)."""
-        if output.part_logits is None:
-            raise ValueError("this output has no part_logits (model built with parts=False)")
-        return part_map_loss(output.part_logits, part_labels, **kwargs)
 
     @staticmethod
     def pseudo_part_labels(
