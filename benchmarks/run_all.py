@@ -123,6 +123,10 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                   "--adapted-checkpoint", f"TUD-Campus={_CAMERA}/{_RECIPE}/adapt_final.pt",
                   "--adapted-checkpoint", f"TUD-Stadtmitte={_CAMERA}/{_RECIPE}/adapt_final.pt"],
                  ["--quick", "--detections", "gt-jitter"]),
+    # a generated 1-minute 25 fps camera parsed, adapted and scored end to end (issue 23:
+    # <= 10 min on 2 cores); run after real_camera (its seed-0 source model)
+    "camera_pipeline": ("bench_camera_pipeline.py",
+                        ["--output", "benchmarks/camera_pipeline.json"], ["--quick"]),
     # the MediaPipe parser on the TUD crops: labelled fraction and crops/s (issue 23); needs
     # the [parser] extra (without it: skipped, exit 0)
     "parser": ("bench_parser.py", ["--output", "benchmarks/parser.json"], ["--quick"]),
