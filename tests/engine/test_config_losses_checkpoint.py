@@ -55,7 +55,7 @@ def test_every_field_has_help_and_round_trips_through_json() -> None:
         ({"lr": 0.0}, "lr"),
         ({"epochs": -1}, "epochs"),
         ({"input_size": (8, 4)}, "input_size"),
-        ({"part_labels": "parser"}, "part_labels"),
+        ({"part_labels": "oracle"}, "part_labels"),
         ({"flip_prob": 1.5}, "flip_prob"),
         ({"batch_size": 30, "num_instances": 4}, "num_instances"),
         ({"target_weight": 2.0}, "target_weight"),

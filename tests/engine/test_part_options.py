@@ -22,7 +22,7 @@ from semparts_reid.models.factory import build_model
         ("part_dice_weight", -1.0, "part_dice_weight=-1.0"),
         ("part_head_lr_mult", float("nan"), "part_head_lr_mult=nan"),
         ("color_jitter", 1.0, "color_jitter=1.0"),
-        ("part_labels", "parser", "part_labels='parser'"),
+        ("part_labels", "oracle", "part_labels='oracle'"),
     ],
 )
 def test_bad_part_options_name_the_field(field: str, value: Any, match: str) -> None:
