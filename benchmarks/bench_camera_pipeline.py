@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     p.add_argument("--source-checkpoint", type=Path,
                    default=WORK / "real_camera" / "seed_0" / "source" / "source_final.pt")
-    p.add_argument("--parser-python", default=sys.executable,
-                   help="interpreter with the [parser] extra for the parse step")
+    p.add_argument("--parser-python",
+                   default=os.environ.get("SEMPARTS_PARSER_PYTHON", sys.executable),
+                   help="interpreter with the [parser] extra for the parse step (default: "
+                   "$SEMPARTS_PARSER_PYTHON, else this one)")
     p.add_argument("--work-dir", type=Path, default=WORK / "camera_pipeline")
     p.add_argument("--output", type=Path, default=None, help="results JSON")
     p.add_argument("--quick", action="store_true", help="60 frames; targets not checked")
