@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     times["evaluate"] = time.perf_counter() - t0
     total = sum(times.values())
     print(f"evaluate: {times['evaluate']:.1f} s (re-association mAP "
-          f"{100 * rows['global + parts']['mAP']:.1f} on cartoons)")
+          f"{100 * rows['global + parts']['mAP']:.1f}: not a result, every loop's people "
+          "have new ids)")
     print(f"end to end: {total:.1f} s on {os.cpu_count()} cores")
     if args.output:
         write_results(args.output, {"frames": frames, "fps": args.fps,
