@@ -60,6 +60,7 @@ from semparts_reid.experiments.targets import Target, report, write_results
 from semparts_reid.experiments.video import (
     CAMERA_METHODS,
     CAMERA_SETTINGS,
+    adapt_camera_methods,
     camera_method,
     paired_difference,
     run_camera_seed,
@@ -75,15 +76,20 @@ QUICK_SETTINGS = dataclasses.replace(DemoSettings.quick(), objectives=("cluster"
 PLAIN_PARTS = "Clustering + semantic parts"
 
 
-def parser_methods(maps_dir: str) -> list[Any]:
-    """The rows that use a parser's maps: as labels, as pooling masks, as both."""
+def parser_methods(maps_dir: str, source_maps: str | None = None) -> list[Any]:
+    """The rows that use a parser's maps: as the target's labels, as pooling masks, as
+    both; with ``source_maps`` (the parse of the source), as labels on both domains."""
     where = (("parser_maps", maps_dir), ("parser_domains", "target"))
     labels, pool = (("part_labels", "parser"),), (("pool_with_parser_maps", True),)
-    return [
+    rows = [
         camera_method("+ video, parser labels", (*where, *labels)),
         camera_method("+ video, parser pooling", (*where, *pool)),
         camera_method("+ video, parser labels + pooling", (*where, *labels, *pool)),
     ]
+    if source_maps:
+        both = (("parser_maps", f"{source_maps},{maps_dir}"), ("parser_domains", "both"))
+        rows.append(camera_method(SOURCE_AND_TARGET, (*both, *labels)))
+    return rows
 
 
 def target_spec(sequences: list[Path], cache: Path, gap: int, stride: int) -> str:
@@ -108,8 +114,9 @@ def ensure_parsed(spec: str, maps_dir: str) -> None:
 
 
 def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: int,
-             quick: bool = False) -> dict:
-    """One seed in a worker process: every row, saved to ``work/seed_<seed>.json``."""
+             quick: bool = False, source_maps: str | None = None) -> dict:
+    """One seed in a worker process: every row, saved to ``work/seed_<seed>.json``; a
+    finished seed only adapts the rows its record lacks (from its source checkpoint)."""
     import torch
 
     from semparts_reid.data import build_dataset
@@ -120,11 +127,19 @@ def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: in
                                           seed))
     target = build_dataset(spec)
     # the parser rows first: a wrong parse folder fails the seed before the long rows
-    methods = (parser_methods(maps_dir) if maps_dir else []) + list(CAMERA_METHODS)
+    seed_maps = source_maps.replace("{seed}", str(seed)) if source_maps else None
+    if seed_maps and not (Path(seed_maps) / "manifest.csv").is_file():
+        print(f"seed {seed}: no parse of the source at {seed_maps} (semparts-reid parse "
+              f"'{synthetic_spec('a', CAMERA_SETTINGS, seed)}' --split train --output-dir "
+              "...): the row with the parser's labels on both domains is left out", flush=True)
+        seed_maps = None
+    methods = ((parser_methods(maps_dir, seed_maps) if maps_dir else [])
+               + list(CAMERA_METHODS))
     pooled = {m.name: ParsedPartMaps(maps_dir) for m in methods
               if maps_dir and dict(m.overrides).get("pool_with_parser_maps")}
     path = work / f"seed_{seed}.json"
-    rows: dict[str, Any] = {}
+    record = json.loads(path.read_text()) if path.is_file() else {"rows": {}, "seconds": 0.0}
+    rows: dict[str, Any] = dict(record["rows"])
 
     def save(name: str, r: dict) -> None:
         rows[name] = r
@@ -132,9 +147,15 @@ def run_seed(seed: int, spec: str, work: Path, maps_dir: str | None, threads: in
 
     t0 = time.perf_counter()
     settings = QUICK_SETTINGS if quick else CAMERA_SETTINGS
-    run_camera_seed(source, target, work / f"seed_{seed}", seed, methods, settings=settings,
-                    eval_part_maps=pooled, on_row=save)
-    write_results(path, {"seed": seed, "rows": rows, "seconds": time.perf_counter() - t0})
+    todo = [m for m in methods if m.name not in rows]
+    if rows:  # a finished seed: the new rows from its source checkpoint
+        adapt_camera_methods(source, target, work / f"seed_{seed}", seed, todo,
+                             settings=settings, eval_part_maps=pooled, on_row=save)
+    else:
+        run_camera_seed(source, target, work / f"seed_{seed}", seed, methods,
+                        settings=settings, eval_part_maps=pooled, on_row=save)
+    seconds = record["seconds"] + time.perf_counter() - t0
+    write_results(path, {"seed": seed, "rows": rows, "seconds": seconds})
     path.with_suffix(".partial.json").unlink(missing_ok=True)
     return rows
 
@@ -181,6 +202,7 @@ def print_table(seeds: dict[int, dict], base: dict) -> None:
 
 
 PARTS_VIDEO = "Clustering + semantic parts + video constraints"
+SOURCE_AND_TARGET = "+ video, parser labels on both domains"
 #: (what, a, b): the paired effects printed beside the targets
 EFFECTS = (
     ("video constraints (with parts)", PARTS_VIDEO, PLAIN_PARTS),
@@ -188,6 +210,7 @@ EFFECTS = (
     ("parser as labels", "+ video, parser labels", PARTS_VIDEO),
     ("parser as pooling masks", "+ video, parser pooling", PARTS_VIDEO),
     ("parser as labels and pooling masks", "+ video, parser labels + pooling", PARTS_VIDEO),
+    ("parser labels on the source too", SOURCE_AND_TARGET, "+ video, parser labels"),
 )
 
 
@@ -232,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                    default=[DATA / s for s in SEQUENCES])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--parser-maps", default=None, help="semparts-reid parse output folder")
+    p.add_argument("--source-parser-maps", default=None,
+                   help="the parse of each seed's source ('{seed}' in the path is replaced): "
+                   "adds a row with the parser's labels on both domains")
+    p.add_argument("--extend", action="store_true",
+                   help="run the rows a finished seed's record lacks (from its source model)")
     p.add_argument("--recipe-row", default="+ video, parser labels",
                    help="the row the targets are checked on (the video recipe)")
     p.add_argument("--workers", type=int, default=2)
@@ -257,12 +285,13 @@ def main(argv: list[str] | None = None) -> int:
                        args.stride)
     done = {s: json.loads((args.work_dir / f"seed_{s}.json").read_text())["rows"]
             for s in args.seeds if (args.work_dir / f"seed_{s}.json").is_file()}
-    todo = [s for s in args.seeds if s not in done]
+    todo = [s for s in args.seeds if s not in done or args.extend]
     print(f"target {spec}; seeds done {sorted(done)}, to run {todo}", flush=True)
     if args.parser_maps and todo:
         ensure_parsed(spec, args.parser_maps)
     t0 = time.perf_counter()
-    job = (spec, args.work_dir, args.parser_maps, threads_per_worker(args.workers), args.quick)
+    job = (spec, args.work_dir, args.parser_maps, threads_per_worker(args.workers), args.quick,
+           args.source_parser_maps)
     if args.workers == 1:  # in this process, one seed after another
         for seed in todo:
             done[seed] = run_seed(seed, *job)

@@ -109,6 +109,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
                     ["--work-dir", "benchmarks/_work/real_camera",
                      "--crop-cache", "benchmarks/_work/real_camera/crops",
                      "--parser-maps", "benchmarks/_work/real_camera/parts",
+                     "--source-parser-maps",
+                     "benchmarks/_work/real_camera/parts_source/seed_{seed}",
                      "--output", "benchmarks/real_camera.json"],
                     ["--quick", "--work-dir", "benchmarks/_work/real_camera_quick",
                      "--output", "benchmarks/_work/real_camera_quick/out.json"]),

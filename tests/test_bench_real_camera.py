@@ -63,3 +63,9 @@ def test_quick_run_end_to_end_and_resume(bench: ModuleType, tmp_path: Path,
     # a rerun finds the finished seed and trains nothing
     assert bench.main(args) == 0
     assert "seeds done [0], to run []" in capsys.readouterr().out
+    # --extend reopens it and adapts only the rows its record lacks: here none
+    record = (tmp_path / "work" / "seed_0.json").read_text()
+    assert bench.main([*args, "--extend"]) == 0
+    assert "to run [0]" in capsys.readouterr().out
+    assert json.loads((tmp_path / "work" / "seed_0.json").read_text())["rows"] == \
+        json.loads(record)["rows"]

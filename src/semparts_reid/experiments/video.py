@@ -40,6 +40,7 @@ __all__ = [
     "CAMERA_METHODS",
     "CAMERA_SETTINGS",
     "PairedDifference",
+    "adapt_camera_methods",
     "baseline_rows",
     "camera_method",
     "paired_difference",
@@ -162,15 +163,37 @@ def run_camera_seed(
     Returns:
         ``{method: {"global": row, "global + parts": row}}`` with ``"Direct transfer"``.
     """
-    from .runs import adapt_from, train_source_model
+    from .runs import train_source_model
 
     _, model = train_source_model(settings, source, target, out, seed, device)
     results = {"Direct transfer": reassociation_rows(model, target, device=device)}
     if on_row:
         on_row("Direct transfer", results["Direct transfer"])
-    for method in methods:
-        from .settings import method_folder
+    results.update(adapt_camera_methods(source, target, out, seed, methods, settings=settings,
+                                        device=device, eval_part_maps=eval_part_maps,
+                                        on_row=on_row))
+    return results
 
+
+def adapt_camera_methods(
+    source: Any,
+    target: Any,
+    out: Path,
+    seed: int,
+    methods: Sequence[Adaptation],
+    *,
+    settings: DemoSettings = CAMERA_SETTINGS,
+    device: str = "cpu",
+    eval_part_maps: Mapping[str, Any] | None = None,
+    on_row: Callable[[str, Rows], None] | None = None,
+) -> dict[str, Rows]:
+    """Adapt each of ``methods`` from the seed's source checkpoint in ``out`` (written by
+    :func:`run_camera_seed`) and score it; for adding rows to a finished seed."""
+    from .runs import adapt_from
+    from .settings import method_folder
+
+    results: dict[str, Rows] = {}
+    for method in methods:
         _, model = adapt_from(settings, method, source_checkpoint(out), source, target,
                               out / method_folder(method), seed, device)
         maps = (eval_part_maps or {}).get(method.name)
