@@ -155,8 +155,14 @@ def _refine_small(
         return
     keep = out[i, j] <= roundoff_bound(x_sq[i] + y_sq[j], dim)
     i, j = i[keep], j[keep]
-    d = (x[i] - y[j]).square_().sum(dim=1)
-    out[i, j] = d.mul_(0.5) if metric == "cosine" else d
+    out[i, j] = _direct(x[i], y[j], metric)
+
+
+def _direct(x: torch.Tensor, y: torch.Tensor, metric: str) -> torch.Tensor:
+    """``(m,)`` distances of the row pairs from their differences (no cancellation):
+    ``||x - y||^2``, or half of it for cosine (unit vectors)."""
+    d = (x - y).square_().sum(dim=1)
+    return d.mul_(0.5) if metric == "cosine" else d
 
 
 def distance_block(
@@ -222,8 +228,7 @@ def pair_distances(
         d = (y_sq - 2.0 * dot + x_sq).clamp_min_(0.0)
         small = d <= roundoff_bound(x_sq + y_sq, dim)
     if bool(small.any()):
-        exact = (x[small] - y[small]).square_().sum(dim=1)
-        d[small] = exact * 0.5 if metric == "cosine" else exact
+        d[small] = _direct(x[small], y[small], metric)
     if metric == "euclidean":
         d = d.sqrt_()
     return d
